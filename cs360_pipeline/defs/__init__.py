@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per area; ``cs360_pipeline.definitions`` merges them."""

@@ -1,0 +1,59 @@
+"""The metric catalog and the release record: configuration and metadata into the shared zone."""
+
+
+from contextlib import closing
+
+import dagster as dg
+
+from cs360_pipeline.catalog.metrics import load_catalog, write_definitions
+from cs360_pipeline.catalog.release import write_release
+from cs360_pipeline.defs.ingest import raw_key
+from cs360_pipeline.defs.privacy import shared_key
+from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.registry import Provider
+from cs360_pipeline.settings import current_paths
+from cs360_pipeline.sql import connect
+
+GROUP = "catalog"
+
+
+def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
+    @dg.asset(
+        key=shared_key("metric_definitions"),
+        group_name=GROUP,
+        kinds={"yaml", "duckdb"},
+        description=(
+            "The CS360 metric catalog from dbt_project/metrics/*.yml, checked against the "
+            "providers' measures: an unknown provider, measure or dimension stops the build."
+        ),
+    )
+    def metric_definitions() -> dg.MaterializeResult:
+        catalog = load_catalog(providers)
+        paths = current_paths().ensure()
+        with closing(connect(paths.build_db)) as con:
+            count = write_definitions(con, catalog, load_policy())
+        return dg.MaterializeResult(metadata={"metrics": count})
+
+    @dg.asset(
+        key=shared_key("release"),
+        deps=[raw_key(p.provider, d) for p in providers.values() for d in p.datasets],
+        group_name=GROUP,
+        kinds={"duckdb"},
+        description=(
+            "The release being built: an id hashed from the delivered files, the privacy policy "
+            "and the code, plus the delivery ledger for freshness checks."
+        ),
+    )
+    def release() -> dg.MaterializeResult:
+        paths = current_paths().ensure()
+        built = write_release(paths, load_policy().sha256)
+        return dg.MaterializeResult(
+            metadata={
+                "release_id": built.release_id,
+                "input_files": len(built.input_files),
+                "policy_sha256": built.policy_sha256,
+                "code_version": built.code_version,
+            }
+        )
+
+    return dg.Definitions(assets=[metric_definitions, release])

@@ -1,0 +1,76 @@
+"""One asset per provider dataset: its inbox into the restricted database."""
+
+
+from contextlib import closing
+
+import dagster as dg
+
+from cs360_pipeline.ingest import ingest_dataset
+from cs360_pipeline.ingest.dropfolder import DropFolder
+from cs360_pipeline.registry import Provider
+from cs360_pipeline.settings import current_paths
+from cs360_pipeline.sql import connect, ident
+
+
+def raw_key(provider: str, dataset: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", provider, dataset])
+
+
+def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
+    dataset = provider.datasets[dataset_name]
+    dropped = [n for n, c in dataset.columns.items() if c.identifier]
+
+    @dg.asset(
+        key=raw_key(provider.provider, dataset_name),
+        group_name=provider.provider,
+        kinds={"duckdb"},
+        description=(
+            f"{dataset.title}, from {provider.organisation}. Files matching "
+            f"'{dataset.file_pattern}' in sources/{provider.provider}/inbox are validated against "
+            "the contract and loaded into the restricted database, or quarantined."
+        ),
+        metadata={
+            "file_pattern": dataset.file_pattern,
+            "cadence": dataset.cadence,
+            "data_owner": f"{provider.data_owner.name} ({provider.data_owner.role})",
+            "identifiers_dropped": ", ".join(dropped) or "none",
+        },
+        tags={"zone": "restricted"},
+    )
+    def _ingest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        paths = current_paths().ensure()
+        folder = DropFolder(paths.provider_dir(provider.provider))
+        with closing(connect(paths.raw_db)) as con:
+            outcomes = ingest_dataset(con, provider, dataset_name, folder, log=context.log.info)
+            table = provider.table(dataset_name)
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+            ).fetchall()[0][0]
+            total = (
+                con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
+                if exists
+                else 0
+            )
+        for outcome in outcomes:
+            if outcome.status == "quarantined":
+                context.log.warning(outcome.message)
+        return dg.MaterializeResult(
+            metadata={
+                "files_loaded": sum(o.status == "loaded" for o in outcomes),
+                "files_quarantined": sum(o.status == "quarantined" for o in outcomes),
+                "files_duplicate": sum(o.status == "duplicate" for o in outcomes),
+                "rows_loaded": sum(o.rows_loaded for o in outcomes),
+                "rows_in_table": total,
+            }
+        )
+
+    return _ingest
+
+
+def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
+    assets = [
+        _ingest_asset(provider, name)
+        for provider in providers.values()
+        for name in provider.datasets
+    ]
+    return dg.Definitions(assets=assets)

@@ -1,0 +1,78 @@
+"""dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks."""
+
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from cs360_pipeline.settings import DBT_PROJECT_DIR, current_paths
+
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
+WATCHED = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for name in WATCHED:
+        path = DBT_PROJECT_DIR / name
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        newest = max([newest, *(f.stat().st_mtime for f in files)])
+    return newest
+
+
+def ensure_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than its files.
+
+    dagster-dbt only re-parses under ``dagster dev``; the headless refresh, the tests and the
+    UI all load the definitions the same way, so they share this check (a parse takes ~3 s).
+    """
+    manifest = dbt_project.manifest_path
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+        return manifest
+    env = {**os.environ, "CS360_BUILD_DB": str(current_paths().build_db)}
+    result = subprocess.run(
+        [DBT_EXECUTABLE, "parse", "--quiet"],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0 or not manifest.exists():
+        raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")
+    return manifest
+
+
+class Translator(DagsterDbtTranslator):
+    """Group models by layer (staging, intermediate, marts) so the graph reads left to right."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 2:
+            return f"dbt_{fqn[1]}"
+        return super().get_group_name(dbt_resource_props)
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=Translator(),
+)
+def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    # The profile reads the build database's path from the environment at run time.
+    os.environ["CS360_BUILD_DB"] = str(current_paths().ensure().build_db)
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+dbt_resource = DbtCliResource(
+    project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
+)
+
+defs = dg.Definitions(assets=[cs360_dbt_models], resources={"dbt": dbt_resource})

@@ -1,0 +1,110 @@
+"""Deterministic demo extracts for the fictional city of Riverton (city code ``RIV``).
+
+``generate`` writes what the partners would drop into their inboxes (police incidents and CAD
+calls, school attendance, injury ED visits, probation events, plus city reference files), so
+the whole pipeline can be run and demonstrated without real, sensitive data. The output is a
+pure function of ``(seed, scale, end_month, months)``: the same arguments give byte-identical
+files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from cs360_pipeline.demo import hospital, police, probation, school
+from cs360_pipeline.demo.city import City, build_city, reference_files
+from cs360_pipeline.demo.common import Window, dataset_rng, last_complete_month
+from cs360_pipeline.demo.writer import CsvWriter
+
+CITY_CODE = "RIV"
+CITY_NAME = "Riverton"
+
+MonthlyDataset = Callable[
+    [City, Window, np.random.Generator, float], Iterator[tuple[str, pa.Table]]
+]
+
+# (provider, dataset, generator). The rng of each is keyed by "provider/dataset".
+MONTHLY_DATASETS: tuple[tuple[str, str, MonthlyDataset], ...] = (
+    ("police", "incidents", police.incidents),
+    ("police", "calls", police.calls),
+    ("school", "attendance", school.attendance),
+    ("hospital", "ed_visits", hospital.ed_visits),
+    ("probation", "events", probation.events),
+)
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What a ``generate`` run wrote, keyed by ``"provider/dataset"``."""
+
+    files: dict[str, int]  # "police/incidents" -> number of files written
+    rows: dict[str, int]  # "police/incidents" -> total rows written
+    first_month: str  # "YYYY-MM"
+    last_month: str  # "YYYY-MM"
+
+
+def generate(
+    sources_dir: Path,
+    *,
+    seed: int = 360,
+    scale: float = 1.0,
+    end_month: str | None = None,
+    months: int = 36,
+    progress: Callable[[str], None] | None = None,
+) -> DemoSummary:
+    """Write every demo extract to ``sources_dir/<provider>/inbox/``.
+
+    ``scale`` multiplies volumes (incidents, calls, students, visits, probation cases), never
+    the geography. ``end_month`` defaults to the last complete month before today; it is the
+    only input not fixed by the arguments. Existing files of the same name are replaced; other
+    files in the inboxes are left alone.
+    """
+    if seed < 0:
+        raise ValueError("seed must be non-negative")
+    if scale < 0:
+        raise ValueError("scale must be non-negative")
+    window = Window.ending(end_month or last_complete_month(date.today()), months)
+    city = build_city()
+    sources_dir = Path(sources_dir)
+    files: dict[str, int] = {}
+    rows: dict[str, int] = {}
+
+    def record(key: str, n_files: int, n_rows: int) -> None:
+        files[key], rows[key] = n_files, n_rows
+        if progress is not None:
+            noun = "file" if n_files == 1 else "files"
+            progress(f"{key}: {n_files} {noun}, {n_rows:,} rows")
+
+    with CsvWriter() as writer:
+        reference = {
+            ("city", name): table for name, table in reference_files(city, window.years).items()
+        }
+        reference["school", "schools.csv"] = school.schools_table(city)
+        for (provider, name), table in reference.items():
+            n = writer.write(table, sources_dir / provider / "inbox" / name)
+            record(f"{provider}/{name.removesuffix('.csv')}", 1, n)
+
+        for provider, dataset, make in MONTHLY_DATASETS:
+            key = f"{provider}/{dataset}"
+            inbox = sources_dir / provider / "inbox"
+            n_files = n_rows = 0
+            for file_name, table in make(city, window, dataset_rng(seed, key), scale):
+                n_rows += writer.write(table, inbox / file_name)
+                n_files += 1
+            record(key, n_files, n_rows)
+
+    return DemoSummary(
+        files=files,
+        rows=rows,
+        first_month=window.label(0),
+        last_month=window.label(len(window) - 1),
+    )
+
+
+__all__ = ["CITY_CODE", "CITY_NAME", "DemoSummary", "generate"]

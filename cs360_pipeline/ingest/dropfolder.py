@@ -1,0 +1,77 @@
+"""The life of a delivered file: inbox -> archive (accepted) or quarantine (rejected)."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
+
+
+@dataclass(frozen=True)
+class DropFolder:
+    """The three folders of one provider."""
+
+    root: Path
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    def pending(self, pattern: str) -> list[Path]:
+        """Complete, regular files in the inbox that match a dataset's pattern, oldest name first.
+
+        Hidden files and names still being written (``.part``, ``.tmp``) are left alone, and a
+        symlink is never followed out of the inbox.
+        """
+        if not self.inbox.is_dir():
+            return []
+        found = []
+        for path in sorted(self.inbox.iterdir()):
+            name = path.name
+            if name.startswith(".") or name.lower().endswith(IN_PROGRESS_SUFFIXES):
+                continue
+            if path.is_symlink() or not path.is_file():
+                continue
+            if fnmatch.fnmatchcase(name, pattern):
+                found.append(path)
+        return found
+
+    def archive_file(self, path: Path, sha256: str) -> Path:
+        """Move an accepted file into the archive, keyed by its content hash."""
+        return _move(path, self.archive / f"{sha256[:16]}__{path.name}")
+
+    def quarantine_file(self, path: Path, sha256: str, reason: str) -> Path:
+        """Move a rejected file aside with a reason file a data owner can act on."""
+        target = _move(path, self.quarantine / f"{sha256[:16]}__{path.name}")
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        return target
+
+
+def _move(path: Path, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        # Same name and same content hash: the bytes are already kept, drop the extra copy.
+        path.unlink()
+    else:
+        shutil.move(str(path), target)
+    return target
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""The only code that reads the restricted database: row level in, protected cells out."""

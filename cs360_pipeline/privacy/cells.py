@@ -1,0 +1,301 @@
+"""Aggregate row-level measures into additive cells and apply primary suppression.
+
+Every measure becomes cells over three hierarchies at once: geography (beat, district, city),
+period (month, quarter, year) and its breakdowns (each on its own, plus the total). All levels come
+from one ``GROUPING SETS`` pass over the same located rows, so every margin adds up exactly. A
+spine of every (period, geography, breakdown) combination fills in zeros for cells with no rows,
+for the months the dataset covers. Suppressed cells leave this module without their values: the
+shared zone never holds a small count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import duckdb
+
+from cs360_pipeline.privacy.policy import Breakdown, Policy
+from cs360_pipeline.registry import Measure, Provider
+from cs360_pipeline.sql import ident, literal
+
+PERIOD_COLUMNS = {"month": "_month", "quarter": "_quarter", "year": "_year"}
+GEO_COLUMNS = {"beat": "_beat", "district": "_district", "city": "_city"}
+
+CELLS_COLUMNS = """
+    measure_id     VARCHAR NOT NULL,
+    period_level   VARCHAR NOT NULL,
+    period_start   DATE    NOT NULL,
+    geo_level      VARCHAR NOT NULL,
+    geo_code       VARCHAR NOT NULL,
+    breakdown      VARCHAR NOT NULL,
+    n              BIGINT,          -- NULL when suppressed
+    value          DOUBLE,          -- NULL when suppressed
+    suppressed     BOOLEAN NOT NULL,
+    min_cell_size  INTEGER NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    measure_id: str
+    cells: int
+    suppressed: int
+    unlocated_rows: int
+
+
+def _breakdown_sql(expression: str, breakdown: Breakdown) -> str:
+    if breakdown.bands:
+        cases = " ".join(
+            f"WHEN ({expression}) >= {low}"
+            + (f" AND ({expression}) <= {high}" if high is not None else "")
+            + f" THEN {literal(label)}"
+            for label, low, high in breakdown.bounds()
+        )
+        return f"CASE {cases} ELSE {literal(breakdown.other)} END"
+    values = ", ".join(literal(v) for v in breakdown.values or [])
+    text = f"CAST(({expression}) AS VARCHAR)"
+    return f"CASE WHEN {text} IN ({values}) THEN {text} ELSE {literal(breakdown.other)} END"
+
+
+class CellBuilder:
+    """Builds the cells of one provider's measures from ``raw`` into ``build.shared``.
+
+    The connection must have the restricted database attached as ``raw`` (read only) and the
+    build database as the default catalog.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+        self.con = con
+        self.policy = policy
+        self.city = policy.tables.city
+
+    # -- geography -------------------------------------------------------------------------
+    def _beat_source(self, provider: Provider, dataset_name: str) -> str:
+        """SQL that yields (_geo_key -> _beat) for a dataset's geography column."""
+        geo = provider.datasets[dataset_name].geography
+        assert geo is not None
+        if geo.crosswalk is None:
+            return "SELECT beat AS _geo_key, beat AS _beat FROM raw.city__beats"
+        ref_provider, _, ref_dataset = geo.crosswalk.dataset.partition(".")
+        table = ident(f"{ref_provider}__{ref_dataset}")
+        return f"SELECT {ident(geo.crosswalk.key)} AS _geo_key, beat AS _beat FROM raw.{table}"
+
+    def _located(self, provider: Provider, measure: Measure) -> str:
+        dataset = provider.datasets[measure.dataset]
+        period = measure.period or dataset.period
+        assert dataset.geography is not None and period is not None
+        extras = []
+        for name, expression in measure.breakdowns.items():
+            mapped = _breakdown_sql(expression, self._breakdown(name))
+            extras.append(f"{mapped} AS {ident('_bd_' + name)}")
+        if measure.value:
+            extras.append(f"({measure.value}) AS _value")
+        if measure.entity:
+            extras.append(f"({measure.entity}) AS _entity")
+        where = f"WHERE ({measure.where})" if measure.where else ""
+        table = ident(provider.table(measure.dataset))
+        return f"""
+            SELECT r.*,
+                   CAST(date_trunc('month', r._period) AS DATE) AS _month,
+                   CAST(date_trunc('quarter', r._period) AS DATE) AS _quarter,
+                   CAST(date_trunc('year', r._period) AS DATE) AS _year,
+                   g.beat AS _beat, g.district AS _district, {literal(self.city.code)} AS _city
+            FROM (
+                SELECT *, {ident(period)} AS _period, {ident(dataset.geography.column)} AS _geo_key
+                       {"".join(", " + e for e in extras)}
+                FROM raw.{table} {where}
+            ) AS r
+            JOIN ({self._beat_source(provider, measure.dataset)}) AS x USING (_geo_key)
+            JOIN raw.city__beats AS g ON g.beat = x._beat
+        """
+
+    def _breakdown(self, name: str) -> Breakdown:
+        try:
+            return self.policy.tables.breakdowns[name]
+        except KeyError:
+            raise ValueError(
+                f"breakdown {name!r} is not defined in privacy/policy.yml tables.breakdowns "
+                f"(known: {', '.join(self.policy.tables.breakdowns)})"
+            ) from None
+
+    # -- the grouping sets -------------------------------------------------------------------
+    @staticmethod
+    def _key_columns(breakdowns: list[str]) -> str:
+        def level(columns: dict[str, str], what: str) -> str:
+            names = list(columns)
+
+            def pick(n: str) -> str:
+                return literal(n) if what == "level" else columns[n]
+
+            cases = " ".join(f"WHEN GROUPING({columns[n]}) = 0 THEN {pick(n)}" for n in names[:-1])
+            return f"CASE {cases} ELSE {pick(names[-1])} END"
+
+        bd_cases = " ".join(
+            f"WHEN GROUPING({ident('_bd_' + b)}) = 0 THEN {literal(b + '=')} || {ident('_bd_' + b)}"
+            for b in breakdowns
+        )
+        breakdown = f"CASE {bd_cases} ELSE 'total' END" if breakdowns else "'total'"
+        return (
+            f"{level(PERIOD_COLUMNS, 'level')} AS period_level, "
+            f"{level(PERIOD_COLUMNS, 'code')} AS period_start, "
+            f"{level(GEO_COLUMNS, 'level')} AS geo_level, "
+            f"{level(GEO_COLUMNS, 'code')} AS geo_code, "
+            f"{breakdown} AS breakdown"
+        )
+
+    @staticmethod
+    def _grouping_sets(breakdowns: list[str], extra: str = "") -> str:
+        sets = []
+        for period, geo, bd in product(
+            PERIOD_COLUMNS.values(), GEO_COLUMNS.values(), [None, *breakdowns]
+        ):
+            columns = [period, geo]
+            columns += [ident("_bd_" + bd)] if bd else []
+            columns += [extra] if extra else []
+            sets.append("(" + ", ".join(columns) + ")")
+        return "GROUPING SETS (" + ", ".join(sets) + ")"
+
+    def _aggregate(self, measure: Measure, located: str) -> str:
+        names = list(measure.breakdowns)
+        keys = self._key_columns(names)
+        if measure.kind == "entities":
+            hit = f"({measure.having})" if measure.having else "true"
+            return f"""
+                SELECT period_level, period_start, geo_level, geo_code, breakdown,
+                       count(*) FILTER (WHERE hit) AS n, CAST(n AS DOUBLE) AS value
+                FROM (
+                    SELECT {keys}, {hit} AS hit
+                    FROM ({located}) AS l
+                    GROUP BY {self._grouping_sets(names, extra="_entity")}
+                )
+                GROUP BY ALL
+            """
+        if measure.kind == "median":
+            stat = "count(_value) AS n, median(_value) AS value"
+        elif measure.kind == "sum":
+            stat = "CAST(sum(_value) AS BIGINT) AS n, CAST(n AS DOUBLE) AS value"
+        else:
+            stat = "count(*) AS n, CAST(n AS DOUBLE) AS value"
+        return f"""
+            SELECT {keys}, {stat}
+            FROM ({located}) AS l
+            GROUP BY {self._grouping_sets(names)}
+        """
+
+    # -- the spine -------------------------------------------------------------------------
+    def _spine(self, provider: Provider, measure: Measure) -> str:
+        dataset = provider.datasets[measure.dataset]
+        period = ident(measure.period or dataset.period or "")
+        table = ident(provider.table(measure.dataset))
+        breakdowns = ["SELECT 'total' AS breakdown"] + [
+            f"SELECT {literal(f'{name}={value}')}"
+            for name in measure.breakdowns
+            for value in self._breakdown(name).domain
+        ]
+        return f"""
+            WITH months AS (
+                SELECT DISTINCT CAST(date_trunc('month', {period}) AS DATE) AS m
+                FROM raw.{table} WHERE {period} IS NOT NULL
+            ),
+            periods AS (
+                SELECT DISTINCT 'month' AS period_level, m AS period_start FROM months
+                UNION SELECT DISTINCT 'quarter', CAST(date_trunc('quarter', m) AS DATE) FROM months
+                UNION SELECT DISTINCT 'year', CAST(date_trunc('year', m) AS DATE) FROM months
+            ),
+            geos AS (
+                SELECT 'beat' AS geo_level, beat AS geo_code FROM raw.city__beats
+                UNION SELECT DISTINCT 'district', district FROM raw.city__beats
+                UNION SELECT 'city', {literal(self.city.code)}
+            ),
+            breakdowns AS ({" UNION ALL ".join(breakdowns)})
+            SELECT * FROM periods, geos, breakdowns
+        """
+
+    # -- one measure -------------------------------------------------------------------------
+    def measure_cells(self, provider: Provider, name: str) -> str:
+        """SQL for one measure's cells with primary suppression applied."""
+        measure = provider.measures[name]
+        k = self.policy.min_cell_size(provider.provider)
+        located = self._located(provider, measure)
+        zero = "NULL" if measure.kind == "median" else "0"
+        small = "n < k" if measure.kind == "median" else "n > 0 AND n < k"
+        return f"""
+            WITH agg AS ({self._aggregate(measure, located)}),
+            full_cells AS (
+                SELECT s.*, coalesce(a.n, 0) AS n,
+                       coalesce(a.value, {zero}) AS value, {k} AS k
+                FROM ({self._spine(provider, measure)}) AS s
+                LEFT JOIN agg AS a
+                    USING (period_level, period_start, geo_level, geo_code, breakdown)
+            )
+            SELECT {literal(provider.measure_id(name))} AS measure_id,
+                   period_level, period_start, geo_level, geo_code, breakdown,
+                   CASE WHEN {small} THEN NULL ELSE n END AS n,
+                   CASE WHEN {small} THEN NULL ELSE value END AS value,
+                   {small} AS suppressed,
+                   k AS min_cell_size
+            FROM full_cells
+        """
+
+    @staticmethod
+    def _crosswalk_ready(provider: Provider, measure: Measure, available: set[str]) -> bool:
+        geo = provider.datasets[measure.dataset].geography
+        if geo is None or geo.crosswalk is None:
+            return True
+        return geo.crosswalk.dataset.replace(".", "__") in available
+
+    def unlocated_rows(self, provider: Provider, name: str) -> int:
+        """Rows of a measure that no beat could be found for (counted in no cell)."""
+        measure = provider.measures[name]
+        dataset = provider.datasets[measure.dataset]
+        assert dataset.geography is not None
+        where = f"WHERE ({measure.where})" if measure.where else ""
+        table = ident(provider.table(measure.dataset))
+        column = ident(dataset.geography.column)
+        return self.con.execute(
+            f"""
+            SELECT count(*) FROM (SELECT {column} AS _geo_key FROM raw.{table} {where}) AS r
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ({self._beat_source(provider, measure.dataset)}) AS x
+                JOIN raw.city__beats AS g ON g.beat = x._beat
+                WHERE x._geo_key = r._geo_key
+            )
+            """
+        ).fetchall()[0][0]
+
+    def build_provider(self, provider: Provider, available: set[str]) -> list[CellSummary]:
+        """Replace ``shared.cells_<provider>`` with every measure's protected cells.
+
+        Measures whose dataset has never been delivered (no table in ``available``) get no
+        cells; downstream they show as missing rather than as zeros.
+        """
+        target = f"shared.{ident('cells_' + provider.provider)}"
+        delivered = [
+            name
+            for name, m in provider.measures.items()
+            if provider.table(m.dataset) in available
+            and self._crosswalk_ready(provider, m, available)
+        ]
+        self.con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"CREATE OR REPLACE TABLE {target} ({CELLS_COLUMNS})")
+            for name in delivered:
+                self.con.execute(f"INSERT INTO {target} {self.measure_cells(provider, name)}")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        rows = self.con.execute(
+            f"SELECT measure_id, count(*), count(*) FILTER (WHERE suppressed) FROM {target} "
+            "GROUP BY measure_id ORDER BY measure_id"
+        ).fetchall()
+        by_id = {r[0]: r for r in rows}
+        summaries = []
+        for name in provider.measures:
+            mid = provider.measure_id(name)
+            _, cells, suppressed = by_id.get(mid, (mid, 0, 0))
+            unlocated = self.unlocated_rows(provider, name) if name in delivered else 0
+            summaries.append(CellSummary(mid, cells, suppressed, unlocated))
+        return summaries

@@ -1,0 +1,1 @@
+"""Publishing: the build database's marts become the release analysts read."""

@@ -1,0 +1,48 @@
+{#- One row per metric and cell: the numerator cell with its denominator (residents of the same
+    geography in that calendar year, or another measure's cell with the same key). -#}
+with definitions as (
+    select * from {{ ref('stg_catalog__metric_definitions') }}
+),
+
+cells as (
+    select * from {{ ref('int_cells_unioned') }}
+),
+
+population as (
+    select * from {{ ref('stg_city__populations') }}
+)
+
+select
+    d.metric_id,
+    d.unit,
+    d.scale,
+    num.period_level,
+    num.period_start,
+    num.geo_level,
+    num.geo_code,
+    num.breakdown,
+    num.n as numerator_n,
+    num.value as numerator_value,
+    num.suppressed as numerator_suppressed,
+    case
+        when d.per_population then pop.population
+        when d.denominator_measure is not null then den.n
+    end as denominator,
+    coalesce(den.suppressed, false) as denominator_suppressed,
+    d.per_population or d.denominator_measure is not null as needs_denominator
+from definitions as d
+inner join cells as num
+    on num.measure_id = d.numerator_measure
+left join population as pop
+    on d.per_population
+    and pop.year = year(num.period_start)
+    and pop.geo_level = num.geo_level
+    and pop.geo_code = num.geo_code
+    and pop.breakdown = num.breakdown
+left join cells as den
+    on den.measure_id = d.denominator_measure
+    and den.period_level = num.period_level
+    and den.period_start = num.period_start
+    and den.geo_level = num.geo_level
+    and den.geo_code = num.geo_code
+    and den.breakdown = num.breakdown

@@ -1,0 +1,41 @@
+{#- The published metric cube. A value is shown only when every count it rests on is
+    publishable; a suppressed count suppresses every value derived from it. -#}
+with joined as (
+    select * from {{ ref('int_metric_cells_joined_to_denominators') }}
+),
+
+release as (
+    select release_id from {{ ref('stg_catalog__releases') }}
+),
+
+statused as (
+    select
+        *,
+        case
+            when numerator_suppressed or denominator_suppressed then 'suppressed'
+            when needs_denominator and coalesce(denominator, 0) = 0 then 'missing'
+            when unit in ('rate_per_1000', 'percent') and numerator_n < 20 then 'unreliable'
+            else 'published'
+        end as status
+    from joined
+)
+
+select
+    s.metric_id,
+    s.period_level,
+    s.period_start,
+    s.geo_level,
+    s.geo_code,
+    s.breakdown,
+    case
+        when s.status in ('suppressed', 'missing') then null
+        when s.needs_denominator then round(s.numerator_value * s.scale / s.denominator, 3)
+        else round(s.numerator_value, 3)
+    end as value,
+    case when s.status = 'suppressed' then null else s.numerator_n end as numerator,
+    case when s.status = 'suppressed' then null else s.denominator end as denominator,
+    s.status,
+    r.release_id
+from statused as s
+cross join release as r
+order by s.metric_id, s.period_level, s.period_start, s.geo_level, s.geo_code, s.breakdown

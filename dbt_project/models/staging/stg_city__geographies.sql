@@ -1,0 +1,2 @@
+select geo_level, geo_code, name, parent_level, parent_code
+from {{ source('city', 'geography') }}

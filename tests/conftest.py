@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated deployment (its own sources and data folders) per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cs360_pipeline.settings import PROJECT_DIR
+
+BIN = Path(sys.executable).parent
+DEMO_END_MONTH = "2025-12"
+DEMO_SCALE = 0.1
+DEMO_SEED = 11
+
+
+@dataclass(frozen=True)
+class Deployment:
+    root: Path
+    sources: Path
+    data: Path
+    delivered: Path  # an untouched copy of every file dropped, for independent checks
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CS360_SOURCES_DIR": str(self.sources),
+            "CS360_DATA_DIR": str(self.data),
+            "DAGSTER_HOME": str(self.root / "dagster_home"),
+        }
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data / "warehouse.duckdb"
+
+    def cs360(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(BIN / "cs360"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"cs360 {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+
+def new_deployment(root: Path) -> Deployment:
+    """Provider configuration copied from the project, with empty drop folders."""
+    sources = root / "sources"
+    for config in sorted((PROJECT_DIR / "sources").glob("*/provider.yml")):
+        target = sources / config.parent.name / "provider.yml"
+        target.parent.mkdir(parents=True)
+        shutil.copy(config, target)
+    return Deployment(root=root, sources=sources, data=root / "data", delivered=root / "delivered")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """The demo city generated, delivered and refreshed once for the whole session."""
+    from cs360_pipeline.demo import generate
+
+    deployment = new_deployment(tmp_path_factory.mktemp("demo"))
+    generate(deployment.sources, seed=DEMO_SEED, scale=DEMO_SCALE, end_month=DEMO_END_MONTH)
+    for inbox in deployment.sources.glob("*/inbox"):
+        shutil.copytree(inbox, deployment.delivered / inbox.parent.name)
+    deployment.cs360("refresh")
+    return deployment
