@@ -49,7 +49,8 @@ class Deployment:
         )
         if check and result.returncode != 0:
             raise AssertionError(
-                f"cs360 {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+                f"cs360 {' '.join(args)} exited {result.returncode}\n"
+                f"{result.stdout}\n{result.stderr}"
             )
         return result
 

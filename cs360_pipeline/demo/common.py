@@ -176,14 +176,3 @@ def sequence_numbers(years: np.ndarray, counters: dict[int, int]) -> np.ndarray:
         out[rows] = start + 1 + np.arange(len(rows))
         counters[int(year)] = start + len(rows)
     return out
-
-
-def years_of(seconds: np.ndarray) -> np.ndarray:
-    """Calendar year of epoch seconds."""
-    return (
-        np.asarray(seconds, dtype=np.int64)
-        .astype("datetime64[s]")
-        .astype("datetime64[Y]")
-        .astype(np.int64)
-        + 1970
-    )

@@ -43,7 +43,7 @@ from cs360_pipeline.demo.names import (
     sample_sex,
 )
 
-FIREARM_PER_MONTH = 20.0
+FIREARM_PER_MONTH = 23.0
 AIRGUN_PER_MONTH = 1.2
 OTHER_PER_MONTH = 380.0
 SUBSEQUENT_SHARE = 0.15
@@ -218,7 +218,7 @@ def ed_visits(
     """One ``ed_visits_YYYY-MM.csv`` per month of injury-related ED visits."""
     counters: dict[int, int] = {}
     next_patient = 0
-    # Initial firearm visits of past months: the patients who come back as D encounters.
+    # Surviving initial firearm visits of past months: the patients who come back as D rows.
     pool = {f: np.zeros(0, dtype=np.int64) for f in (*_PATIENT_FIELDS, "code", "month")}
     for i in range(len(window)):
         moy = window.month_of_year(i)
@@ -255,12 +255,6 @@ def ed_visits(
             code[follow] += _SUBSEQUENT_OFFSET
         profile = _CODE_PROFILE[code]
 
-        initial = code < _N_FIREARM
-        for f in _PATIENT_FIELDS:
-            pool[f] = np.concatenate([pool[f], patient[f][initial]])
-        pool["code"] = np.concatenate([pool["code"], code[initial]])
-        pool["month"] = np.concatenate([pool["month"], np.full(int(initial.sum()), i)])
-
         complaint = np.zeros(n, dtype=np.int64)
         disposition = np.zeros(n, dtype=np.int64)
         for k, name in enumerate(PROFILE_NAMES):
@@ -269,6 +263,12 @@ def ed_visits(
             options = np.array([_COMPLAINTS.index(c) for c in p.complaints])
             complaint[rows] = options[rng.integers(0, len(options), len(rows))]
             disposition[rows] = pick(rng, p.disposition, len(rows))
+
+        survivors = (code < _N_FIREARM) & (disposition != DISPOSITIONS.index("DIED"))
+        for f in _PATIENT_FIELDS:
+            pool[f] = np.concatenate([pool[f], patient[f][survivors]])
+        pool["code"] = np.concatenate([pool["code"], code[survivors]])
+        pool["month"] = np.concatenate([pool["month"], np.full(int(survivors.sum()), i)])
 
         order = np.argsort(visit, kind="stable")
         visit, code = visit[order], code[order]

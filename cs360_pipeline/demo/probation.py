@@ -8,6 +8,7 @@ before the window are simulated too, so early months already carry an active cas
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -66,53 +67,73 @@ def _offense_index(group: tuple[tuple[str, float], ...]) -> np.ndarray:
     return np.array([OFFENSE_CODES.index(c) for c, _ in group])
 
 
-def _scatter(
-    rng: np.random.Generator, counts: np.ndarray, start: np.ndarray, length: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``counts[c]`` event days strictly inside case ``c``'s planned supervision."""
-    case = np.repeat(np.arange(len(counts)), counts)
-    day = start[case] + 1 + np.floor(rng.random(len(case)) * (length[case] - 1)).astype(np.int64)
-    return case, day
+@dataclass(frozen=True)
+class Cases:
+    """One entry per supervision case, including cases that began before the window."""
+
+    start: np.ndarray  # supervision start (days since epoch)
+    length: np.ndarray  # planned length in days
+    population: np.ndarray  # ADULT / JUV
+    age: np.ndarray  # fractional age at start
+    sex: np.ndarray
+    tract: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.start)
 
 
-def events(
-    city: City, window: Window, rng: np.random.Generator, scale: float
-) -> Iterator[tuple[str, pa.Table]]:
-    """One ``events_YYYY-MM.csv`` per month of probation case events."""
+@dataclass(frozen=True)
+class Timeline:
+    """Every event of every case (before cutting to the window)."""
+
+    case: np.ndarray
+    day: np.ndarray
+    kind: np.ndarray  # index into EVENT_TYPES
+    offense: np.ndarray  # index into OFFENSE_CODES, -1 unless NEW_CHARGE
+    gun: np.ndarray  # 1 = Y, 0 = N, -1 unless NEW_CHARGE
+
+
+def _cases(rng: np.random.Generator, city: City, window: Window, scale: float) -> Cases:
+    """Cases starting each month from a year before the window to its end."""
     first_month = window.months[0] - LOOKBACK_MONTHS
     start_months = first_month + np.arange(len(window) + LOOKBACK_MONTHS)
-    per_month = rng.poisson(CASES_PER_MONTH * scale, len(start_months))
-    month = np.repeat(start_months, per_month)
+    month = np.repeat(start_months, rng.poisson(CASES_PER_MONTH * scale, len(start_months)))
     n = len(month)
     month_start = month.astype("datetime64[D]").astype(np.int64)
-    month_days = ((month + 1).astype("datetime64[D]").astype(np.int64)) - month_start
-    start = month_start + np.floor(rng.random(n) * month_days).astype(np.int64)
-
+    month_days = (month + 1).astype("datetime64[D]").astype(np.int64) - month_start
     population = (rng.random(n) < JUVENILE_SHARE).astype(np.int64)
-    ages = np.where(
-        population == JUV, sample_ages(rng, n, AGES[JUV]), sample_ages(rng, n, AGES[ADULT])
+    juvenile = population == JUV
+    return Cases(
+        start=month_start + np.floor(rng.random(n) * month_days).astype(np.int64),
+        length=np.round(rng.uniform(6, 24, n) * DAYS_PER_MONTH).astype(np.int64),
+        population=population,
+        age=np.where(juvenile, sample_ages(rng, n, AGES[JUV]), sample_ages(rng, n, AGES[ADULT])),
+        sex=sample_sex(rng, n, np.where(juvenile, 0.76, 0.8)),
+        tract=city.sample_tracts(rng, n, 4.0),
     )
-    sex = sample_sex(rng, n, np.where(population == JUV, 0.76, 0.8))
-    tract = city.sample_tracts(rng, n, 4.0)
-    hot = city.hot[city.tract_beat[tract]]
-    length = np.round(rng.uniform(6, 24, n) * DAYS_PER_MONTH).astype(np.int64)
-    months_on = length / DAYS_PER_MONTH
-    charge_factor = np.where(hot, HOT_SPOT_CHARGE_FACTOR, 1.0)
 
-    tv_case, tv_day = _scatter(
-        rng, rng.poisson(TECHNICAL_RATE[population] * months_on), start, length
-    )
-    nc_case, nc_day = _scatter(
-        rng, rng.poisson(CHARGE_RATE[population] * months_on * charge_factor), start, length
-    )
-    gun_case, gun_day = _scatter(
-        rng, rng.poisson(GUN_CHARGE_RATE[population] * months_on * charge_factor), start, length
-    )
+
+def _timeline(rng: np.random.Generator, city: City, cases: Cases) -> Timeline:
+    """Violations and new charges during supervision, then revocation or discharge."""
+    n = len(cases)
+    start, length, population = cases.start, cases.length, cases.population
+    months_on = length / DAYS_PER_MONTH
+    charge_factor = np.where(city.hot[city.tract_beat[cases.tract]], HOT_SPOT_CHARGE_FACTOR, 1.0)
+
+    def scatter(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Poisson(rate x months) event days strictly inside each planned supervision."""
+        case = np.repeat(np.arange(n), rng.poisson(rate * months_on))
+        offset = np.floor(rng.random(len(case)) * (length[case] - 1)).astype(np.int64)
+        return case, start[case] + 1 + offset
+
+    tv_case, tv_day = scatter(TECHNICAL_RATE[population])
+    nc_case, nc_day = scatter(CHARGE_RATE[population] * charge_factor)
+    gun_case, gun_day = scatter(GUN_CHARGE_RATE[population] * charge_factor)
     charge_case = np.concatenate([nc_case, gun_case])
     charge_day = np.concatenate([nc_day, gun_day])
-    gun = np.concatenate([np.zeros(len(nc_case), bool), np.ones(len(gun_case), bool)])
+    gun = np.repeat([0, 1], [len(nc_case), len(gun_case)])
     offense = np.where(
-        gun,
+        gun == 1,
         _offense_index(GUN_OFFENSES)[pick(rng, [w for _, w in GUN_OFFENSES], len(gun))],
         _offense_index(OTHER_OFFENSES)[pick(rng, [w for _, w in OTHER_OFFENSES], len(gun))],
     )
@@ -124,19 +145,20 @@ def events(
         start[nov_case] + length[nov_case] - 1,
     )
 
-    # Revocation ends some cases after their last violation; the rest are discharged.
+    # The more violations, the likelier a revocation, weeks after the last one.
     viol_case = np.concatenate([tv_case, nov_case])
     viol_day = np.concatenate([tv_day, nov_day])
     n_viol = np.bincount(viol_case, minlength=n)
-    last_viol = np.full(n, np.iinfo(np.int64).min)
+    last_viol = np.zeros(n, dtype=np.int64)
     np.maximum.at(last_viol, viol_case, viol_day)
     revoked = (n_viol > 0) & (rng.random(n) < np.minimum(0.6, 0.05 + 0.12 * n_viol))
+    planned_end = start + length
     end = np.where(
-        revoked,
-        np.minimum(np.where(revoked, last_viol, 0) + rng.integers(7, 61, n), start + length),
-        start + length,
+        revoked, np.minimum(last_viol + rng.integers(7, 61, n), planned_end), planned_end
     )
 
+    none = np.full(n + len(tv_case), -1)
+    after = np.full(len(nov_case) + n, -1)
     case = np.concatenate([np.arange(n), tv_case, charge_case, nov_case, np.arange(n)])
     day = np.concatenate([start, tv_day, charge_day, nov_day, end])
     kind = np.concatenate(
@@ -148,48 +170,55 @@ def events(
             np.where(revoked, REVOCATION, DISCHARGE),
         ]
     )
-    charge_offense = np.concatenate(
-        [np.full(n + len(tv_case), -1), offense, np.full(len(nov_case) + n, -1)]
+    keep = day <= end[case]  # nothing happens on supervision after a revocation
+    return Timeline(
+        case=case[keep],
+        day=day[keep],
+        kind=kind[keep],
+        offense=np.concatenate([none, offense, after])[keep],
+        gun=np.concatenate([none, gun, after])[keep],
     )
-    charge_gun = np.concatenate(
-        [np.full(n + len(tv_case), -1), gun.astype(np.int64), np.full(len(nov_case) + n, -1)]
-    )
-    keep = day <= end[case]
-    window_start = window.start_day(0)
-    window_end = window.start_day(len(window) - 1) + window.days(len(window) - 1)
-    keep &= (day >= window_start) & (day < window_end)
+
+
+def events(
+    city: City, window: Window, rng: np.random.Generator, scale: float
+) -> Iterator[tuple[str, pa.Table]]:
+    """One ``events_YYYY-MM.csv`` per month of probation case events."""
+    cases = _cases(rng, city, window, scale)
+    timeline = _timeline(rng, city, cases)
+    n = len(cases)
 
     # Case numbers run per start year in order of start date.
-    case_order = np.lexsort((np.arange(n), start))
-    start_year = start.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
-    case_seq = np.empty(n, dtype=np.int64)
-    case_seq[case_order] = sequence_numbers(start_year[case_order], {})
-    case_number = join("PB-", digits(start_year % 100, 2), "-", digits(case_seq, 5))
-    name = person_names(rng, sex, upper=False)
-    dob = birth_days(start, ages)
+    start_year = cases.start.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
+    start_year += 1970
+    order = np.lexsort((np.arange(n), cases.start))
+    seq = np.empty(n, dtype=np.int64)
+    seq[order] = sequence_numbers(start_year[order], {})
+    case_number = join("PB-", digits(start_year % 100, 2), "-", digits(seq, 5))
+    name = person_names(rng, cases.sex, upper=False)
+    dob = birth_days(cases.start, cases.age)
 
-    rows = np.flatnonzero(keep)
-    rows = rows[np.lexsort((kind[rows], case_seq[case[rows]], start_year[case[rows]], day[rows]))]
-    row_day = day[rows]
+    # Rows in the order an extract would list them: by day, case, then event order.
+    c, d, k = timeline.case, timeline.day, timeline.kind
+    rows = np.lexsort((k, seq[c], start_year[c], d))
     for i in range(len(window)):
-        lo = np.searchsorted(row_day, window.start_day(i), side="left")
-        hi = np.searchsorted(row_day, window.start_day(i) + window.days(i), side="left")
-        r = rows[lo:hi]
-        c = case[r]
-        off = charge_offense[r]
+        first, after = window.start_day(i), window.start_day(i) + window.days(i)
+        r = rows[(d[rows] >= first) & (d[rows] < after)]
+        case = c[r]
+        offense, gun = timeline.offense[r], timeline.gun[r]
         table = pa.table(
             {
-                "case_number": case_number.take(c),
-                "person_name": name.take(c),
-                "date_of_birth": dates(dob[c]),
-                "sex": labels(SEX_CODES, sex[c]),
-                "population": labels(POPULATIONS, population[c]),
-                "supervision_start_date": dates(start[c]),
-                "residence_tract": labels(city.tract, tract[c]),
-                "event_type": labels(EVENT_TYPES, kind[r]),
-                "event_date": dates(day[r]),
-                "offense_code": labels(OFFENSE_CODES, np.maximum(off, 0), null=off < 0),
-                "gun_involved": labels(("N", "Y"), np.maximum(charge_gun[r], 0), null=off < 0),
+                "case_number": case_number.take(case),
+                "person_name": name.take(case),
+                "date_of_birth": dates(dob[case]),
+                "sex": labels(SEX_CODES, cases.sex[case]),
+                "population": labels(POPULATIONS, cases.population[case]),
+                "supervision_start_date": dates(cases.start[case]),
+                "residence_tract": labels(city.tract, cases.tract[case]),
+                "event_type": labels(EVENT_TYPES, k[r]),
+                "event_date": dates(d[r]),
+                "offense_code": labels(OFFENSE_CODES, np.maximum(offense, 0), null=offense < 0),
+                "gun_involved": labels(("N", "Y"), np.maximum(gun, 0), null=gun < 0),
             }
         )
         yield f"events_{window.label(i)}.csv", table
