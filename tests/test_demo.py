@@ -299,7 +299,7 @@ def test_police_codes(con: duckdb.DuckDBPyConnection):
 
 def test_gun_violence_occurs_and_concentrates_in_hot_spots(con: duckdb.DuckDBPyConnection):
     hot = ", ".join(f"'{b}'" for b in HOT_SPOTS)
-    firearm = "weapon_force_code IN ('11','12','13','14','15')"
+    firearm = f"weapon_force_code IN ({', '.join(repr(w) for w in FIREARM_WEAPONS)})"
     gun_incidents, gun_hot = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE beat IN ({hot})) FROM incidents WHERE {firearm}"
     ).fetchone()
@@ -468,3 +468,10 @@ def test_geography(con: duckdb.DuckDBPyConnection):
     ]
     assert min(residents) < 800 and max(residents) <= 8_500
     assert sum(r < 800 for r in residents) >= 3
+
+
+@pytest.mark.parametrize("end_month", ["2025-13", "2025-6", "June 2025"])
+def test_malformed_end_month_is_rejected_before_writing(tmp_path: Path, end_month: str):
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        generate(tmp_path, end_month=end_month, scale=0.01)
+    assert list(tmp_path.iterdir()) == []

@@ -66,7 +66,7 @@ def seasonal(month_of_year: int, amplitude: float) -> float:
     return 1.0 + amplitude * float(np.cos(2 * np.pi * (month_of_year - 7) / 12))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Window:
     """The consecutive calendar months a run covers, oldest first."""
 

@@ -214,7 +214,7 @@ def _rules(dataset: Dataset) -> list[tuple[str, str]]:
 
 
 def _validate(con: duckdb.DuckDBPyConnection, file_name: str, dataset: Dataset) -> None:
-    """One pass over the staged rows counts every rule; samples name the rows (line = row + 1)."""
+    """One pass over the staged rows counts every rule; samples name the lines (row + header)."""
     rules = _rules(dataset)
     flags = ", ".join(f"coalesce({cond}, false) AS r{i}" for i, (_, cond) in enumerate(rules))
     con.execute(f"CREATE OR REPLACE TEMP VIEW _flags AS SELECT _row, {flags} FROM {STAGE}")
@@ -227,10 +227,10 @@ def _validate(con: duckdb.DuckDBPyConnection, file_name: str, dataset: Dataset) 
     for i, ((description, _), count) in enumerate(zip(rules, counts, strict=True)):
         if count:
             rows = con.execute(
-                f"SELECT _row FROM _flags WHERE r{i} ORDER BY _row LIMIT {SAMPLE_ROWS}"
+                f"SELECT _row + 1 FROM _flags WHERE r{i} ORDER BY _row LIMIT {SAMPLE_ROWS}"
             ).fetchall()
             where = ", ".join(str(r[0]) for r in rows)
-            problems.append(f"rule '{description}': {count} row(s), e.g. data rows {where}")
+            problems.append(f"rule '{description}': {count} row(s), e.g. line(s) {where}")
     con.execute("DROP VIEW _flags")
     if problems:
         raise Rejected(f"{file_name}: " + "; ".join(problems) + ". Correct the rows and re-send.")

@@ -1,0 +1,97 @@
+"""Refreshing again: determinism, duplicate deliveries, and a bad file that blocks nobody else."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cs360_pipeline.demo import generate
+from tests.conftest import Deployment, new_deployment
+
+
+def metric_values_digest(path: Path) -> tuple[str, str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT * FROM metric_values ORDER BY ALL").fetchall()
+        release = con.execute("SELECT DISTINCT release_id FROM metric_values").fetchall()
+    finally:
+        con.close()
+    return hashlib.sha256(repr(rows).encode()).hexdigest(), release[0][0]
+
+
+def ledger(deployment: Deployment) -> list[tuple]:
+    con = duckdb.connect(str(deployment.data / "restricted" / "raw.duckdb"), read_only=True)
+    try:
+        return con.execute(
+            "SELECT file_name, status, reason FROM _ingest_ledger ORDER BY processed_at"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    deployment = new_deployment(tmp_path_factory.mktemp("cycle"))
+    generate(deployment.sources, seed=5, scale=0.03, end_month="2025-06", months=12)
+    for inbox in deployment.sources.glob("*/inbox"):
+        shutil.copytree(inbox, deployment.delivered / inbox.parent.name)
+    deployment.cs360("refresh")
+    return deployment
+
+
+def test_refresh_with_nothing_new_republishes_identical_tables(small: Deployment) -> None:
+    before = metric_values_digest(small.warehouse)
+    out = small.cs360("refresh").stdout
+    assert "Published" in out
+    assert metric_values_digest(small.warehouse) == before  # same data and same release id
+
+
+def test_same_file_dropped_twice_is_a_noop_that_says_so(small: Deployment) -> None:
+    original = sorted((small.delivered / "police").glob("calls_*.csv"))[0]
+    before = metric_values_digest(small.warehouse)
+    shutil.copy(original, small.sources / "police" / "inbox" / original.name)
+    small.cs360("refresh", "--provider", "police")
+    last = ledger(small)[-1]
+    assert last[:2] == (original.name, "duplicate")
+    assert "same sha256" in last[2]
+    assert not (small.sources / "police" / "inbox" / original.name).exists()
+    assert metric_values_digest(small.warehouse) == before
+
+
+def test_bad_file_is_quarantined_and_other_providers_still_refresh(small: Deployment) -> None:
+    good = sorted((small.delivered / "hospital").glob("ed_visits_*.csv"))[-1]
+    with good.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    rows[1][rows[0].index("visit_at")] = "31/02/2025 25:00"
+    bad = small.sources / "hospital" / "inbox" / "ed_visits_2025-07.csv"
+    with bad.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    bad_bytes = bad.read_bytes()
+
+    # A new, good police delivery arrives the same night.
+    generate(small.root / "next", seed=5, scale=0.03, end_month="2025-07", months=1)
+    new_calls = small.root / "next" / "police" / "inbox" / "calls_2025-07.csv"
+    shutil.copy(new_calls, small.sources / "police" / "inbox" / new_calls.name)
+
+    small.cs360("refresh")
+
+    quarantined = list((small.sources / "hospital" / "quarantine").glob("*__ed_visits_2025-07.csv"))
+    assert len(quarantined) == 1 and quarantined[0].read_bytes() == bad_bytes
+    reason = quarantined[0].with_name(quarantined[0].name + ".reason.txt").read_text()
+    assert "ed_visits_2025-07.csv" in reason and "line 2" in reason and "visit_at" in reason
+    statuses = {name: status for name, status, _ in ledger(small)}
+    assert statuses["ed_visits_2025-07.csv"] == "quarantined"
+    assert statuses["calls_2025-07.csv"] == "loaded"
+    con = duckdb.connect(str(small.warehouse), read_only=True)
+    try:
+        latest = con.execute(
+            "SELECT max(period_start) FROM metric_values WHERE metric_id = 'shots_fired_calls'"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    assert str(latest) == "2025-07-01"
