@@ -315,6 +315,10 @@ def test_summaries_and_spine(built: Built) -> None:
         ("police__response", 6 * 7, 6),
         ("police__flagged_people", 4 * 7, 4),  # Jan, Feb, Q1, 2025 only
     ]
+    suppressed = {s.measure_id: s.suppressed for s in built.summaries}
+    # rare: B21 and B22 at month, quarter, year; flagged: B22 and D2 at month, quarter, year.
+    assert (suppressed["police__all_events"], suppressed["police__rare_events"]) == (0, 6)
+    assert suppressed["police__flagged_people"] == 6
     assert {"city__beats", "city__tracts", "police__events", "police__contacts"} <= built.tables
     for measure in ("all_events", "rare_events", "response"):
         keys = {(k[0], k[1]) for k in cells_of(built, measure)}
