@@ -232,13 +232,6 @@ def test_dataset_key_must_be_a_column(tmp_path: Path) -> None:
         load_providers(sources)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "Measure.period is never checked against the dataset's columns: a typo is accepted by "
-        "load_providers and only fails later inside DuckDB when the privacy step builds cells."
-    ),
-    strict=True,
-)
 def test_measure_period_must_name_a_dataset_column(tmp_path: Path) -> None:
     """A measure-level period override naming no column should be refused like a dataset's."""
     sources = copy_sources(tmp_path)

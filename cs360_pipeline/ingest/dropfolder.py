@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +51,31 @@ class DropFolder:
                 found.append(path)
         return found
 
+    def archive_path(self, path: Path, sha256: str) -> Path:
+        return self.archive / f"{sha256[:16]}__{path.name}"
+
     def archive_file(self, path: Path, sha256: str) -> Path:
         """Move an accepted file into the archive, keyed by its content hash."""
-        return _move(path, self.archive / f"{sha256[:16]}__{path.name}")
+        return _move(path, self.archive_path(path, sha256))
+
+    @contextmanager
+    def readable_copy(self, path: Path, sha256: str) -> Iterator[Path]:
+        """The file under a name of hex digits only, for readers that expand globs in names.
+
+        A hard link costs nothing; where links are impossible the bytes are copied.
+        """
+        work = self.root / ".work"
+        work.mkdir(exist_ok=True)
+        link = work / f"{sha256}.csv"
+        link.unlink(missing_ok=True)
+        try:
+            os.link(path, link)
+        except OSError:
+            shutil.copyfile(path, link)
+        try:
+            yield link
+        finally:
+            link.unlink(missing_ok=True)
 
     def quarantine_file(self, path: Path, sha256: str, reason: str) -> Path:
         """Move a rejected file aside with a reason file a data owner can act on."""

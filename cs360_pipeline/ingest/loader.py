@@ -22,6 +22,7 @@ from cs360_pipeline.registry import Dataset, Provider
 from cs360_pipeline.sql import ident, literal
 
 STAGE = "_stage"
+READY = "_ready"
 SAMPLE_ROWS = 5
 HEADER_PROBE_BYTES = 1 << 20
 
@@ -89,11 +90,15 @@ def _ingest_file(
         return FileOutcome(path.name, "duplicate", 0, message)
 
     table = provider.table(dataset_name)
+    in_transaction = False
     try:
-        rows_read = _stage(con, path, dataset)
+        with folder.readable_copy(path, sha) as readable:
+            rows_read = _stage(con, readable, path.name, dataset)
         _validate(con, path.name, dataset)
+        _derive(con, path.name, dataset, sha)
         con.execute("BEGIN TRANSACTION")
-        rows_loaded, first, last = _load(con, table, dataset, path.name, sha)
+        in_transaction = True
+        rows_loaded, first, last = _load(con, table, dataset)
         ledger.record(
             con,
             **entry,
@@ -102,50 +107,53 @@ def _ingest_file(
             status="loaded",
             first_period=first,
             last_period=last,
+            stored_as=str(folder.archive_path(path, sha)),
         )
         con.execute("COMMIT")
+        in_transaction = False
     except Rejected as exc:
         reason = str(exc)
         stored = folder.quarantine_file(path, sha, reason)
         ledger.record(con, **entry, status="quarantined", reason=reason, stored_as=str(stored))
         return FileOutcome(path.name, "quarantined", 0, f"quarantined: {reason}")
     except BaseException:
-        if con.in_transaction:
+        if in_transaction:
             con.execute("ROLLBACK")
         raise
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        con.execute(f"DROP TABLE IF EXISTS {STAGE}; DROP TABLE IF EXISTS {READY}")
     folder.archive_file(path, sha)
     return FileOutcome(path.name, "loaded", rows_loaded, f"loaded {rows_loaded:,} rows")
 
 
-def read_header(path: Path, delimiter: str) -> list[str]:
+def read_header(path: Path, name: str, delimiter: str) -> list[str]:
     """The header row, decoded strictly as UTF-8 (a BOM is allowed)."""
     with path.open("rb") as handle:
         probe = handle.read(HEADER_PROBE_BYTES)
     if not probe.strip():
-        raise Rejected(f"{path.name}: the file is empty. Export it again with its header row.")
+        raise Rejected(f"{name}: the file is empty. Export it again with its header row.")
     first_line = probe.splitlines()[0]
     try:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Rejected(
-            f"{path.name}: line 1 is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+            f"{name}: line 1 is not UTF-8 text ({exc.reason} at byte {exc.start}). "
             "Save the export as UTF-8 CSV."
         ) from exc
     return [name.strip() for name in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, dataset: Dataset) -> int:
-    header = read_header(path, dataset.delimiter)
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, name: str, dataset: Dataset) -> int:
+    """Read the file into a typed temp table; ``path`` is a copy whose name DuckDB cannot glob."""
+    header = read_header(path, name, dataset.delimiter)
     missing = [n for n, c in dataset.columns.items() if c.required and n not in header]
     if missing:
         raise Rejected(
-            f"{path.name}: required column(s) {', '.join(missing)} missing from the header "
+            f"{name}: required column(s) {', '.join(missing)} missing from the header "
             f"(found: {', '.join(header) or 'nothing'}). Rule: the dataset contract requires them."
         )
     if len(set(header)) != len(header):
-        raise Rejected(f"{path.name}: the header repeats a column name: {', '.join(header)}")
+        raise Rejected(f"{name}: the header repeats a column name: {', '.join(header)}")
     # Columns the contract does not know are read as text and ignored; absent optional ones
     # become NULL.
     types = {name: col.type for name, col in dataset.columns.items()}
@@ -167,7 +175,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, dataset: Dataset) -> int:
             """
         )
     except duckdb.Error as exc:
-        raise Rejected(f"{path.name}: DuckDB cannot read it as CSV: {exc}") from exc
+        raise Rejected(f"{name}: DuckDB cannot read it as CSV: {exc}") from exc
     rejects = con.execute(
         "SELECT line, column_name, error_type, csv_line FROM reject_errors ORDER BY line LIMIT ?",
         [SAMPLE_ROWS],
@@ -179,7 +187,7 @@ def _stage(con: duckdb.DuckDBPyConnection, path: Path, dataset: Dataset) -> int:
             for line, col, kind, text in rejects
         )
         raise Rejected(
-            f"{path.name}: {total} line(s) do not match the contract's types or the CSV "
+            f"{name}: {total} line(s) do not match the contract's types or the CSV "
             f"structure, e.g. {samples}. Rule: every value must parse as its declared type "
             f"(timestamps as {dataset.timestamp_format}, dates as {dataset.date_format})."
         )
@@ -236,31 +244,50 @@ def _validate(con: duckdb.DuckDBPyConnection, file_name: str, dataset: Dataset) 
         raise Rejected(f"{file_name}: " + "; ".join(problems) + ". Correct the rows and re-send.")
 
 
-def _load(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    dataset: Dataset,
-    file_name: str,
-    sha: str,
-) -> tuple[int, object, object]:
+def _derive(con: duckdb.DuckDBPyConnection, file_name: str, dataset: Dataset, sha: str) -> None:
+    """Compute derived columns and drop identifiers; a value that breaks a derivation rejects."""
     kept = [ident(n) for n in dataset.kept_columns]
     derived = [f"({expr}) AS {ident(name)}" for name, expr in dataset.derived.items()]
-    select = (
-        f"SELECT {', '.join(kept + derived)}, {literal(file_name)} AS _source_file, "
-        f"{literal(sha)} AS _file_sha256, now() AS _loaded_at FROM {STAGE}"
-    )
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {READY} AS SELECT {', '.join(kept + derived)}, "
+            f"{literal(file_name)} AS _source_file, {literal(sha)} AS _file_sha256, "
+            f"now() AS _loaded_at FROM {STAGE}"
+        )
+    except duckdb.Error as exc:
+        raise Rejected(
+            f"{file_name}: a derived column ({', '.join(dataset.derived)}) cannot be computed "
+            f"from the delivered values: {exc}. Check the values it is computed from."
+        ) from exc
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, table: str, dataset: Dataset
+) -> tuple[int, object, object]:
+    """Append (or replace) the prepared rows; a column the contract gained is added first."""
     target = ident(table)
     if dataset.load == "replace":
-        con.execute(f"CREATE OR REPLACE TABLE {target} AS {select}")
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {READY}")
     else:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS {select} LIMIT 0")
-        con.execute(f"INSERT INTO {target} BY NAME {select}")
-    rows = con.execute(f"SELECT count(*) FROM {STAGE}").fetchall()[0][0]
+        con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {READY} LIMIT 0")
+        existing = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_catalog = current_database() AND table_name = ?",
+                [table],
+            ).fetchall()
+        }
+        for name, kind, *_ in con.execute(f"DESCRIBE {READY}").fetchall():
+            if name not in existing:
+                con.execute(f"ALTER TABLE {target} ADD COLUMN {ident(name)} {kind}")
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {READY}")
+    rows = con.execute(f"SELECT count(*) FROM {READY}").fetchall()[0][0]
     first = last = None
     if dataset.period:
-        expr = dataset.derived.get(dataset.period, ident(dataset.period))
+        period = ident(dataset.period)
         first, last = con.execute(
-            f"SELECT min(date_trunc('month', ({expr}))), max(date_trunc('month', ({expr}))) "
-            f"FROM {STAGE}"
+            f"SELECT min(date_trunc('month', {period})), max(date_trunc('month', {period})) "
+            f"FROM {READY}"
         ).fetchall()[0]
     return rows, first, last

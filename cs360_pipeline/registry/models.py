@@ -181,6 +181,12 @@ class Provider(_Strict):
                 raise ValueError(f"measure {name!r} names unknown dataset {measure.dataset!r}")
             if not (measure.period or dataset.period):
                 raise ValueError(f"measure {name!r}: dataset {measure.dataset!r} has no period")
+            columns = set(dataset.columns) | set(dataset.derived)
+            if measure.period and measure.period not in columns:
+                raise ValueError(
+                    f"measure {name!r}: period {measure.period!r} is not a column of "
+                    f"dataset {measure.dataset!r}"
+                )
             if dataset.geography is None:
                 raise ValueError(f"measure {name!r}: dataset {measure.dataset!r} has no geography")
         return self
