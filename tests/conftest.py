@@ -55,13 +55,28 @@ class Deployment:
         return result
 
 
-def new_deployment(root: Path) -> Deployment:
-    """Provider configuration copied from the project, with empty drop folders."""
+# The organisation fields every test provider needs, whatever its datasets.
+TEST_PROVIDER_HEADER: dict[str, object] = {
+    "provider": "police",
+    "organisation": "Test Police Department",
+    "community_map_area": "justice & crime",
+    "data_owner": {"role": "Records Manager", "name": "Dana"},
+    "steward": {"role": "Analyst", "name": "Sam"},
+}
+
+
+def copy_provider_configs(root: Path) -> Path:
+    """The project's provider.yml files under ``root/sources``, with empty drop folders."""
     sources = root / "sources"
     for config in sorted((PROJECT_DIR / "sources").glob("*/provider.yml")):
         target = sources / config.parent.name / "provider.yml"
         target.parent.mkdir(parents=True)
         shutil.copy(config, target)
+    return sources
+
+
+def new_deployment(root: Path) -> Deployment:
+    sources = copy_provider_configs(root)
     return Deployment(root=root, sources=sources, data=root / "data", delivered=root / "delivered")
 
 

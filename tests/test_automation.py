@@ -10,7 +10,6 @@ import importlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,19 +24,13 @@ from cs360_pipeline.defs.automation import (
     stable_files,
 )
 from cs360_pipeline.registry import Provider, load_providers
-from cs360_pipeline.settings import PROJECT_DIR, current_paths
+from cs360_pipeline.settings import current_paths
+from tests.conftest import copy_provider_configs
 
 PROVIDERS = ["city", "hospital", "police", "probation", "school"]
 T0 = 1_750_000_000_000_000_000  # a fixed mtime (ns) so listings are reproducible
 
 
-def copy_sources(root: Path) -> Path:
-    sources = root / "sources"
-    for config in sorted((PROJECT_DIR / "sources").glob("*/provider.yml")):
-        target = sources / config.parent.name / "provider.yml"
-        target.parent.mkdir(parents=True)
-        shutil.copy(config, target)
-    return sources
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def defs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.Definitions]:
     """cs360_pipeline.definitions.defs, loaded with the environment pointed at tmp copies."""
     root = tmp_path_factory.mktemp("automation")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CS360_SOURCES_DIR", str(copy_sources(root)))
+        mp.setenv("CS360_SOURCES_DIR", str(copy_provider_configs(root)))
         mp.setenv("CS360_DATA_DIR", str(root / "data"))
         mp.delenv("CS360_TIMEZONE", raising=False)
         module = importlib.import_module("cs360_pipeline.definitions")
@@ -54,7 +47,7 @@ def defs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.Definitions]:
 
 @pytest.fixture
 def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = copy_sources(tmp_path)
+    path = copy_provider_configs(tmp_path)
     monkeypatch.setenv("CS360_SOURCES_DIR", str(path))
     monkeypatch.setenv("CS360_DATA_DIR", str(tmp_path / "data"))
     return path

@@ -31,6 +31,7 @@ from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect
+from tests.conftest import TEST_PROVIDER_HEADER
 
 BEATS = {"B11": "D1", "B12": "D1", "B21": "D2", "B22": "D2"}
 CITY = "RIV"
@@ -60,11 +61,7 @@ RARE_COUNTS = {("B22", FEB): 3, ("B21", FEB): 8}
 UNLOCATED_EVENTS = [("B99", 4), (None, 2)]  # unknown beat, missing beat; all in January
 
 PROVIDER_CONFIG: dict[str, Any] = {
-    "provider": "police",
-    "organisation": "Test Police Department",
-    "community_map_area": "justice & crime",
-    "data_owner": {"role": "Records Manager", "name": "Dana"},
-    "steward": {"role": "Analyst", "name": "Sam"},
+    **TEST_PROVIDER_HEADER,
     "datasets": {
         "events": {
             "title": "Events",

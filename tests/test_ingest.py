@@ -19,16 +19,13 @@ from cs360_pipeline.ingest import FileOutcome, ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.sql import connect
+from tests.conftest import TEST_PROVIDER_HEADER
 
 
 def provider_config(**extra_calls_columns: dict[str, Any]) -> dict[str, Any]:
     """A small police-like provider: calls (append), visits (derived period), beats (replace)."""
     return {
-        "provider": "police",
-        "organisation": "Test Police Department",
-        "community_map_area": "justice & crime",
-        "data_owner": {"role": "Records Manager", "name": "Dana"},
-        "steward": {"role": "Analyst", "name": "Sam"},
+        **TEST_PROVIDER_HEADER,
         "datasets": {
             "calls": {
                 "title": "Calls for service",
