@@ -66,9 +66,12 @@ class Translator(DagsterDbtTranslator):
     dagster_dbt_translator=Translator(),
 )
 def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    # The profile reads the build database's path from the environment at run time.
-    os.environ["CS360_BUILD_DB"] = str(current_paths().ensure().build_db)
-    yield from dbt.cli(["build"], context=context).stream()
+    paths = current_paths().ensure()
+    # The profile reads the build database's path from the environment at run time; dbt's run
+    # artefacts go beside the build database (one folder, overwritten by each run).
+    os.environ["CS360_BUILD_DB"] = str(paths.build_db)
+    target = paths.build_dir / "dbt_target"
+    yield from dbt.cli(["build"], context=context, target_path=target).stream()
 
 
 dbt_resource = DbtCliResource(
