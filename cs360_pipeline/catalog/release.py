@@ -13,6 +13,7 @@ from importlib.metadata import version
 
 import duckdb
 
+from cs360_pipeline.privacy.zones import restricted_to_shared
 from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, Paths, current_paths
 
 CONFIG_GLOBS = ("models/**/*", "macros/**/*", "metrics/*.yml", "dbt_project.yml")
@@ -72,8 +73,6 @@ def describe_release(
 
 def write_release(paths: Paths, policy_sha256: str) -> Release:
     """Record the release and the delivery ledger (metadata, not row level) in the shared zone."""
-    from cs360_pipeline.privacy.zones import restricted_to_shared
-
     with restricted_to_shared(paths) as con:
         release = describe_release(con, policy_sha256)
         con.execute("CREATE SCHEMA IF NOT EXISTS shared")

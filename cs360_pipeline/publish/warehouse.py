@@ -11,6 +11,8 @@ import os
 from contextlib import closing
 from dataclasses import dataclass
 
+import duckdb
+
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, ident, literal
 
@@ -46,7 +48,7 @@ def publish(paths: Paths) -> Published:
     return Published(release_id=release_id, rows=rows)
 
 
-def _copy_comments(con, table: str) -> None:  # type: ignore[no-untyped-def]
+def _copy_comments(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Carry dbt's table and column descriptions along, so any DuckDB client shows them."""
     table_comment = con.execute(
         "SELECT comment FROM duckdb_tables() WHERE database_name = 'build' "
