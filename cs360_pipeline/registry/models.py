@@ -34,6 +34,12 @@ def _check_identifier(value: str) -> str:
     return value
 
 
+def _check_keys(mapping: dict) -> dict:
+    for name in mapping:
+        _check_identifier(name)
+    return mapping
+
+
 class Person(_Strict):
     role: str
     name: str
@@ -103,9 +109,7 @@ class Dataset(_Strict):
     @field_validator("columns", "derived")
     @classmethod
     def _names(cls, value: dict) -> dict:
-        for name in value:
-            _check_identifier(name)
-        return value
+        return _check_keys(value)
 
     @model_validator(mode="after")
     def _references(self) -> Dataset:
@@ -169,9 +173,7 @@ class Provider(_Strict):
     @field_validator("datasets", "measures")
     @classmethod
     def _names(cls, value: dict) -> dict:
-        for name in value:
-            _check_identifier(name)
-        return value
+        return _check_keys(value)
 
     @model_validator(mode="after")
     def _measure_datasets(self) -> Provider:

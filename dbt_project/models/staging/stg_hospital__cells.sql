@@ -1,13 +1,1 @@
-select
-    measure_id,
-    'hospital' as provider,
-    period_level,
-    period_start,
-    geo_level,
-    geo_code,
-    breakdown,
-    n,
-    value,
-    suppressed,
-    min_cell_size
-from {{ source('hospital', 'cells') }}
+{{ stg_cells('hospital') }}
