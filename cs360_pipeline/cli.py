@@ -52,31 +52,39 @@ def _refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+ERROR_STATUSES = ("overdue", "never_delivered")
+
+
 def _status(args: argparse.Namespace) -> int:
+    """Print the delivery scorecard of the published release; non-zero on an error-level gap."""
     from cs360_pipeline.sql import connect
 
     paths = current_paths()
-    if not paths.raw_db.exists():
-        print("Nothing ingested yet.")
-        return 0
-    with closing(connect(paths.raw_db, read_only=True)) as con:
+    if not paths.warehouse_db.exists():
+        print(f"No release published yet ({paths.warehouse_db} does not exist).")
+        return 1
+    with closing(connect(paths.warehouse_db, read_only=True)) as con:
         rows = con.execute(
             """
-            SELECT provider, dataset,
-                   count(*) FILTER (WHERE status = 'loaded') AS loaded,
-                   count(*) FILTER (WHERE status = 'quarantined') AS quarantined,
-                   count(*) FILTER (WHERE status = 'duplicate') AS duplicates,
-                   strftime(max(last_period), '%Y-%m') AS latest_month,
-                   strftime(max(processed_at), '%Y-%m-%d %H:%M') AS last_processed
-            FROM _ingest_ledger GROUP BY ALL ORDER BY ALL
+            SELECT provider, dataset, cadence, files_loaded, files_quarantined,
+                   strftime(data_through, '%Y-%m-%d'), strftime(next_expected_by, '%Y-%m-%d'),
+                   freshness_status, steward, strftime(as_of, '%Y-%m-%d')
+            FROM provider_status ORDER BY provider, dataset
             """
         ).fetchall()
-    header = ("provider", "dataset", "loaded", "quarantined", "duplicates", "latest", "processed")
-    table = [header, *[tuple("" if v is None else str(v) for v in r) for r in rows]]
+    header = (
+        "provider", "dataset", "cadence", "loaded", "quarantined", "data through",
+        "expected by", "status", "steward",
+    )  # fmt: skip
+    table = [header, *[tuple("" if v is None else str(v) for v in r[:-1]) for r in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    print(f"Delivery status as of {rows[0][-1] if rows else '?'} (the last refresh):")
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    return 0
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    errors = [r for r in rows if r[7] in ERROR_STATUSES]
+    for r in errors:
+        print(f"ERROR: {r[0]}/{r[1]} is {r[7].replace('_', ' ')}; contact {r[8]}.", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,7 +103,9 @@ def parser() -> argparse.ArgumentParser:
     refresh.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     refresh.set_defaults(func=_refresh)
 
-    status = sub.add_parser("status", help="what each provider has delivered")
+    status = sub.add_parser(
+        "status", help="delivery scorecard per provider; exits 1 when a dataset is overdue"
+    )
     status.set_defaults(func=_status)
     return top
 

@@ -25,6 +25,7 @@ class Deployment:
     sources: Path
     data: Path
     delivered: Path  # an untouched copy of every file dropped, for independent checks
+    as_of: str = "2026-01-15"  # the frozen "today" of the delivery scorecard
 
     @property
     def env(self) -> dict[str, str]:
@@ -33,16 +34,19 @@ class Deployment:
             "CS360_SOURCES_DIR": str(self.sources),
             "CS360_DATA_DIR": str(self.data),
             "DAGSTER_HOME": str(self.root / "dagster_home"),
+            "CS360_AS_OF": self.as_of,
         }
 
     @property
     def warehouse(self) -> Path:
         return self.data / "warehouse.duckdb"
 
-    def cs360(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cs360(
+        self, *args: str, check: bool = True, as_of: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(BIN / "cs360"), *args],
-            env=self.env,
+            env={**self.env, **({"CS360_AS_OF": as_of} if as_of else {})},
             capture_output=True,
             text=True,
             timeout=900,

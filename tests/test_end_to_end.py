@@ -94,7 +94,7 @@ def test_published_tables_have_the_contract_columns(demo: Deployment) -> None:
         "FROM information_schema.columns GROUP BY 1 ORDER BY 1",
     )
     tables = dict(columns)
-    assert set(tables) == {"geography", "metric_catalog", "metric_values"}
+    assert set(tables) == {"geography", "metric_catalog", "metric_values", "provider_status"}
     assert {
         "metric_id",
         "period_level",
@@ -416,11 +416,20 @@ def test_release_is_recorded(demo: Deployment) -> None:
     assert len(release_ids) == 1 and release_ids[0][0].startswith("r-")
 
 
-def test_status_lists_every_dataset(demo: Deployment) -> None:
-    out = demo.cs360("status").stdout
-    for name in ("incidents", "calls", "attendance", "ed_visits", "events", "beats"):
-        assert name in out
-    assert "quarantined" in out.splitlines()[0]
+def test_status_shows_every_dataset_on_time(demo: Deployment) -> None:
+    result = demo.cs360("status")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Delivery status as of {demo.as_of} (the last refresh):"
+    rows = {tuple(line.split()[:2]): line for line in lines[2:]}
+    assert set(rows) == {
+        ("city", "beats"), ("city", "population"), ("city", "tracts"),
+        ("hospital", "ed_visits"), ("police", "calls"), ("police", "incidents"),
+        ("probation", "events"), ("school", "attendance"), ("school", "schools"),
+    }  # fmt: skip
+    assert "2025-12-31" in rows[("police", "incidents")]
+    assert " on_time " in rows[("police", "incidents")]
+    assert " not_scheduled " in rows[("city", "beats")]
+    assert result.returncode == 0 and result.stderr == ""
 
 
 def warehouse_digest(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -36,7 +37,7 @@ def ledger(deployment: Deployment) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    deployment = new_deployment(tmp_path_factory.mktemp("cycle"))
+    deployment = replace(new_deployment(tmp_path_factory.mktemp("cycle")), as_of="2025-07-20")
     generate(deployment.sources, seed=5, scale=0.03, end_month="2025-06", months=12)
     for inbox in deployment.sources.glob("*/inbox"):
         shutil.copytree(inbox, deployment.delivered / inbox.parent.name)
@@ -78,7 +79,7 @@ def test_bad_file_is_quarantined_and_other_providers_still_refresh(small: Deploy
     new_calls = small.root / "next" / "police" / "inbox" / "calls_2025-07.csv"
     shutil.copy(new_calls, small.sources / "police" / "inbox" / new_calls.name)
 
-    small.cs360("refresh")
+    small.cs360("refresh", as_of="2025-09-15")
 
     quarantined = list((small.sources / "hospital" / "quarantine").glob("*__ed_visits_2025-07.csv"))
     assert len(quarantined) == 1 and quarantined[0].read_bytes() == bad_bytes
@@ -95,3 +96,17 @@ def test_bad_file_is_quarantined_and_other_providers_still_refresh(small: Deploy
     finally:
         con.close()
     assert str(latest) == "2025-07-01"
+
+
+def test_status_flags_late_and_overdue_deliveries(small: Deployment) -> None:
+    """As of 2025-09-15 (frozen clock of the last refresh): police calls run through July
+    (46 days: past the 40-day warning), incidents and ED visits only through June (77 days:
+    past their 70- and 75-day limits), so status exits non-zero and names whom to call."""
+    result = small.cs360("status", check=False)
+    rows = {tuple(line.split()[:2]): line for line in result.stdout.splitlines()[2:]}
+    assert " late " in rows[("police", "calls")]
+    assert " overdue " in rows[("police", "incidents")]
+    assert " overdue " in rows[("hospital", "ed_visits")]
+    assert " 1 " in rows[("hospital", "ed_visits")]  # the quarantined July file
+    assert result.returncode == 1
+    assert "ERROR: police/incidents is overdue; contact Sam Ortiz (Crime Analyst)." in result.stderr

@@ -72,7 +72,7 @@ def describe_release(
 
 
 def write_release(paths: Paths, policy_sha256: str) -> Release:
-    """Record the release and the delivery ledger (metadata, not row level) in the shared zone."""
+    """Record the release being built in the shared zone."""
     with restricted_to_shared(paths) as con:
         release = describe_release(con, policy_sha256)
         con.execute("CREATE SCHEMA IF NOT EXISTS shared")
@@ -90,8 +90,15 @@ def write_release(paths: Paths, policy_sha256: str) -> Release:
                 release.input_sha256,
             ],
         )
+    return release
+
+
+def write_deliveries(paths: Paths) -> int:
+    """Copy the ingest ledger (delivery metadata, not row level) to the shared zone."""
+    with restricted_to_shared(paths) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS shared")
         con.execute(
             "CREATE OR REPLACE TABLE shared.deliveries AS "
             "SELECT * EXCLUDE (stored_as) FROM raw._ingest_ledger ORDER BY processed_at, file_name"
         )
-    return release
+        return con.execute("SELECT count(*) FROM shared.deliveries").fetchall()[0][0]

@@ -5,8 +5,9 @@ from contextlib import closing
 
 import dagster as dg
 
+from cs360_pipeline.catalog.datasets import write_datasets
 from cs360_pipeline.catalog.metrics import load_catalog, write_definitions
-from cs360_pipeline.catalog.release import write_release
+from cs360_pipeline.catalog.release import write_deliveries, write_release
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.privacy import shared_key
 from cs360_pipeline.privacy.policy import load_policy
@@ -34,14 +35,16 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             count = write_definitions(con, catalog, load_policy())
         return dg.MaterializeResult(metadata={"metrics": count})
 
+    every_dataset = [raw_key(p.provider, d) for p in providers.values() for d in p.datasets]
+
     @dg.asset(
         key=shared_key("release"),
-        deps=[raw_key(p.provider, d) for p in providers.values() for d in p.datasets],
+        deps=every_dataset,
         group_name=GROUP,
         kinds={"duckdb"},
         description=(
             "The release being built: an id hashed from the delivered files, the privacy policy "
-            "and the code, plus the delivery ledger for freshness checks."
+            "and the code, so the same inputs always give the same release."
         ),
     )
     def release() -> dg.MaterializeResult:
@@ -56,4 +59,29 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             }
         )
 
-    return dg.Definitions(assets=[metric_definitions, release])
+    @dg.asset(
+        key=shared_key("deliveries"),
+        deps=every_dataset,
+        group_name=GROUP,
+        kinds={"duckdb"},
+        description="The ingest ledger: every delivered file, its hash, rows and status.",
+    )
+    def deliveries() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"files": write_deliveries(current_paths())})
+
+    @dg.asset(
+        key=shared_key("datasets"),
+        group_name=GROUP,
+        kinds={"yaml", "duckdb"},
+        description=(
+            "Every provider dataset with its owner, steward, cadence and freshness limits, from "
+            "sources/*/provider.yml: the expectations the delivery scorecard is measured against."
+        ),
+    )
+    def datasets() -> dg.MaterializeResult:
+        paths = current_paths().ensure()
+        with closing(connect(paths.build_db)) as con:
+            count = write_datasets(con, providers)
+        return dg.MaterializeResult(metadata={"datasets": count})
+
+    return dg.Definitions(assets=[metric_definitions, datasets, release, deliveries])

@@ -1,6 +1,8 @@
 """dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks."""
 
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -71,7 +73,9 @@ def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> 
     # artefacts go beside the build database (one folder, overwritten by each run).
     os.environ["CS360_BUILD_DB"] = str(paths.build_db)
     target = paths.build_dir / "dbt_target"
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    as_of = os.environ.get("CS360_AS_OF") or dt.date.today().isoformat()
+    args = ["build", "--vars", json.dumps({"as_of": as_of})]
+    yield from dbt.cli(args, context=context, target_path=target).stream()
 
 
 dbt_resource = DbtCliResource(

@@ -6,13 +6,19 @@ written by the project's maintainers, never by partners, and run inside DuckDB.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 DUCKDB_TYPES = {"VARCHAR", "INTEGER", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP", "BOOLEAN"}
+NUMERIC_TYPES = {"INTEGER", "BIGINT", "DOUBLE"}
+TEMPORAL_TYPES = {"DATE", "TIMESTAMP"}
+EXCEL_SERIAL = "excel_serial"
+FILE_FORMATS = ("csv", "tsv", "parquet", "xlsx")
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
 CADENCES = ("daily", "weekly", "monthly", "quarterly", "annual", "as_needed")
 COMMUNITY_MAP_AREAS = (
     "education & youth services",
@@ -47,14 +53,28 @@ class Person(_Strict):
 
 
 class Column(_Strict):
-    """One canonical column of a dataset's contract."""
+    """One canonical column of a dataset's contract, and where it comes from in the export."""
 
     type: str
     required: bool = False
     identifier: bool = Field(False, description="Direct identifier: dropped at the door.")
     allowed: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
+    min: float | str | None = Field(
+        None, description="Lowest value: a number, or for dates an ISO date or 'today'."
+    )
+    max: float | str | None = Field(
+        None, description="Highest value: a number, or for dates an ISO date or 'today'."
+    )
+    source: str | None = Field(
+        None, description="Header of this column in the partner's export, if it differs."
+    )
+    values: dict[str, str | bool | int | float] | None = Field(
+        None, description="Partner value -> canonical value, applied before the type is parsed."
+    )
+    format: str | list[str] | None = Field(
+        None,
+        description="DATE/TIMESTAMP: strptime format(s) tried in order, or 'excel_serial'.",
+    )
 
     @field_validator("type")
     @classmethod
@@ -62,6 +82,75 @@ class Column(_Strict):
         if value.upper() not in DUCKDB_TYPES:
             raise ValueError(f"type {value!r} is not one of {sorted(DUCKDB_TYPES)}")
         return value.upper()
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _text_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    raise ValueError(
+                        f"values key {key!r} was read by YAML as {type(key).__name__}, not as "
+                        "the text in the file: quote it (e.g. 'yes': true, '01': SHOTS)"
+                    )
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source_text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("source must name a header, not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Column:
+        formats = self.formats
+        if formats and self.type not in TEMPORAL_TYPES:
+            raise ValueError(f"format only applies to DATE and TIMESTAMP columns, not {self.type}")
+        for fmt in formats:
+            if fmt != EXCEL_SERIAL and "%" not in fmt:
+                raise ValueError(
+                    f"format {fmt!r} is neither a strptime format (e.g. '%m/%d/%Y %I:%M:%S %p') "
+                    f"nor {EXCEL_SERIAL!r}"
+                )
+        for key in ("min", "max"):
+            bound = getattr(self, key)
+            if bound is None:
+                continue
+            if self.type in NUMERIC_TYPES and not isinstance(bound, int | float):
+                raise ValueError(f"{key} of a {self.type} column must be a number, not {bound!r}")
+            if self.type in TEMPORAL_TYPES:
+                if isinstance(bound, int | float):
+                    raise ValueError(f"{key} of a {self.type} column must be a date or 'today'")
+                if bound != "today":
+                    try:
+                        dt.date.fromisoformat(bound)
+                    except ValueError:
+                        raise ValueError(
+                            f"{key} {bound!r} must be an ISO date (YYYY-MM-DD) or 'today'"
+                        ) from None
+            if self.type in ("VARCHAR", "BOOLEAN"):
+                raise ValueError(f"{key} does not apply to a {self.type} column")
+        if self.values and self.allowed is not None:
+            unknown = sorted(
+                {self.canonical_text(v) for v in self.values.values()} - set(self.allowed)
+            )
+            if unknown:
+                raise ValueError(f"values maps to {unknown}, which 'allowed' does not list")
+        return self
+
+    @property
+    def formats(self) -> list[str]:
+        if self.format is None:
+            return []
+        return [self.format] if isinstance(self.format, str) else list(self.format)
+
+    @staticmethod
+    def canonical_text(value: str | bool | int | float) -> str:
+        """A value-map target as the text the type parser reads (``true``, ``3``, ``SHOTS``)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
 
 class Freshness(_Strict):
@@ -92,9 +181,10 @@ class Geography(_Strict):
 class Dataset(_Strict):
     title: str
     file_pattern: str
-    format: Literal["csv"] = "csv"
-    delimiter: str = ","
-    encoding: Literal["utf-8"] = "utf-8"
+    format: Literal[FILE_FORMATS] = "csv"  # type: ignore[valid-type]
+    sheet: str | None = Field(None, description="xlsx: the worksheet that holds the table.")
+    delimiter: str | None = Field(None, description="csv: ',' by default; tsv: tab.")
+    encoding: Literal[ENCODINGS] = "utf-8"  # type: ignore[valid-type]
     timestamp_format: str = "%Y-%m-%d %H:%M:%S"
     date_format: str = "%Y-%m-%d"
     load: Literal["append", "replace"] = "append"
@@ -105,8 +195,20 @@ class Dataset(_Strict):
     key: list[str] = Field(default_factory=list)
     columns: dict[str, Column]
     derived: dict[str, str] = Field(default_factory=dict)
+    checks: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> SQL condition every row must meet (may use derived columns).",
+    )
+    max_bad_row_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of rows that may break the contract: they go to _rejects and the "
+        "rest loads. Above it the whole file is quarantined. 0 = any bad row quarantines.",
+    )
+    max_file_mb: float = Field(4096.0, gt=0, description="Files larger than this are refused.")
 
-    @field_validator("columns", "derived")
+    @field_validator("columns", "derived", "checks")
     @classmethod
     def _names(cls, value: dict) -> dict:
         return _check_keys(value)
@@ -121,7 +223,37 @@ class Dataset(_Strict):
             raise ValueError(f"geography column {self.geography.column!r} is not a column")
         if not any(c.required for c in self.columns.values()):
             raise ValueError("a contract needs at least one required column")
+        if self.format == "xlsx" and not self.sheet:
+            raise ValueError("an xlsx dataset needs 'sheet': the worksheet that holds the table")
+        if self.format != "xlsx" and self.sheet is not None:
+            raise ValueError(f"'sheet' only applies to format xlsx, not {self.format}")
+        if self.format in ("parquet", "xlsx"):
+            for key in ("delimiter",):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key!r} does not apply to format {self.format}")
+        if self.delimiter is not None and (
+            len(self.delimiter) != 1 or self.delimiter in "\"\r\n"
+        ):
+            raise ValueError(f"delimiter {self.delimiter!r} must be one character, not a quote")
+        sources: dict[str, str] = {}
+        for name, col in self.columns.items():
+            header = col.source or name
+            if header in sources:
+                raise ValueError(
+                    f"columns {sources[header]!r} and {name!r} both read header {header!r}"
+                )
+            sources[header] = name
+        clash = sorted(set(self.derived) & set(self.columns))
+        if clash:
+            raise ValueError(f"derived column(s) {clash} also named as delivered columns")
         return self
+
+    @property
+    def field_delimiter(self) -> str:
+        """The delimiter of a csv/tsv file (tab for tsv unless stated)."""
+        if self.delimiter is not None:
+            return self.delimiter
+        return "\t" if self.format == "tsv" else ","
 
     @property
     def kept_columns(self) -> list[str]:
