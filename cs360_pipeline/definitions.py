@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from cs360_pipeline.defs import automation, catalog, ingest, privacy, publish, transform
+from cs360_pipeline.defs import (
+    automation,
+    catalog,
+    freshness,
+    ingest,
+    privacy,
+    publish,
+    transform,
+)
 from cs360_pipeline.registry import load_providers
 from cs360_pipeline.settings import current_paths
 
@@ -20,6 +28,7 @@ def build_definitions() -> dg.Definitions:
         catalog.build_defs(providers),
         transform.defs,
         publish.build_defs(providers),
+        freshness.build_defs(providers),
         automation.build_defs(providers),
         # One process, one step at a time: DuckDB files take a single writer.
         dg.Definitions(executor=dg.in_process_executor),

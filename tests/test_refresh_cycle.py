@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -110,3 +111,21 @@ def test_status_flags_late_and_overdue_deliveries(small: Deployment) -> None:
     assert " 1 " in rows[("hospital", "ed_visits")]  # the quarantined July file
     assert result.returncode == 1
     assert "ERROR: police/incidents is overdue; contact Sam Ortiz (Crime Analyst)." in result.stderr
+
+
+def test_freshness_checks_in_dagster_agree_with_the_scorecard(small: Deployment) -> None:
+    """The UI's per-dataset checks were evaluated in the last run with the same statuses."""
+    instance = dg.DagsterInstance.from_config(str(small.root / "dagster_home"))
+    try:
+
+        def latest(dataset: str) -> tuple[bool, dg.AssetCheckSeverity, str]:
+            key = dg.AssetCheckKey(dg.AssetKey(["raw", *dataset.split("/")]), "delivered_on_time")
+            record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+            evaluation = record.event.dagster_event.event_specific_data
+            return evaluation.passed, evaluation.severity, evaluation.metadata["status"].value
+
+        assert latest("police/incidents") == (False, dg.AssetCheckSeverity.ERROR, "overdue")
+        assert latest("police/calls") == (False, dg.AssetCheckSeverity.WARN, "late")
+        assert latest("city/beats")[::2] == (True, "not_scheduled")
+    finally:
+        instance.dispose()
