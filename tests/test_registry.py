@@ -95,9 +95,9 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 def test_unknown_dataset_key(tmp_path: Path) -> None:
     """An unknown key nested in a dataset is reported with its full dotted location."""
     sources = copy_sources(tmp_path)
-    path = edit(sources, "police", lambda d: d["datasets"]["calls"].update(sheet="Calls"))
+    path = edit(sources, "police", lambda d: d["datasets"]["calls"].update(tab="Calls"))
 
-    with pytest.raises(RegistryError, match=named(path, "datasets.calls.sheet", "Extra inputs")):
+    with pytest.raises(RegistryError, match=named(path, "datasets.calls.tab", "Extra inputs")):
         load_providers(sources)
 
 
@@ -259,3 +259,121 @@ def test_model_validate_reports_every_rule() -> None:
     }
     with pytest.raises(ValueError, match="'having' only applies to entities measures"):
         Provider.model_validate(police)
+
+
+# -- how a partner's export maps onto the contract --------------------------------------------
+
+
+def test_defaults_keep_existing_provider_files_valid() -> None:
+    """Files that predate the export keys get CSV, UTF-8, ',' and no tolerance for bad rows."""
+    calls = load_providers(PROJECT_SOURCES)["police"].datasets["calls"]
+
+    assert (calls.format, calls.encoding, calls.field_delimiter, calls.sheet) == (
+        "csv",
+        "utf-8",
+        ",",
+        None,
+    )
+    assert calls.max_bad_row_share == 0.0
+    assert calls.max_file_mb == 4096.0
+    assert calls.revises_months  # monthly cadence: a re-delivered month replaces the month
+    assert calls.columns["call_number"].source is None
+
+
+def test_export_mapping_keys_load() -> None:
+    """The Metro PD fixture: renames, value maps, formats, Excel and Parquet datasets."""
+    from cs360_pipeline.registry.loader import load_provider
+
+    fixture = PROJECT_DIR / "tests" / "fixtures" / "exports" / "metro_pd" / "provider.yml"
+    metro = load_provider(fixture)
+
+    calls = metro.datasets["calls"]
+    assert (calls.encoding, calls.max_bad_row_share) == ("utf-8-sig", 0.25)
+    assert calls.columns["call_number"].source == "Incident #"
+    assert calls.columns["priority"].values == {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+    assert calls.columns["received_at"].formats == ["%m/%d/%Y %I:%M:%S %p"]
+    assert calls.columns["received_at"].max == "today"
+    sheet = metro.datasets["calls_xlsx"]
+    assert (sheet.format, sheet.sheet) == ("xlsx", "Calls")
+    assert sheet.columns["received_at"].formats == ["%m/%d/%Y %I:%M:%S %p", "excel_serial"]
+    assert metro.datasets["calls_parquet"].format == "parquet"
+    assert metro.datasets["calls_parquet"].field_delimiter == ","
+
+
+def _set(dataset: str, **values: Any) -> Callable[[dict[str, Any]], None]:
+    def change(d: dict[str, Any]) -> None:
+        d["datasets"][dataset].update(values)
+
+    return change
+
+
+def _set_column(dataset: str, column: str, **values: Any) -> Callable[[dict[str, Any]], None]:
+    def change(d: dict[str, Any]) -> None:
+        d["datasets"][dataset]["columns"][column].update(values)
+
+    return change
+
+
+EXPORT_KEY_ERRORS = {
+    "unknown_format": (_set("calls", format="json"), ["datasets.calls.format", "'csv'"]),
+    "xlsx_without_sheet": (_set("calls", format="xlsx"), ["datasets.calls", "needs 'sheet'"]),
+    "sheet_on_csv": (_set("calls", sheet="Calls"), ["datasets.calls", "'sheet' only applies"]),
+    "delimiter_on_parquet": (
+        _set("calls", format="parquet", delimiter=";"),
+        ["datasets.calls", "'delimiter' does not apply to format parquet"],
+    ),
+    "long_delimiter": (_set("calls", delimiter=";;"), ["delimiter ';;' must be one character"]),
+    "unknown_encoding": (_set("calls", encoding="utf-16"), ["datasets.calls.encoding"]),
+    "bad_row_share_over_one": (
+        _set("calls", max_bad_row_share=1.5),
+        ["datasets.calls.max_bad_row_share", "less than or equal to 1"],
+    ),
+    "zero_size_cap": (_set("calls", max_file_mb=0), ["datasets.calls.max_file_mb"]),
+    "yaml_boolean_value_key": (
+        _set_column("calls", "disposition", values={True: "YES"}),
+        ["datasets.calls.columns.disposition.values", "was read by YAML as bool", "quote it"],
+    ),
+    "format_on_text_column": (
+        _set_column("calls", "beat", format="%Y"),
+        ["datasets.calls.columns.beat", "format only applies to DATE and TIMESTAMP"],
+    ),
+    "format_without_percent": (
+        _set_column("calls", "received_at", format="MM/DD/YYYY"),
+        ["datasets.calls.columns.received_at", "neither a strptime format"],
+    ),
+    "date_bound_not_a_date": (
+        _set_column("calls", "received_at", max="tomorrow"),
+        ["datasets.calls.columns.received_at", "'tomorrow' must be an ISO date"],
+    ),
+    "number_bound_on_text": (
+        _set_column("calls", "priority", max="today"),
+        ["datasets.calls.columns.priority", "must be a number"],
+    ),
+    "value_map_outside_allowed": (
+        _set_column("calls", "call_type_code", allowed=["SHOTS"], values={"10-71": "SHOTS",
+                                                                           "484": "THEFT"}),
+        ["datasets.calls.columns.call_type_code", "values maps to ['THEFT']"],
+    ),
+    "two_columns_one_header": (
+        _set_column("calls", "call_type", source="call_type_code"),
+        ["datasets.calls", "both read header 'call_type_code'"],
+    ),
+    "unknown_revisions": (_set("calls", revisions="by_week"), ["datasets.calls.revisions"]),
+    "check_name_not_snake": (
+        _set("calls", checks={"Bad Name": "true"}),
+        ["datasets.calls.checks", "must be lower_snake_case"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"), EXPORT_KEY_ERRORS.values(), ids=list(EXPORT_KEY_ERRORS)
+)
+def test_export_key_errors_name_file_and_key(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], fragments: list[str]
+) -> None:
+    sources = copy_sources(tmp_path)
+    path = edit(sources, "police", change)
+
+    with pytest.raises(RegistryError, match=named(path, "invalid provider file", *fragments)):
+        load_providers(sources)

@@ -207,6 +207,11 @@ class Dataset(_Strict):
         "rest loads. Above it the whole file is quarantined. 0 = any bad row quarantines.",
     )
     max_file_mb: float = Field(4096.0, gt=0, description="Files larger than this are refused.")
+    revisions: Literal["by_month", "none"] | None = Field(
+        None,
+        description="by_month: a file whose months cover an earlier file's months replaces "
+        "those months. Default: by_month for monthly or coarser cadences, none for daily/weekly.",
+    )
 
     @field_validator("columns", "derived", "checks")
     @classmethod
@@ -231,9 +236,7 @@ class Dataset(_Strict):
             for key in ("delimiter",):
                 if getattr(self, key) is not None:
                     raise ValueError(f"{key!r} does not apply to format {self.format}")
-        if self.delimiter is not None and (
-            len(self.delimiter) != 1 or self.delimiter in "\"\r\n"
-        ):
+        if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
             raise ValueError(f"delimiter {self.delimiter!r} must be one character, not a quote")
         sources: dict[str, str] = {}
         for name, col in self.columns.items():
@@ -247,6 +250,15 @@ class Dataset(_Strict):
         if clash:
             raise ValueError(f"derived column(s) {clash} also named as delivered columns")
         return self
+
+    @property
+    def revises_months(self) -> bool:
+        """Whether a re-delivery of months already loaded replaces them (append datasets)."""
+        if self.load != "append" or not self.period:
+            return False
+        if self.revisions is not None:
+            return self.revisions == "by_month"
+        return self.cadence not in ("daily", "weekly")
 
     @property
     def field_delimiter(self) -> str:
