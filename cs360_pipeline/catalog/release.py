@@ -57,7 +57,7 @@ def describe_release(
     """The release for everything the ledger says is loaded."""
     rows = con.execute(
         f"SELECT provider || '/' || file_name, sha256 FROM {ledger} "
-        "WHERE status = 'loaded' ORDER BY sha256"
+        "WHERE status = 'loaded' AND superseded_by IS NULL ORDER BY sha256"
     ).fetchall()
     inputs = hashlib.sha256("\n".join(sha for _, sha in rows).encode()).hexdigest()
     code = code_version()
