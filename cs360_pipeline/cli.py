@@ -55,10 +55,44 @@ def _refresh(args: argparse.Namespace) -> int:
 ERROR_STATUSES = ("overdue", "never_delivered")
 
 
+def _print_table(header: tuple[str, ...], rows: list[tuple]) -> None:
+    table = [header, *[tuple("" if v is None else str(v) for v in r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _files(args: argparse.Namespace) -> int:
+    """The ingest ledger of the last refresh: every delivered file and what became of it."""
+    from cs360_pipeline.sql import connect
+
+    paths = current_paths()
+    if not paths.build_db.exists():
+        print("Nothing ingested yet.")
+        return 0
+    where = "WHERE provider = ?" if args.provider else ""
+    with closing(connect(paths.build_db, read_only=True)) as con:
+        rows = con.execute(
+            f"""
+            SELECT provider, dataset, file_name, status, rows_loaded, rows_rejected,
+                   strftime(processed_at, '%Y-%m-%d %H:%M'), left(sha256, 12),
+                   coalesce(reason, '')
+            FROM shared.deliveries {where} ORDER BY processed_at, file_name
+            """,
+            [args.provider] if args.provider else [],
+        ).fetchall()
+    header = ("provider", "dataset", "file", "status", "loaded", "rejected", "processed",
+              "sha256", "reason")  # fmt: skip
+    _print_table(header, [(*r[:-1], r[-1][:120]) for r in rows])
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     """Print the delivery scorecard of the published release; non-zero on an error-level gap."""
     from cs360_pipeline.sql import connect
 
+    if args.files:
+        return _files(args)
     paths = current_paths()
     if not paths.warehouse_db.exists():
         print(f"No release published yet ({paths.warehouse_db} does not exist).")
@@ -76,11 +110,8 @@ def _status(args: argparse.Namespace) -> int:
         "provider", "dataset", "cadence", "loaded", "quarantined", "data through",
         "expected by", "status", "steward",
     )  # fmt: skip
-    table = [header, *[tuple("" if v is None else str(v) for v in r[:-1]) for r in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     print(f"Delivery status as of {rows[0][-1] if rows else '?'} (the last refresh):")
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _print_table(header, [r[:-1] for r in rows])
     errors = [r for r in rows if r[7] in ERROR_STATUSES]
     for r in errors:
         print(f"ERROR: {r[0]}/{r[1]} is {r[7].replace('_', ' ')}; contact {r[8]}.", file=sys.stderr)
@@ -106,6 +137,10 @@ def parser() -> argparse.ArgumentParser:
     status = sub.add_parser(
         "status", help="delivery scorecard per provider; exits 1 when a dataset is overdue"
     )
+    status.add_argument(
+        "--files", action="store_true", help="list every delivered file (the ingest ledger)"
+    )
+    status.add_argument("--provider", help="with --files: only this provider")
     status.set_defaults(func=_status)
     return top
 

@@ -129,3 +129,13 @@ def test_freshness_checks_in_dagster_agree_with_the_scorecard(small: Deployment)
         assert latest("city/beats")[::2] == (True, "not_scheduled")
     finally:
         instance.dispose()
+
+
+def test_status_files_lists_the_ledger(small: Deployment) -> None:
+    out = small.cs360("status", "--files", "--provider", "hospital").stdout.splitlines()
+    assert out[0].split()[:4] == ["provider", "dataset", "file", "status"]
+    rows = {line.split()[2]: line for line in out[1:]}
+    assert len(rows) == 13  # 12 monthly deliveries and the bad July file
+    assert " quarantined " in rows["ed_visits_2025-07.csv"]
+    assert "visit_at" in rows["ed_visits_2025-07.csv"]
+    assert all(" loaded " in line for name, line in rows.items() if name != "ed_visits_2025-07.csv")
