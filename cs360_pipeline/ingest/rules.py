@@ -1,0 +1,246 @@
+"""The contract's rules, checked set-wise in one SQL pass over the staged rows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from cs360_pipeline.ingest.readers import (
+    Rejected,
+)
+from cs360_pipeline.ingest.staging import (
+    BAD,
+    DUPES,
+    ROWS,
+    SAMPLE_ROWS,
+    STAGE,
+    WITHHELD,
+    Staged,
+)
+from cs360_pipeline.registry import Column, Dataset
+from cs360_pipeline.registry.models import TEMPORAL_TYPES
+from cs360_pipeline.sql import ident, literal
+
+
+@dataclass(frozen=True)
+class Rule:
+    description: str
+    condition: str  # SQL over _rows marking a violating row
+    column: str | None
+    value: str  # SQL giving the value sample of a violating row
+
+
+@dataclass
+class Verdict:
+    total: int  # records in the file (staged + refused by the reader)
+    bad_rows: int  # records rejected (reader + rules)
+    staged_bad: int  # staged rows flagged by a rule (in _bad)
+    rules: list[Rule]
+    counts: list[int]
+    months: list  # months of the good rows, for revisions
+    problems: list[str]
+    parse_rejects: list
+
+
+def _bound_sql(col: Column, q: str, bound: float | str, op: str) -> tuple[str, str]:
+    """(condition, description) for a min (op '<') or max (op '>') bound."""
+    if col.type in TEMPORAL_TYPES:
+        ref = "current_date" if bound == "today" else f"DATE {literal(str(bound))}"
+        words = {"<": "before", ">": "after"}[op]
+        said = "today (no future dates)" if bound == "today" else str(bound)
+        return f"CAST({q} AS DATE) {op} {ref}", f"not be {words} {said}"
+    word = {"<": "at least", ">": "at most"}[op]
+    return f"{q} {op} {float(bound)!r}", f"be {word} {float(bound):g}"
+
+
+def _rules(dataset: Dataset, converted: list[str], dupes: bool) -> list[Rule]:
+    """Every contract rule as SQL over ``_rows``; one row may break several."""
+    rules = []
+    for name, col in dataset.columns.items():
+        q = ident(name)
+        shown = f"CAST({q} AS VARCHAR)" if not col.identifier else literal(WITHHELD)
+        if name in converted:
+            raw = ident("_raw_" + name)
+            if col.values and col.type not in TEMPORAL_TYPES:
+                what = f"one of {', '.join(col.values)} (values map) or a {col.type}"
+            elif col.type in TEMPORAL_TYPES:
+                formats = col.formats or [
+                    dataset.timestamp_format if col.type == "TIMESTAMP" else dataset.date_format
+                ]
+                what = f"a {col.type} as {' or '.join(formats)}"
+            else:
+                what = f"a {col.type}"
+            rules.append(
+                Rule(
+                    f"{name} must be {what}",
+                    f"{raw} IS NOT NULL",
+                    name,
+                    raw if not col.identifier else literal(WITHHELD),
+                )
+            )
+            if col.required:
+                rules.append(
+                    Rule(f"{name} is required", f"{q} IS NULL AND {raw} IS NULL", name, "NULL")
+                )
+        elif col.required:
+            rules.append(Rule(f"{name} is required", f"{q} IS NULL", name, "NULL"))
+        if col.allowed is not None:
+            allowed = ", ".join(literal(v) for v in col.allowed)
+            rules.append(
+                Rule(
+                    f"{name} must be one of {', '.join(col.allowed)}",
+                    f"{q} NOT IN ({allowed})",
+                    name,
+                    shown,
+                )
+            )
+        if col.min is not None:
+            cond, said = _bound_sql(col, q, col.min, "<")
+            rules.append(Rule(f"{name} must {said}", cond, name, shown))
+        if col.max is not None:
+            cond, said = _bound_sql(col, q, col.max, ">")
+            rules.append(Rule(f"{name} must {said}", cond, name, shown))
+    if dupes:
+        key = " || '|' || ".join(f"coalesce(CAST({ident(k)} AS VARCHAR), '')" for k in dataset.key)
+        rules.append(
+            Rule(
+                f"({', '.join(dataset.key)}) must be unique in the file",
+                "_dup IS NOT NULL",
+                ", ".join(dataset.key),
+                key,
+            )
+        )
+    for name, condition in dataset.checks.items():
+        rules.append(Rule(f"check {name}: {condition}", f"NOT ({condition})", None, "NULL"))
+    return rules
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection, file_name: str, dataset: Dataset, staged: Staged
+) -> Verdict:
+    """One pass counts every rule (and computes derived columns); bad rows go to ``_bad``."""
+    dupes = False
+    if dataset.key:
+        key = ", ".join(ident(k) for k in dataset.key)
+        con.execute(
+            f"CREATE TEMP TABLE {DUPES} AS SELECT {key}, true AS _dup FROM {STAGE} "
+            f"GROUP BY {key} HAVING count(*) > 1"
+        )
+        dupes = con.execute(f"SELECT count(*) FROM {DUPES}").fetchall()[0][0] > 0
+    rules = _rules(dataset, staged.converted, dupes)
+    joined = (
+        f"{ROWS} LEFT JOIN {DUPES} USING ({', '.join(ident(k) for k in dataset.key)})"
+        if (dupes)
+        else ROWS
+    )
+    flags = ", ".join(
+        [f"coalesce({r.condition}, false) AS f{i}" for i, r in enumerate(rules)] or ["false AS f0"]
+    )
+    any_flag = " OR ".join(f"f{i}" for i in range(len(rules))) or "false"
+    if dataset.period:
+        period = f"CAST(date_trunc('month', {ident(dataset.period)}) AS DATE)"
+        months_sql = (
+            f"list(DISTINCT {period} ORDER BY {period}) FILTER "
+            f"(WHERE NOT ({any_flag}) AND {period} IS NOT NULL)"
+        )
+    else:
+        months_sql = "CAST([] AS DATE[])"
+    # Counting each derived column forces it to be computed here, before any transaction.
+    forced = [f"count({ident(n)})" for n in dataset.derived]
+    flagged = f"SELECT *, {flags} FROM {joined}"
+    try:
+        counts_row = con.execute(
+            "SELECT "
+            + ", ".join(
+                [f"count(*) FILTER (WHERE f{i})" for i in range(len(rules))]
+                + [f"count(*) FILTER (WHERE {any_flag})", months_sql, *forced]
+            )
+            + f" FROM ({flagged})"
+        ).fetchall()[0]
+    except duckdb.Error as exc:
+        raise Rejected(
+            f"{file_name}: a derived column or check "
+            f"({', '.join([*dataset.derived, *dataset.checks])}) cannot be computed from the "
+            f"delivered values: {exc}. Check the values it is computed from."
+        ) from exc
+    counts = list(counts_row[: len(rules)])
+    staged_bad = counts_row[len(rules)]
+    months = counts_row[len(rules) + 1] or []
+    problems = []
+    if staged_bad:
+        values = ", ".join(
+            f"CASE WHEN f{i} THEN {r.value} END AS v{i}" for i, r in enumerate(rules)
+        )
+        kept_flags = ", ".join(f"f{i}" for i in range(len(rules)))
+        con.execute(
+            f"CREATE TEMP TABLE {BAD} AS SELECT _rid, _line, {kept_flags}, {values} "
+            f"FROM ({flagged}) WHERE {any_flag}"
+        )
+        if staged.parse_rejects and staged.line_expr == "rowid + 2":
+            shift_lines(con, staged)
+        for i, (rule, count) in enumerate(zip(rules, counts, strict=True)):
+            if count:
+                lines = con.execute(
+                    f"SELECT _line FROM {BAD} WHERE f{i} ORDER BY _line LIMIT {SAMPLE_ROWS}"
+                ).fetchall()
+                where = ", ".join(str(r[0]) for r in lines)
+                problems.append(f"rule '{rule.description}': {count} row(s), e.g. line(s) {where}")
+    unreadable = parse_problem(file_name, dataset, staged)
+    if unreadable:
+        problems.insert(0, unreadable)
+    total = staged.rows + staged.rejected_lines
+    bad = staged_bad + staged.rejected_lines
+    verdict = Verdict(total, bad, staged_bad, rules, counts, months, problems, staged.parse_rejects)
+    if total == 0:
+        raise Rejected(
+            f"{file_name}: the file has a header row but no data rows. "
+            "Export the period's rows again."
+        )
+    if bad and (bad / total > dataset.max_bad_row_share or bad == total):
+        limit = (
+            f" {bad:,} of {total:,} rows ({bad / total:.1%}) break the contract; this dataset "
+            f"accepts at most {dataset.max_bad_row_share:.1%} (max_bad_row_share)."
+            if dataset.max_bad_row_share > 0 or bad == total
+            else ""
+        )
+        raise Rejected(
+            f"{file_name}: " + "; ".join(problems) + f".{limit} Correct the rows and re-send."
+        )
+    return verdict
+
+
+def parse_problem(file_name: str, dataset: Dataset, staged: Staged) -> str | None:
+    """The reader's refusals, by line and column. No line text: this reason reaches the ledger,
+    which is shared; only a value that failed to parse as a number or date is quoted."""
+    if not staged.parse_rejects:
+        return None
+    samples = []
+    for line, col, kind, _, message in staged.parse_rejects[:SAMPLE_ROWS]:
+        sample = f"line {line} column {col or '?'} ({kind})"
+        column = dataset.columns.get(col or "")
+        value = re.search(r'Could not convert string "(.{0,40})" to', str(message))
+        if kind == "CAST" and value and column is not None and not column.identifier:
+            sample += f": {value.group(1)!r}"
+        samples.append(sample)
+    return (
+        f"{staged.rejected_lines} line(s) do not match the contract's types or the CSV "
+        f"structure, e.g. {'; '.join(samples)}. Rule: every value must parse as its declared "
+        f"type (timestamps as {dataset.timestamp_format}, dates as {dataset.date_format}, unless "
+        "the column declares its own format)"
+    )
+
+
+def shift_lines(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    """Staged rows skip the reader's rejected lines: move ``_line`` past those before it."""
+    lines = sorted({r[0] for r in staged.parse_rejects})
+    # t = staged rows before each rejected line; a staged row moves down once per t <= its _rid.
+    gaps = [line - 2 - i for i, line in enumerate(lines)]
+    con.execute(
+        f"UPDATE {BAD} SET _line = _line + "
+        f"(SELECT count(*) FROM unnest({gaps!r}::BIGINT[]) AS g(t) WHERE g.t <= {BAD}._rid)"
+    )
+
+
+# -- loading ----------------------------------------------------------------------------------
