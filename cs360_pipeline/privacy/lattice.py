@@ -1,0 +1,281 @@
+"""The cells of one table family and the additive equations that link them.
+
+This is the only piece the complementary suppressor and the independent auditor share: both must
+agree on *which* sums a reader can form, and nothing else.
+
+Data model (one measure, one audience = one "table family"):
+
+- a cell is keyed by ``CellKey(period_level, period_start, geo_level, geo_code, breakdown)`` and
+  holds its true count ``n >= 0`` (integer);
+- geography is a tree given as ``geo_parent`` (code -> parent code, codes unique across levels),
+  levels ordered finest first (default beat -> district -> city);
+- periods are ISO dates of the period start; month -> quarter -> year parents are computed;
+- a breakdown is ``'total'`` or ``'dim=value'`` pairs joined by ``';'`` (``'sex=F'``,
+  ``'age_group=0-9;sex=F'`` for a crossed table). Dropping one pair gives the parent along that
+  dimension, so each breakdown dimension sums to its total separately (what ``cells.py`` builds)
+  and crossed breakdowns are supported as well.
+
+For every cell and every dimension, "parent = sum of its children" is an equation, crossed with
+every code of the other dimensions. **Partial parents** (a quarter with only some months
+delivered, a district whose beat has no cell): the equation is written over the children that are
+present. That is exact for cells built by one ``GROUPING SETS`` pass (an undelivered month has no
+rows, so the quarter is the sum of the delivered months) and it is the *stronger* attacker, so
+the audit stays conservative. A child that exists but is deliberately not published must be in
+the table as a (forced) suppressed cell, never left out. ``residuals()`` verifies additivity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
+
+GEO_LEVELS = ("beat", "district", "city")
+PERIOD_LEVELS = ("month", "quarter", "year")
+TOTAL = "total"
+KEY_COLUMNS = ("period_level", "period_start", "geo_level", "geo_code", "breakdown")
+
+
+class CellKey(NamedTuple):
+    """The identity of a cell, as stored in ``shared.cells_*`` (dates as ISO strings)."""
+
+    period_level: str
+    period_start: str
+    geo_level: str
+    geo_code: str
+    breakdown: str
+
+
+def breakdown_parts(breakdown: str) -> tuple[tuple[str, str], ...]:
+    """``'sex=F;age_group=0-9'`` -> sorted ``(('age_group','0-9'), ('sex','F'))``; total -> ()."""
+    if breakdown == TOTAL:
+        return ()
+    parts = []
+    for part in breakdown.split(";"):
+        dim, sep, value = part.partition("=")
+        if not sep or not dim:
+            raise ValueError(f"breakdown {breakdown!r}: expected 'total' or 'dim=value[;...]'")
+        parts.append((dim, value))
+    if len({d for d, _ in parts}) != len(parts):
+        raise ValueError(f"breakdown {breakdown!r} repeats a dimension")
+    return tuple(sorted(parts))
+
+
+def breakdown_label(parts: Iterable[tuple[str, str]]) -> str:
+    """The canonical label of a breakdown (sorted pairs), ``'total'`` when empty."""
+    pairs = sorted(parts)
+    return ";".join(f"{d}={v}" for d, v in pairs) if pairs else TOTAL
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def period_parent(level: str, start: str) -> tuple[str, str] | None:
+    """Month -> quarter -> year on ISO period starts; None at the top."""
+    day = dt.date.fromisoformat(start)
+    if level == "month":
+        return "quarter", dt.date(day.year, (day.month - 1) // 3 * 3 + 1, 1).isoformat()
+    if level == "quarter":
+        return "year", dt.date(day.year, 1, 1).isoformat()
+    if level == "year":
+        return None
+    raise ValueError(f"unknown period level {level!r}")
+
+
+def normalize_key(key: Sequence[Any]) -> CellKey:
+    """Any 5-sequence (dates or strings) -> a canonical ``CellKey``."""
+    pl, ps, gl, gc, bd = key
+    return CellKey(str(pl), _iso(ps), str(gl), str(gc), breakdown_label(breakdown_parts(str(bd))))
+
+
+@dataclass(frozen=True, eq=False)
+class Lattice:
+    """Cells (sorted by key) plus the equations ``parent - sum(children) = 0``.
+
+    Equation ``e`` has parent ``eq_parent[e]``, children ``eq_child[eq_ptr[e]:eq_ptr[e+1]]`` and
+    the dimension it sums over ``eq_dim[e]`` (``'geo'``, ``'period'`` or ``'breakdown:<dim>'``).
+    ``rank`` is how coarse a cell is (0 = a leaf in every dimension).
+    """
+
+    keys: tuple[CellKey, ...]
+    n: np.ndarray
+    rank: np.ndarray
+    eq_parent: np.ndarray
+    eq_ptr: np.ndarray
+    eq_child: np.ndarray
+    eq_dim: tuple[str, ...]
+    index: dict[CellKey, int] = field(repr=False)
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        keys: Iterable[Sequence[Any]],
+        n: Iterable[int],
+        geo_parent: Mapping[str, str],
+        geo_levels: Sequence[str] = GEO_LEVELS,
+    ) -> Lattice:
+        """Cells from parallel keys and counts; equations derived from the hierarchies."""
+        pairs = sorted(zip((normalize_key(k) for k in keys), (int(v) for v in n), strict=True))
+        cell_keys = tuple(k for k, _ in pairs)
+        counts = np.array([v for _, v in pairs], dtype=np.int64)
+        if len(set(cell_keys)) != len(cell_keys):
+            raise ValueError("duplicate cell keys")
+        if (counts < 0).any():
+            raise ValueError("cell counts must be >= 0")
+        index = {k: i for i, k in enumerate(cell_keys)}
+        groups = _equation_groups(cell_keys, index, geo_parent, tuple(geo_levels))
+        order = sorted(groups)
+        ptr = np.zeros(len(order) + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(groups[g]) for g in order])
+        child = np.array([c for g in order for c in sorted(groups[g])], dtype=np.int64)
+        return cls(
+            keys=cell_keys,
+            n=counts,
+            rank=_ranks(cell_keys, tuple(geo_levels)),
+            eq_parent=np.array([p for p, _ in order], dtype=np.int64),
+            eq_ptr=ptr,
+            eq_child=child,
+            eq_dim=tuple(d for _, d in order),
+            index=index,
+        )
+
+    @classmethod
+    def from_table(
+        cls, table: Any, geo_parent: Mapping[str, str], geo_levels: Sequence[str] = GEO_LEVELS
+    ) -> Lattice:
+        """From a pyarrow Table or a DuckDB relation with the key columns and ``n``."""
+        columns = [*KEY_COLUMNS, "n"]
+        if hasattr(table, "fetchall") and hasattr(table, "columns"):
+            rows = table.select(*columns).fetchall()
+        else:
+            data = table.select(columns).to_pydict()
+            rows = list(zip(*(data[c] for c in columns), strict=True))
+        if any(r[5] is None for r in rows):
+            raise ValueError("the lattice needs true counts: n is NULL in some rows")
+        return cls.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent, geo_levels)
+
+    # -- views -----------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    @property
+    def n_equations(self) -> int:
+        return len(self.eq_parent)
+
+    def children(self, e: int) -> np.ndarray:
+        return self.eq_child[self.eq_ptr[e] : self.eq_ptr[e + 1]]
+
+    def members(self, e: int) -> np.ndarray:
+        """Parent first, then children."""
+        return np.concatenate(([self.eq_parent[e]], self.children(e)))
+
+    @cached_property
+    def matrix(self) -> sparse.csr_matrix:
+        """E x N: +1 for the parent, -1 for each child; ``matrix @ n == 0`` when additive."""
+        sizes = np.diff(self.eq_ptr)
+        rows = np.concatenate(
+            (np.arange(self.n_equations), np.repeat(np.arange(len(sizes)), sizes))
+        )
+        cols = np.concatenate((self.eq_parent, self.eq_child))
+        vals = np.concatenate((np.ones(len(self.eq_parent)), -np.ones(len(self.eq_child))))
+        return sparse.csr_matrix((vals, (rows, cols)), shape=(self.n_equations, self.size))
+
+    @cached_property
+    def cell_equations(self) -> sparse.csr_matrix:
+        """N x E incidence: which equations each cell is a member of."""
+        return (self.matrix != 0).T.tocsr().astype(np.int8)
+
+    def residuals(self) -> np.ndarray:
+        """``parent - sum(children)`` per equation: all zero for an additive table."""
+        return self.matrix @ self.n.astype(float)
+
+    def mask(self, keys: Iterable[Sequence[Any]]) -> np.ndarray:
+        """Boolean mask of the given keys; keys absent from this table are ignored."""
+        out = np.zeros(self.size, dtype=bool)
+        for key in keys:
+            i = self.index.get(normalize_key(key))
+            if i is not None:
+                out[i] = True
+        return out
+
+
+def _parent_keys(
+    key: CellKey, geo_parent: Mapping[str, str], geo_levels: tuple[str, ...]
+) -> Iterable[tuple[str, CellKey]]:
+    """Yield (dimension, parent key) for each dimension the cell has a parent in."""
+    if key.geo_level not in geo_levels:
+        raise ValueError(f"unknown geography level {key.geo_level!r}")
+    level = geo_levels.index(key.geo_level)
+    if level + 1 < len(geo_levels) and key.geo_code in geo_parent:
+        up_geo = geo_parent[key.geo_code]
+        yield "geo", key._replace(geo_level=geo_levels[level + 1], geo_code=up_geo)
+    up = period_parent(key.period_level, key.period_start)
+    if up is not None:
+        yield "period", key._replace(period_level=up[0], period_start=up[1])
+    parts = breakdown_parts(key.breakdown)
+    for i, (dim, _) in enumerate(parts):
+        rest = parts[:i] + parts[i + 1 :]
+        yield f"breakdown:{dim}", key._replace(breakdown=breakdown_label(rest))
+
+
+def _equation_groups(
+    keys: tuple[CellKey, ...],
+    index: dict[CellKey, int],
+    geo_parent: Mapping[str, str],
+    geo_levels: tuple[str, ...],
+) -> dict[tuple[int, str], list[int]]:
+    """(parent index, dimension) -> present children: one equation each."""
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        for dim, parent in _parent_keys(key, geo_parent, geo_levels):
+            j = index.get(parent)
+            if j is not None:
+                groups[(j, dim)].append(i)
+    return groups
+
+
+def _ranks(keys: tuple[CellKey, ...], geo_levels: tuple[str, ...]) -> np.ndarray:
+    """Coarseness: geography level + period level + breakdown dimensions summed away."""
+    dims = max((len(breakdown_parts(k.breakdown)) for k in keys), default=0)
+    return np.array(
+        [
+            geo_levels.index(k.geo_level)
+            + PERIOD_LEVELS.index(k.period_level)
+            + dims
+            - len(breakdown_parts(k.breakdown))
+            for k in keys
+        ],
+        dtype=np.int64,
+    )
+
+
+def unknown_components(lattice: Lattice, unknown: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of the unknown cells linked through shared equations.
+
+    Returns (count, labels) with label -1 for known cells. Two unknowns in different components
+    share no equation, so each component can be protected or audited on its own.
+    """
+    incidence = lattice.cell_equations[unknown]  # U x E
+    u, e = incidence.shape
+    if u == 0:
+        return 0, np.full(lattice.size, -1, dtype=np.int64)
+    graph = sparse.bmat(
+        [[sparse.csr_matrix((u, u)), incidence], [incidence.T, sparse.csr_matrix((e, e))]],
+        format="csr",
+    )
+    _, labels = csgraph.connected_components(graph, directed=False)
+    cell_labels = labels[:u]
+    _, dense = np.unique(cell_labels, return_inverse=True)
+    out = np.full(lattice.size, -1, dtype=np.int64)
+    out[np.flatnonzero(unknown)] = dense
+    return int(dense.max()) + 1, out
