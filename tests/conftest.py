@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cs360_pipeline.settings import PROJECT_DIR
@@ -40,6 +41,18 @@ class Deployment:
     @property
     def warehouse(self) -> Path:
         return self.data / "warehouse.duckdb"
+
+    def query(self, sql: str) -> list[tuple]:
+        """Read the published warehouse the way an analyst does: read-only, then close."""
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def latest_month(self, metric_id: str) -> str:
+        sql = f"SELECT max(period_start) FROM metric_values WHERE metric_id = '{metric_id}'"
+        return str(self.query(sql)[0][0])
 
     def cs360(
         self, *args: str, check: bool = True, as_of: str | None = None

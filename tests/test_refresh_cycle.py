@@ -89,14 +89,7 @@ def test_bad_file_is_quarantined_and_other_providers_still_refresh(small: Deploy
     statuses = {name: status for name, status, _ in ledger(small)}
     assert statuses["ed_visits_2025-07.csv"] == "quarantined"
     assert statuses["calls_2025-07.csv"] == "loaded"
-    con = duckdb.connect(str(small.warehouse), read_only=True)
-    try:
-        latest = con.execute(
-            "SELECT max(period_start) FROM metric_values WHERE metric_id = 'shots_fired_calls'"
-        ).fetchall()[0][0]
-    finally:
-        con.close()
-    assert str(latest) == "2025-07-01"
+    assert small.latest_month("shots_fired_calls") == "2025-07-01"
 
 
 def test_status_flags_late_and_overdue_deliveries(small: Deployment) -> None:
