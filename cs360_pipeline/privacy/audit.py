@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -240,6 +241,26 @@ def _solve(
     return float(res.x[j]), res.x
 
 
+def _integer_program(
+    sub: sparse.csr_matrix,
+    b: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    c: np.ndarray,
+    counters: _Counters,
+    time_limit: float,
+) -> Any:
+    """The attacker's system with every unknown integer, minimising ``c @ x``."""
+    counters.milps += 1
+    return milp(
+        c,
+        constraints=[LinearConstraint(sub, b, b)],
+        integrality=np.ones(sub.shape[1]),
+        bounds=Bounds(lo, hi),
+        options={"time_limit": time_limit},
+    )
+
+
 def _integer_witness(
     sub: sparse.csr_matrix,
     b: np.ndarray,
@@ -257,14 +278,7 @@ def _integer_witness(
     """
     lo, hi = lo.copy(), hi.copy()
     lo[j], hi[j] = max(lo[j], side[0]), min(hi[j], side[1])
-    counters.milps += 1
-    res = milp(
-        np.zeros(sub.shape[1]),
-        constraints=[LinearConstraint(sub, b, b)],
-        integrality=np.ones(sub.shape[1]),
-        bounds=Bounds(lo, hi),
-        options={"time_limit": time_limit},
-    )
+    res = _integer_program(sub, b, lo, hi, np.zeros(sub.shape[1]), counters, time_limit)
     return res.status == 0 and res.x is not None
 
 
@@ -281,14 +295,7 @@ def _integer_bound(
     """The integer attacker's bound (or its proven dual bound after a time-out) for the report."""
     c = np.zeros(sub.shape[1])
     c[j] = sense
-    counters.milps += 1
-    res = milp(
-        c,
-        constraints=[LinearConstraint(sub, b, b)],
-        integrality=np.ones(len(c)),
-        bounds=Bounds(lo, hi),
-        options={"time_limit": time_limit},
-    )
+    res = _integer_program(sub, b, lo, hi, c, counters, time_limit)
     bound = getattr(res, "mip_dual_bound", None)
     if res.status == 0 and res.x is not None:
         return float(res.x[j])
