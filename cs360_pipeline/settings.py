@@ -32,6 +32,11 @@ class Paths:
         return self.data_dir / "restricted" / "raw.duckdb"
 
     @property
+    def vault_db(self) -> Path:
+        """True counts and suppression patterns of past releases: restricted as well."""
+        return self.data_dir / "restricted" / "privacy.duckdb"
+
+    @property
     def build_dir(self) -> Path:
         return self.data_dir / "build"
 

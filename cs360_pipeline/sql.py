@@ -22,8 +22,10 @@ def literal_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(literal(v) for v in values) + "]"
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a project database with the settings every step shares."""
+def connect(path: Path | None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a project database (or an in-memory one) with the settings every step shares."""
+    if path is None:
+        return duckdb.connect(":memory:", config={"threads": 2})
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2})
     return con

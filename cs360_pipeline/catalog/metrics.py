@@ -116,12 +116,27 @@ def _check_references(
             )
 
 
+def measure_ids(metric: Metric) -> list[str]:
+    """The cells tables a metric reads, as ``<provider>__<measure>``."""
+    refs = [metric.numerator] + ([metric.denominator] if metric.denominator else [])
+    return [ref.replace(".", "__") for ref in refs if ref != "population"]
+
+
+def metrics_by_measure(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    """Measure id -> the metrics built on it (their privacy overrides apply to its cells)."""
+    out: dict[str, list[str]] = {}
+    for metric_id, metric in catalog.metrics.items():
+        for measure in measure_ids(metric):
+            out.setdefault(measure, []).append(metric_id)
+    return {m: tuple(ids) for m, ids in out.items()}
+
+
 def metric_providers(metric: Metric) -> list[str]:
     refs = [metric.numerator] + ([metric.denominator] if metric.denominator else [])
     return sorted({ref.partition(".")[0] for ref in refs if ref != "population"})
 
 
-def write_definitions(con: duckdb.DuckDBPyConnection, catalog: Catalog, policy: Policy) -> int:
+def write_definitions(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> int:
     """Replace ``shared.metric_definitions`` with one row per metric, in file order."""
     rows = []
     for order, (metric_id, m) in enumerate(catalog.metrics.items(), start=1):
@@ -147,7 +162,6 @@ def write_definitions(con: duckdb.DuckDBPyConnection, catalog: Catalog, policy: 
                 ", ".join(providers),
                 m.owner.organisation,
                 m.owner.role,
-                max(policy.min_cell_size(p) for p in providers),
             )
         )
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
@@ -158,12 +172,45 @@ def write_definitions(con: duckdb.DuckDBPyConnection, catalog: Catalog, policy: 
             dimension VARCHAR, dimension_title VARCHAR, goal VARCHAR, indicator VARCHAR,
             definition VARCHAR, unit VARCHAR, scale INTEGER, numerator_measure VARCHAR,
             denominator_measure VARCHAR, per_population BOOLEAN, direction VARCHAR,
-            cadence VARCHAR, providers VARCHAR, owner_organisation VARCHAR, owner_role VARCHAR,
-            min_cell_size INTEGER
+            cadence VARCHAR, providers VARCHAR, owner_organisation VARCHAR, owner_role VARCHAR
         )
         """
     )
     con.executemany(
-        "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 19) + ")", rows
+        "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 18) + ")", rows
     )
+    return len(rows)
+
+
+def write_privacy_rules(con: duckdb.DuckDBPyConnection, catalog: Catalog, policy: Policy) -> int:
+    """Replace ``shared.privacy_rules``: each metric's resolved rule per audience (the strictest
+    of its providers' when it mixes them), for the rate rules dbt applies."""
+    rows = []
+    for metric_id, m in catalog.metrics.items():
+        for audience in policy.audiences:
+            rules = [policy.rule(p, audience, (metric_id,)) for p in metric_providers(m)]
+            rule = rules[0]
+            for other in rules[1:]:
+                rule = rule.strictest(other)
+            rows.append(
+                (
+                    metric_id,
+                    audience,
+                    rule.min_cell_size,
+                    rule.insider,
+                    rule.flag_unreliable_below,
+                    rule.min_denominator,
+                )
+            )
+    con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE shared.privacy_rules (
+            metric_id VARCHAR NOT NULL, audience VARCHAR NOT NULL, min_cell_size INTEGER NOT NULL,
+            insider BOOLEAN NOT NULL, flag_unreliable_below INTEGER NOT NULL,
+            min_denominator INTEGER NOT NULL, PRIMARY KEY (metric_id, audience)
+        )
+        """
+    )
+    con.executemany("INSERT INTO shared.privacy_rules VALUES (?, ?, ?, ?, ?, ?)", rows)
     return len(rows)

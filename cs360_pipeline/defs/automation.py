@@ -1,6 +1,5 @@
 """When the pipeline runs: a sensor per provider inbox and a nightly refresh of everything."""
 
-
 import hashlib
 import json
 import os

@@ -1,12 +1,11 @@
 """The metric catalog and the release record: configuration and metadata into the shared zone."""
 
-
 from contextlib import closing
 
 import dagster as dg
 
 from cs360_pipeline.catalog.datasets import write_datasets
-from cs360_pipeline.catalog.metrics import load_catalog, write_definitions
+from cs360_pipeline.catalog.metrics import load_catalog, write_definitions, write_privacy_rules
 from cs360_pipeline.catalog.release import write_deliveries, write_release
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.privacy import shared_key
@@ -32,8 +31,26 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         catalog = load_catalog(providers)
         paths = current_paths().ensure()
         with closing(connect(paths.build_db)) as con:
-            count = write_definitions(con, catalog, load_policy())
+            count = write_definitions(con, catalog)
         return dg.MaterializeResult(metadata={"metrics": count})
+
+    @dg.asset(
+        key=shared_key("privacy_rules"),
+        group_name=GROUP,
+        kinds={"yaml", "duckdb"},
+        description=(
+            "The privacy rule each metric resolves to for each audience (privacy/policy.yml: "
+            "metric > provider > audience > defaults, strictest of its providers)."
+        ),
+    )
+    def privacy_rules() -> dg.MaterializeResult:
+        catalog = load_catalog(providers)
+        policy = load_policy()
+        policy.check_names(set(providers), set(catalog.metrics))
+        paths = current_paths().ensure()
+        with closing(connect(paths.build_db)) as con:
+            count = write_privacy_rules(con, catalog, policy)
+        return dg.MaterializeResult(metadata={"rules": count, "policy_sha256": policy.sha256})
 
     every_dataset = [raw_key(p.provider, d) for p in providers.values() for d in p.datasets]
 
@@ -84,4 +101,4 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             count = write_datasets(con, providers)
         return dg.MaterializeResult(metadata={"datasets": count})
 
-    return dg.Definitions(assets=[metric_definitions, datasets, release, deliveries])
+    return dg.Definitions(assets=[metric_definitions, privacy_rules, datasets, release, deliveries])

@@ -1,6 +1,5 @@
 """One asset per provider dataset: its inbox into the restricted database."""
 
-
 from contextlib import closing
 
 import dagster as dg

@@ -1,11 +1,12 @@
 """Privacy assets: row-level tables in, protected cells and public reference data out."""
 
-
 import dagster as dg
 
+from cs360_pipeline.catalog.metrics import load_catalog, metrics_by_measure
 from cs360_pipeline.defs.ingest import raw_key
-from cs360_pipeline.privacy.cells import CellBuilder
+from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.privacy.protection import Protector
 from cs360_pipeline.privacy.reference import build_geography, build_population
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
@@ -29,7 +30,7 @@ def _upstream(provider: Provider) -> list[dg.AssetKey]:
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
-def _cells_asset(provider: Provider) -> dg.AssetsDefinition:
+def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.AssetsDefinition:
     @dg.asset(
         key=shared_key(f"cells_{provider.provider}"),
         deps=_upstream(provider),
@@ -37,14 +38,17 @@ def _cells_asset(provider: Provider) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         description=(
             f"{provider.organisation}: every measure aggregated to additive cells (beat, district, "
-            "city x month, quarter, year x breakdowns) with counts below the provider's minimum "
-            "cell size suppressed. The only row-level input; the output holds no small count."
+            "city x month, quarter, year x breakdowns) for each audience, with small counts and "
+            "enough complementary cells suppressed that none can be derived. The only row-level "
+            "input; the output holds no small count."
         ),
         tags={"zone": "shared"},
     )
     def _cells(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths().ensure()
         policy = load_policy()
+        catalog = load_catalog(providers)
+        policy.check_names(set(providers), set(catalog.metrics))
         with restricted_to_shared(paths) as con:
             available = raw_tables(con)
             if "city__beats" not in available:
@@ -52,18 +56,28 @@ def _cells_asset(provider: Provider) -> dg.AssetsDefinition:
                     "the beat map (city/beats) has not been delivered: cells cannot be placed. "
                     "Drop beats.csv into sources/city/inbox."
                 )
-            summaries = CellBuilder(con, policy).build_provider(provider, available)
-        for s in summaries:
-            context.log.info(
-                f"{s.measure_id}: {s.cells:,} cells, {s.suppressed:,} suppressed"
-                + (f", {s.unlocated_rows:,} rows with no known beat" if s.unlocated_rows else "")
-            )
+            vault.attach(con, paths)
+            protector = Protector(con, policy, metrics_by_measure(catalog), log=context.log.info)
+            done = protector.build_provider(provider, available)
+        built = {d.measure_id for d in done}
         return dg.MaterializeResult(
             metadata={
-                "cells": sum(s.cells for s in summaries),
-                "suppressed_cells": sum(s.suppressed for s in summaries),
-                "rows_without_beat": sum(s.unlocated_rows for s in summaries),
-                "measures_without_data": ", ".join(s.measure_id for s in summaries if s.cells == 0)
+                "cells": sum(d.cells for d in done),
+                "suppressed_cells": sum(d.suppressed for d in done),
+                "complementary_cells": sum(d.secondary for d in done),
+                "suppression_rate": dg.MetadataValue.md(
+                    "| measure | audience | cells | suppressed |\n|---|---|---|---|\n"
+                    + "\n".join(
+                        f"| {d.measure_id} | {d.audience} | {d.cells:,} | {d.rate:.1%} |"
+                        for d in done
+                    )
+                ),
+                "rows_without_beat": sum(d.unlocated_rows for d in done if d.audience == "pst"),
+                "measures_without_data": ", ".join(
+                    provider.measure_id(n)
+                    for n in provider.measures
+                    if provider.measure_id(n) not in built
+                )
                 or "none",
                 "policy_sha256": policy.sha256,
             }
@@ -101,5 +115,5 @@ def population() -> dg.MaterializeResult:
 
 
 def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
-    cells = [_cells_asset(p) for p in providers.values() if p.measures]
+    cells = [_cells_asset(p, providers) for p in providers.values() if p.measures]
     return dg.Definitions(assets=[*cells, geography, population])

@@ -1,6 +1,5 @@
 """dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks."""
 
-
 import datetime as dt
 import json
 import os

@@ -12,6 +12,13 @@ denominators) and the equations from ``lattice.py``. The attacker's system:
 - a published rate ``r`` (rounded to ``decimals``) with its denominator ``d`` per ``per`` bounds the
   numerator: ``(r - h) d / per <= x <= (r + h) d / per`` with ``h = 0.5 * 10**-decimals``.
 
+Insiders: for a publication marked ``insider`` (people who could recognise themselves, such as
+probation clients), the maximum of each primary is attacked by a coalition holding one member of
+every *other* non-empty suppressed cell of that release (each of those cells is known to be
+>= 1): no insider may learn that a cell is small. That is stronger than any single insider, so
+passing it protects against each of them. (The minimum stays the outsider's: a coalition of
+everyone trivially knows which cells are not empty.)
+
 A primary cell (``0 < n < k``) passes only if ``floor(max) >= k`` and ``ceil(min) == 0``. Bounds
 come from HiGHS LPs (``scipy.optimize.linprog``); when an LP optimum is fractional and the LP
 verdict is "pass", the bound is re-solved with integrality (``scipy.optimize.milp``), because the
@@ -70,6 +77,7 @@ class Publication:
     k: int
     name: str = "release"
     rates: tuple[PublishedRate, ...] = ()
+    insider: bool = False
 
 
 @dataclass(frozen=True)
@@ -317,10 +325,12 @@ def _bounds(
     integer_recheck: bool,
     verdict_only: bool = False,
     time_limit: float = 10.0,
+    lo_max: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """[min, max] of x_j by LP; where a fractional LP optimum would pass, the integer attacker
     is asked for a witness (x_j = 0, x_j >= k) and the bound replaced if none exists.
-    ``verdict_only`` skips the max once the min already fails (max reported as NaN)."""
+    ``verdict_only`` skips the max once the min already fails (max reported as NaN).
+    ``lo_max``: other lower bounds for the max (what an insider coalition knows)."""
     if sub.shape[0] == 0:
         return float(lo[j]), float(hi[j])
     low, x_low = _solve(sub, b, lo, hi, j, 1, counters)
@@ -334,6 +344,9 @@ def _bounds(
         low = max(1.0, _integer_bound(*args, 1, counters, time_limit))
     if verdict_only and math.ceil(low - EPS) > 0:
         return low, math.nan
+    if lo_max is not None:
+        lo = lo_max
+        args = (sub, b, lo, hi, j)
     high, x_high = _solve(sub, b, lo, hi, j, -1, counters)
     if (
         integer_recheck
@@ -389,17 +402,20 @@ def _screen(
     ks: list[int],
     counters: _Counters,
     integer_recheck: bool,
+    lo_max: np.ndarray | None = None,
 ) -> dict[int, tuple[float, float]]:
     """Clear many primaries with few solves: one point with ``x_j = 0`` proves min 0 and one
     with ``x_j >= k`` proves max >= k, and a single solution witnesses many cells at once.
 
     Minimise the sum of the open targets (zeros are witnesses), then maximise the sum of
     ``min(x_j, k)`` (values reaching k are witnesses); repeat while that clears something. Cleared
-    cells get (0, witnessed value); the rest are solved exactly by ``_bounds``.
+    cells get (0, witnessed value); the rest are solved exactly by ``_bounds``. ``lo_max``: the
+    lower bounds of the maximising phase (an insider coalition's knowledge).
     """
     if sub.shape[0] == 0 or len(targets) < 2:
         return {}
     v, box = sub.shape[1], np.column_stack((lo, hi))
+    box_max = box if lo_max is None else np.column_stack((lo_max, hi))
     k_of = dict(zip(targets, ks, strict=True))
     low_ok: set[int] = set()
     open_ = sorted(set(targets))
@@ -426,7 +442,7 @@ def _screen(
             format="csr",
         )
         caps = np.column_stack((np.zeros(t), [k_of[j] for j in open_]))
-        x = _batch_lp(c, a_eq, b, a_ub, np.vstack((box, caps)), v, counters, integer_recheck)
+        x = _batch_lp(c, a_eq, b, a_ub, np.vstack((box_max, caps)), v, counters, integer_recheck)
         hit = [] if x is None else [j for j in open_ if x[j] >= k_of[j] - EPS]
         if not hit:
             break
@@ -497,27 +513,41 @@ def audit(
         sub = a[rows][:, cols]
         where = {int(v): j for j, v in enumerate(cols)}
         local = [where[v] for _, v in targets[label]]
-        ks = [publications[p].k for p, _ in targets[label]]
+        lo, hi = system.lo[cols], system.hi[cols]
+        coalition = _insider_lower(system, publications, cols)
         screened = (
             {}
             if exact
             else _screen(
-                sub, b[rows], system.lo[cols], system.hi[cols], local, ks, counters, integer_recheck
+                sub,
+                b[rows],
+                lo,
+                hi,
+                local,
+                [publications[p].k for p, _ in targets[label]],
+                counters,
+                integer_recheck,
+                lo_max=coalition,
             )
         )
         for (p, v), j in zip(targets[label], local, strict=True):
             pub = publications[p]
             cell = system.owner[v][1]
+            lo_max = None
+            if pub.insider:
+                lo_max = coalition.copy()
+                lo_max[j] = lo[j]
             low, high = screened.get(j) or _bounds(
                 sub,
                 b[rows],
-                system.lo[cols],
-                system.hi[cols],
+                lo,
+                hi,
                 j,
                 pub.k,
                 counters,
                 integer_recheck,
                 verdict_only,
+                lo_max=lo_max,
             )
             key = pub.lattice.keys[cell]
             bounds[(pub.name, key)] = (low, high)
@@ -536,6 +566,21 @@ def audit(
         seconds=time.perf_counter() - start,
         bounds=bounds,
     )
+
+
+def _insider_lower(
+    system: _System, publications: Sequence[Publication], cols: np.ndarray
+) -> np.ndarray:
+    """Lower bounds of a component as the insider coalition knows them: every non-empty
+    suppressed cell of an ``insider`` release holds at least one (the attacked cell's own bound
+    is put back by the caller; for batch witnesses keeping it only makes the witness stricter).
+    """
+    lo = system.lo[cols].copy()
+    for local, v in enumerate(cols):
+        p, cell = system.owner[v]
+        if publications[p].insider and publications[p].lattice.n[cell] > 0:
+            lo[local] = max(lo[local], 1.0)
+    return lo
 
 
 def _group(labels: np.ndarray) -> dict[int, np.ndarray]:

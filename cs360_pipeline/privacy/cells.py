@@ -1,16 +1,22 @@
-"""Aggregate row-level measures into additive cells and apply primary suppression.
+"""Aggregate row-level measures into additive cells with their true counts.
 
 Every measure becomes cells over three hierarchies at once: geography (beat, district, city),
 period (month, quarter, year) and its breakdowns (each on its own, plus the total). All levels come
 from one ``GROUPING SETS`` pass over the same located rows, so every margin adds up exactly. A
 spine of every (period, geography, breakdown) combination fills in zeros for cells with no rows,
-for the months the dataset covers. Suppressed cells leave this module without their values: the
-shared zone never holds a small count.
+for the months the dataset covers.
+
+People counted once per period (``entities`` measures, e.g. students) are placed at one beat and
+one breakdown value per period (their latest row), so geography and breakdowns stay additive;
+they are cut at one period level only (``tables.entity_period_level``), since a student counted in
+two months is one student in the quarter.
+
+The true cells only ever live in a temporary table of the privacy step's connection;
+``protection.py`` decides what of them is published.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import product
 
 import duckdb
@@ -21,27 +27,6 @@ from cs360_pipeline.sql import ident, literal
 
 PERIOD_COLUMNS = {"month": "_month", "quarter": "_quarter", "year": "_year"}
 GEO_COLUMNS = {"beat": "_beat", "district": "_district", "city": "_city"}
-
-CELLS_COLUMNS = """
-    measure_id     VARCHAR NOT NULL,
-    period_level   VARCHAR NOT NULL,
-    period_start   DATE    NOT NULL,
-    geo_level      VARCHAR NOT NULL,
-    geo_code       VARCHAR NOT NULL,
-    breakdown      VARCHAR NOT NULL,
-    n              BIGINT,          -- NULL when suppressed
-    value          DOUBLE,          -- NULL when suppressed
-    suppressed     BOOLEAN NOT NULL,
-    min_cell_size  INTEGER NOT NULL
-"""
-
-
-@dataclass(frozen=True)
-class CellSummary:
-    measure_id: str
-    cells: int
-    suppressed: int
-    unlocated_rows: int
 
 
 def _breakdown_sql(expression: str, breakdown: Breakdown) -> str:
@@ -120,14 +105,23 @@ class CellBuilder:
             ) from None
 
     # -- the grouping sets -------------------------------------------------------------------
+    def period_columns(self, measure: Measure) -> dict[str, str]:
+        """The period levels a measure is cut by (one only for ``entities``)."""
+        if measure.kind == "entities":
+            level = self.policy.tables.entity_period_level
+            return {level: PERIOD_COLUMNS[level]}
+        return PERIOD_COLUMNS
+
     @staticmethod
-    def _key_columns(breakdowns: list[str]) -> str:
+    def _key_columns(breakdowns: list[str], periods: dict[str, str]) -> str:
         def level(columns: dict[str, str], what: str) -> str:
             names = list(columns)
 
             def pick(n: str) -> str:
                 return literal(n) if what == "level" else columns[n]
 
+            if len(names) == 1:
+                return pick(names[0])
             cases = " ".join(f"WHEN GROUPING({columns[n]}) = 0 THEN {pick(n)}" for n in names[:-1])
             return f"CASE {cases} ELSE {pick(names[-1])} END"
 
@@ -137,39 +131,41 @@ class CellBuilder:
         )
         breakdown = f"CASE {bd_cases} ELSE 'total' END" if breakdowns else "'total'"
         return (
-            f"{level(PERIOD_COLUMNS, 'level')} AS period_level, "
-            f"{level(PERIOD_COLUMNS, 'code')} AS period_start, "
+            f"{level(periods, 'level')} AS period_level, "
+            f"{level(periods, 'code')} AS period_start, "
             f"{level(GEO_COLUMNS, 'level')} AS geo_level, "
             f"{level(GEO_COLUMNS, 'code')} AS geo_code, "
             f"{breakdown} AS breakdown"
         )
 
     @staticmethod
-    def _grouping_sets(breakdowns: list[str], extra: str = "") -> str:
+    def _grouping_sets(breakdowns: list[str], periods: dict[str, str]) -> str:
         sets = []
-        for period, geo, bd in product(
-            PERIOD_COLUMNS.values(), GEO_COLUMNS.values(), [None, *breakdowns]
-        ):
+        for period, geo, bd in product(periods.values(), GEO_COLUMNS.values(), [None, *breakdowns]):
             columns = [period, geo]
             columns += [ident("_bd_" + bd)] if bd else []
-            columns += [extra] if extra else []
             sets.append("(" + ", ".join(columns) + ")")
         return "GROUPING SETS (" + ", ".join(sets) + ")"
 
     def _aggregate(self, measure: Measure, located: str) -> str:
         names = list(measure.breakdowns)
-        keys = self._key_columns(names)
+        periods = self.period_columns(measure)
+        keys = self._key_columns(names, periods)
         if measure.kind == "entities":
+            (period,) = periods.values()
             hit = f"({measure.having})" if measure.having else "true"
+            latest = ", ".join(
+                f"arg_max({c}, _period) AS {c}"
+                for c in ["_beat", "_district", *(ident("_bd_" + b) for b in names)]
+            )
             return f"""
-                SELECT period_level, period_start, geo_level, geo_code, breakdown,
-                       count(*) FILTER (WHERE hit) AS n, CAST(n AS DOUBLE) AS value
+                SELECT {keys}, count(*) FILTER (WHERE hit) AS n, CAST(n AS DOUBLE) AS value
                 FROM (
-                    SELECT {keys}, {hit} AS hit
+                    SELECT {period}, {latest}, any_value(_city) AS _city, {hit} AS hit
                     FROM ({located}) AS l
-                    GROUP BY {self._grouping_sets(names, extra="_entity")}
-                )
-                GROUP BY ALL
+                    GROUP BY _entity, {period}
+                ) AS l
+                GROUP BY {self._grouping_sets(names, periods)}
             """
         if measure.kind == "median":
             stat = "count(_value) AS n, median(_value) AS value"
@@ -180,7 +176,7 @@ class CellBuilder:
         return f"""
             SELECT {keys}, {stat}
             FROM ({located}) AS l
-            GROUP BY {self._grouping_sets(names)}
+            GROUP BY {self._grouping_sets(names, periods)}
         """
 
     # -- the spine -------------------------------------------------------------------------
@@ -199,9 +195,12 @@ class CellBuilder:
                 FROM raw.{table} WHERE {period} IS NOT NULL
             ),
             periods AS (
-                SELECT DISTINCT 'month' AS period_level, m AS period_start FROM months
-                UNION SELECT DISTINCT 'quarter', CAST(date_trunc('quarter', m) AS DATE) FROM months
-                UNION SELECT DISTINCT 'year', CAST(date_trunc('year', m) AS DATE) FROM months
+                SELECT * FROM (
+                    SELECT DISTINCT 'month' AS period_level, m AS period_start FROM months
+                    UNION SELECT DISTINCT 'quarter', CAST(date_trunc('quarter', m) AS DATE)
+                    FROM months
+                    UNION SELECT DISTINCT 'year', CAST(date_trunc('year', m) AS DATE) FROM months
+                ) WHERE period_level IN ({", ".join(map(literal, self.period_columns(measure)))})
             ),
             geos AS (
                 SELECT 'beat' AS geo_level, beat AS geo_code FROM raw.city__beats
@@ -213,33 +212,23 @@ class CellBuilder:
         """
 
     # -- one measure -------------------------------------------------------------------------
-    def measure_cells(self, provider: Provider, name: str) -> str:
-        """SQL for one measure's cells with primary suppression applied."""
+    def true_cells(self, provider: Provider, name: str) -> str:
+        """SQL for one measure's cells with their true counts: restricted, never stored."""
         measure = provider.measures[name]
-        k = self.policy.min_cell_size(provider.provider)
         located = self._located(provider, measure)
         zero = "NULL" if measure.kind == "median" else "0"
-        small = "n < k" if measure.kind == "median" else "n > 0 AND n < k"
         return f"""
-            WITH agg AS ({self._aggregate(measure, located)}),
-            full_cells AS (
-                SELECT s.*, coalesce(a.n, 0) AS n,
-                       coalesce(a.value, {zero}) AS value, {k} AS k
-                FROM ({self._spine(provider, measure)}) AS s
-                LEFT JOIN agg AS a
-                    USING (period_level, period_start, geo_level, geo_code, breakdown)
-            )
+            WITH agg AS ({self._aggregate(measure, located)})
             SELECT {literal(provider.measure_id(name))} AS measure_id,
-                   period_level, period_start, geo_level, geo_code, breakdown,
-                   CASE WHEN {small} THEN NULL ELSE n END AS n,
-                   CASE WHEN {small} THEN NULL ELSE value END AS value,
-                   {small} AS suppressed,
-                   k AS min_cell_size
-            FROM full_cells
+                   s.period_level, s.period_start, s.geo_level, s.geo_code, s.breakdown,
+                   coalesce(a.n, 0) AS n, coalesce(a.value, {zero}) AS value
+            FROM ({self._spine(provider, measure)}) AS s
+            LEFT JOIN agg AS a
+                USING (period_level, period_start, geo_level, geo_code, breakdown)
         """
 
     @staticmethod
-    def _crosswalk_ready(provider: Provider, measure: Measure, available: set[str]) -> bool:
+    def crosswalk_ready(provider: Provider, measure: Measure, available: set[str]) -> bool:
         geo = provider.datasets[measure.dataset].geography
         if geo is None or geo.crosswalk is None:
             return True
@@ -263,39 +252,3 @@ class CellBuilder:
             )
             """
         ).fetchall()[0][0]
-
-    def build_provider(self, provider: Provider, available: set[str]) -> list[CellSummary]:
-        """Replace ``shared.cells_<provider>`` with every measure's protected cells.
-
-        Measures whose dataset has never been delivered (no table in ``available``) get no
-        cells; downstream they show as missing rather than as zeros.
-        """
-        target = f"shared.{ident('cells_' + provider.provider)}"
-        delivered = [
-            name
-            for name, m in provider.measures.items()
-            if provider.table(m.dataset) in available
-            and self._crosswalk_ready(provider, m, available)
-        ]
-        self.con.execute("CREATE SCHEMA IF NOT EXISTS shared")
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.execute(f"CREATE OR REPLACE TABLE {target} ({CELLS_COLUMNS})")
-            for name in delivered:
-                self.con.execute(f"INSERT INTO {target} {self.measure_cells(provider, name)}")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        rows = self.con.execute(
-            f"SELECT measure_id, count(*), count(*) FILTER (WHERE suppressed) FROM {target} "
-            "GROUP BY measure_id ORDER BY measure_id"
-        ).fetchall()
-        by_id = {r[0]: r for r in rows}
-        summaries = []
-        for name in provider.measures:
-            mid = provider.measure_id(name)
-            _, cells, suppressed = by_id.get(mid, (mid, 0, 0))
-            unlocated = self.unlocated_rows(provider, name) if name in delivered else 0
-            summaries.append(CellSummary(mid, cells, suppressed, unlocated))
-        return summaries

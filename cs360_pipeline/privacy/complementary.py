@@ -70,8 +70,10 @@ class SuppressionResult:
             out.append((self.lattice.keys[i], kind))
         return out
 
+    insider: bool = False
+
     def publication(self, name: str = "release") -> Publication:
-        return Publication(self.lattice, self.suppressed, self.k, name)
+        return Publication(self.lattice, self.suppressed, self.k, name, insider=self.insider)
 
     def summary(self) -> str:
         return (
@@ -182,12 +184,14 @@ def protect(
     max_rounds: int = 100,
     name: str = "release",
     prune: bool = False,
+    insider: bool = False,
 ) -> SuppressionResult:
     """Primary + complementary suppression for one table family, audited until it passes.
 
     ``forced`` are keys (or a mask) suppressed regardless, e.g. the previous release's pattern;
     ``history`` are earlier publications still public: the audit then covers their union with
-    this one, and failures in them are repaired around the same key here.
+    this one, and failures in them are repaired around the same key here. ``insider``: the
+    pattern must also hold against a person counted in one of the suppressed cells.
     """
     start = time.perf_counter()
     names = [p.name for p in history] + [name]
@@ -203,7 +207,7 @@ def protect(
     rounds = 0
     while True:
         rounds += 1
-        report = _audit(lattice, np.array(rule.sup), k, name, history, check)
+        report = _audit(lattice, np.array(rule.sup), k, name, history, check, insider)
         if report.passed or rounds >= max_rounds:
             break
         added = _repair(rule, lattice, report)
@@ -216,7 +220,7 @@ def protect(
     # passed once passes for good. Each round therefore re-attacks only the cells that failed.
     suppressed = np.array(rule.sup)
     if prune and report.passed:
-        suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history)
+        suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
     return SuppressionResult(
         lattice,
         k,
@@ -226,6 +230,7 @@ def protect(
         rounds,
         report,
         time.perf_counter() - start,
+        insider,
     )
 
 
@@ -236,6 +241,7 @@ def _prune(
     k: int,
     name: str,
     history: Sequence[Publication],
+    insider: bool,
 ) -> np.ndarray:
     """Publish again every secondary whose removal the audit accepts (most valuable first)."""
     suppressed = suppressed.copy()
@@ -251,7 +257,7 @@ def _prune(
         touched = np.unique(labels[near][labels[near] >= 0])
         near_mask = np.isin(labels, touched) & (labels >= 0)
         check = None if history else [near_mask]
-        if _audit(lattice, trial, k, name, history, check).passed:
+        if _audit(lattice, trial, k, name, history, check, insider).passed:
             suppressed = trial
     return suppressed
 
@@ -263,9 +269,10 @@ def _audit(
     name: str,
     history: Sequence[Publication],
     check: list[np.ndarray] | None,
+    insider: bool,
 ) -> AuditReport:
     """Audit the current pattern jointly with the history; ``check``: one mask per release."""
-    pubs = [*history, Publication(lattice, suppressed, k, name)]
+    pubs = [*history, Publication(lattice, suppressed, k, name, insider=insider)]
     if check is not None and len(check) == 1 and history:
         check = [np.zeros(p.lattice.size, dtype=bool) for p in history] + check
     return audit(pubs, check=check, verdict_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,8 +19,85 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RuleOverride(_Strict):
+    """Any subset of the rule fields; layered metric > provider > audience > defaults."""
+
+    min_cell_size: int | None = Field(default=None, ge=2)
+    insider: bool | None = None
+    flag_unreliable_below: int | None = Field(default=None, ge=0)
+    min_denominator: int | None = Field(default=None, ge=0)
+    max_small_share: float | None = Field(default=None, gt=0, le=1)
+
+
 class Rule(_Strict):
+    """The resolved rule for one measure and audience.
+
+    - ``min_cell_size`` (k): counts 1..k-1 are suppressed, and complements are added so that
+      none can be derived from other published numbers.
+    - ``insider``: the cells must stay protected against a person counted in one of them (who
+      knows their own cell is not empty).
+    - ``flag_unreliable_below``: a rate or percent on fewer events is marked unreliable.
+    - ``min_denominator``: a rate or percent over fewer residents or students is not shown.
+    - ``max_small_share``: a level of a table (beats by month, sex by district and quarter, ...)
+      whose non-zero cells are mostly small is left out, with every finer level: it would be
+      mostly suppressed, and each of its small cells costs complements elsewhere.
+    """
+
     min_cell_size: int = Field(ge=2)
+    insider: bool = False
+    flag_unreliable_below: int = Field(default=20, ge=0)
+    min_denominator: int = Field(default=100, ge=0)
+    max_small_share: float = Field(default=0.5, gt=0, le=1)
+
+    def layered(self, override: RuleOverride | None) -> Rule:
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+    def strictest(self, other: Rule) -> Rule:
+        return Rule(
+            min_cell_size=max(self.min_cell_size, other.min_cell_size),
+            insider=self.insider or other.insider,
+            flag_unreliable_below=max(self.flag_unreliable_below, other.flag_unreliable_below),
+            min_denominator=max(self.min_denominator, other.min_denominator),
+            max_small_share=min(self.max_small_share, other.max_small_share),
+        )
+
+
+GEO_ORDER = ("beat", "district", "city")
+PERIOD_ORDER = ("month", "quarter", "year")
+
+
+class Audience(_Strict):
+    """Who reads a table, and which cells it holds at all (table design comes first)."""
+
+    description: str
+    breakdowns_min_geo_level: Literal["beat", "district", "city"]
+    beat_min_period_level: Literal["month", "quarter", "year"]
+    rules: RuleOverride = RuleOverride()
+
+    def shows(self, geo_level: str, period_level: str, breakdown: str) -> bool:
+        """Whether a cell of these levels is part of this audience's tables."""
+        if breakdown != "total" and GEO_ORDER.index(geo_level) < GEO_ORDER.index(
+            self.breakdowns_min_geo_level
+        ):
+            return False
+        return geo_level != "beat" or PERIOD_ORDER.index(period_level) >= PERIOD_ORDER.index(
+            self.beat_min_period_level
+        )
+
+    def shows_sql(self) -> str:
+        """The same test as ``shows`` as a SQL predicate over the cell columns."""
+        fine_geo = [g for g in GEO_ORDER[: GEO_ORDER.index(self.breakdowns_min_geo_level)]]
+        fine_period = [p for p in PERIOD_ORDER[: PERIOD_ORDER.index(self.beat_min_period_level)]]
+        parts = ["true"]
+        if fine_geo:
+            levels = ", ".join(f"'{g}'" for g in fine_geo)
+            parts.append(f"(breakdown = 'total' OR geo_level NOT IN ({levels}))")
+        if fine_period:
+            levels = ", ".join(f"'{p}'" for p in fine_period)
+            parts.append(f"NOT (geo_level = 'beat' AND period_level IN ({levels}))")
+        return " AND ".join(parts)
 
 
 class Breakdown(_Strict):
@@ -59,6 +137,7 @@ class Tables(_Strict):
     city: City
     geography_levels: list[str]
     period_levels: list[str]
+    entity_period_level: Literal["month", "quarter", "year"] = "month"
     breakdowns: dict[str, Breakdown]
 
     @model_validator(mode="after")
@@ -70,15 +149,51 @@ class Tables(_Strict):
         return self
 
 
+class History(_Strict):
+    """How many published releases stay public: they are audited together with a new one."""
+
+    releases_public: int = Field(default=2, ge=1)
+
+
 class Policy(_Strict):
     version: int
     defaults: Rule
-    providers: dict[str, Rule] = Field(default_factory=dict)
+    audiences: dict[str, Audience]
+    history: History = History()
+    providers: dict[str, RuleOverride] = Field(default_factory=dict)
+    metrics: dict[str, RuleOverride] = Field(default_factory=dict)
     tables: Tables
     sha256: str = ""
 
-    def min_cell_size(self, provider: str) -> int:
-        return self.providers.get(provider, self.defaults).min_cell_size
+    @model_validator(mode="after")
+    def _audiences(self) -> Policy:
+        if not self.audiences:
+            raise ValueError("audiences: name at least one audience (pst, public)")
+        return self
+
+    def rule(self, provider: str, audience: str, metrics: tuple[str, ...] = ()) -> Rule:
+        """Resolve metric > provider > audience > defaults; strictest across ``metrics``."""
+        base = self.defaults.layered(self.audiences[audience].rules).layered(
+            self.providers.get(provider)
+        )
+        resolved = [base.layered(self.metrics.get(m)) for m in metrics] or [base]
+        out = resolved[0]
+        for other in resolved[1:]:
+            out = out.strictest(other)
+        return out
+
+    def check_names(self, providers: set[str], metrics: set[str]) -> None:
+        """An override naming no known provider or metric is a typo: fail loudly."""
+        for kind, names, known in (
+            ("providers", self.providers, providers),
+            ("metrics", self.metrics, metrics),
+        ):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise PolicyError(
+                    f"privacy/policy.yml {kind}: unknown {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(known))})"
+                )
 
 
 class PolicyError(ValueError):

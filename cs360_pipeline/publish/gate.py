@@ -40,8 +40,9 @@ def check(con: duckdb.DuckDBPyConnection, providers: dict[str, Provider]) -> Gat
         SELECT count(*)
         FROM {MARTS_SCHEMA}.metric_values AS v
         JOIN shared.metric_definitions AS d USING (metric_id)
-        WHERE (v.numerator > 0 AND v.numerator < d.min_cell_size)
-           OR (NOT d.per_population AND v.denominator > 0 AND v.denominator < d.min_cell_size)
+        JOIN shared.privacy_rules AS r USING (metric_id, audience)
+        WHERE (v.numerator > 0 AND v.numerator < r.min_cell_size)
+           OR (NOT d.per_population AND v.denominator > 0 AND v.denominator < r.min_cell_size)
         """
     ).fetchall()[0][0]
     leaked = con.execute(

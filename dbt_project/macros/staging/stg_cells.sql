@@ -1,6 +1,7 @@
 {#- The staging view every provider's cells get: the same columns, plus the provider's name. -#}
 {% macro stg_cells(provider) %}
 select
+    audience,
     measure_id,
     '{{ provider }}' as provider,
     period_level,

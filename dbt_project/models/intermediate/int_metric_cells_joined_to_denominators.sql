@@ -1,5 +1,6 @@
-{#- One row per metric and cell: the numerator cell with its denominator (residents of the same
-    geography in that calendar year, or another measure's cell with the same key). -#}
+{#- One row per metric, audience and cell: the numerator cell with its denominator (residents
+    of the same geography in that calendar year, or another measure's cell with the same key and
+    audience) and the privacy rule the metric resolves to for that audience. -#}
 with definitions as (
     select * from {{ ref('stg_catalog__metric_definitions') }}
 ),
@@ -10,10 +11,15 @@ cells as (
 
 population as (
     select * from {{ ref('stg_city__populations') }}
+),
+
+rules as (
+    select * from {{ ref('stg_catalog__privacy_rules') }}
 )
 
 select
     d.metric_id,
+    num.audience,
     d.unit,
     d.scale,
     num.period_level,
@@ -29,10 +35,15 @@ select
         when d.denominator_measure is not null then den.n
     end as denominator,
     coalesce(den.suppressed, false) as denominator_suppressed,
-    d.per_population or d.denominator_measure is not null as needs_denominator
+    d.per_population or d.denominator_measure is not null as needs_denominator,
+    r.min_cell_size,
+    r.flag_unreliable_below,
+    r.min_denominator
 from definitions as d
 inner join cells as num
     on num.measure_id = d.numerator_measure
+inner join rules as r
+    on r.metric_id = d.metric_id and r.audience = num.audience
 left join population as pop
     on d.per_population
     and pop.year = year(num.period_start)
@@ -41,6 +52,7 @@ left join population as pop
     and pop.breakdown = num.breakdown
 left join cells as den
     on den.measure_id = d.denominator_measure
+    and den.audience = num.audience
     and den.period_level = num.period_level
     and den.period_start = num.period_start
     and den.geo_level = num.geo_level

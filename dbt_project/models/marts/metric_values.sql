@@ -1,5 +1,6 @@
-{#- The published metric cube. A value is shown only when every count it rests on is
-    publishable; a suppressed count suppresses every value derived from it. -#}
+{#- The published metric cube, one copy per audience. A value is shown only when every count
+    it rests on is publishable; a suppressed count suppresses every value derived from it, and a
+    rate or percent over too small a denominator is not shown either. -#}
 with joined as (
     select * from {{ ref('int_metric_cells_joined_to_denominators') }}
 ),
@@ -13,14 +14,18 @@ statused as (
         *,
         case
             when numerator_suppressed or denominator_suppressed then 'suppressed'
+            -- a median needs at least k contributing records
+            when unit = 'minutes' and numerator_n < min_cell_size then 'suppressed'
             when needs_denominator and coalesce(denominator, 0) = 0 then 'missing'
-            when unit in ('rate_per_1000', 'percent') and numerator_n < 20 then 'unreliable'
+            when needs_denominator and denominator < min_denominator then 'suppressed'
+            when needs_denominator and numerator_n < flag_unreliable_below then 'unreliable'
             else 'published'
         end as status
     from joined
 )
 
 select
+    s.audience,
     s.metric_id,
     s.period_level,
     s.period_start,
@@ -38,4 +43,4 @@ select
     r.release_id
 from statused as s
 cross join release as r
-order by s.metric_id, s.period_level, s.period_start, s.geo_level, s.geo_code, s.breakdown
+order by s.audience, s.metric_id, s.period_level, s.period_start, s.geo_level, s.geo_code, s.breakdown

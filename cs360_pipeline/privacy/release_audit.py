@@ -1,0 +1,150 @@
+"""Attack a release as its readers would, before it is published.
+
+This reads what the release *actually shows* (``marts.metric_values``, after dbt), not what the
+suppressor meant to show: a cell's count counts as published when any metric row reveals it (a
+count, a rate over public population, a median's number of records, a percent's numerator or
+denominator). The true counts come from the restricted vault. Each audience is attacked with
+everything it can see: its own tables of this release and of the releases still public, and for
+the PST also the public tables (the public release is public to the PST as well).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+
+from cs360_pipeline.privacy import vault
+from cs360_pipeline.privacy.audit import AuditReport, Publication, audit
+from cs360_pipeline.privacy.lattice import CellKey, normalize_key
+
+THIS_RELEASE = "this release"
+
+PUBLISHED_CELLS = """
+    SELECT DISTINCT v.audience, d.numerator_measure AS measure_id, v.period_level,
+           CAST(v.period_start AS VARCHAR), v.geo_level, v.geo_code, v.breakdown
+    FROM {marts}.metric_values AS v JOIN {shared}.metric_definitions AS d USING (metric_id)
+    WHERE v.value IS NOT NULL OR v.numerator IS NOT NULL
+    UNION
+    SELECT DISTINCT v.audience, d.denominator_measure, v.period_level,
+           CAST(v.period_start AS VARCHAR), v.geo_level, v.geo_code, v.breakdown
+    FROM {marts}.metric_values AS v JOIN {shared}.metric_definitions AS d USING (metric_id)
+    WHERE d.denominator_measure IS NOT NULL AND v.denominator IS NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class FamilyAudit:
+    """The audit of one measure for one audience."""
+
+    audience: str
+    measure_id: str
+    cells: int
+    suppressed: int
+    report: AuditReport
+    unknown_cells: tuple[CellKey, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed and not self.unknown_cells
+
+
+@dataclass(frozen=True)
+class ReleaseAudit:
+    families: tuple[FamilyAudit, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(f.passed for f in self.families)
+
+    @property
+    def failures(self) -> int:
+        return sum(len(f.report.failures) + len(f.unknown_cells) for f in self.families)
+
+    def text(self) -> str:
+        """The reviewer's report: one line per measure and audience, then every failing cell."""
+        lines = [
+            f"privacy audit of the release: {'PASSED' if self.passed else 'FAILED'} "
+            f"({len(self.families)} tables, {self.failures} failing cells)"
+        ]
+        for f in self.families:
+            lines.append(
+                f"  {f.measure_id} [{f.audience}]: {f.cells:,} cells, {f.suppressed:,} "
+                f"suppressed, {f.report.primaries:,} small; "
+                f"{'passed' if f.passed else 'FAILED'} ({f.report.lps} LPs, "
+                f"{f.report.seconds:.1f} s)"
+            )
+            for failure in f.report.failures:
+                lines.append(
+                    f"    {failure.release}: {' / '.join(failure.key)} can be narrowed to "
+                    f"[{failure.lower:g}, {failure.upper:g}] ({failure.reason})"
+                )
+            for key in f.unknown_cells:
+                lines.append(f"    published but unknown to the vault: {' / '.join(key)}")
+        return "\n".join(lines)
+
+
+def _published(con: duckdb.DuckDBPyConnection, marts: str, shared: str) -> dict:
+    rows = con.execute(PUBLISHED_CELLS.format(marts=marts, shared=shared)).fetchall()
+    out: dict[tuple[str, str], set[CellKey]] = {}
+    for audience, measure_id, *key in rows:
+        out.setdefault((audience, measure_id), set()).add(normalize_key(key))
+    return out
+
+
+def audit_release(
+    con: duckdb.DuckDBPyConnection,
+    releases_public: int,
+    *,
+    marts: str = "marts",
+    shared: str = "shared",
+) -> ReleaseAudit:
+    """``con`` has the build database as default catalog and the vault attached as ``vault``."""
+    published = _published(con, marts, shared)
+    geo_parent = dict(
+        con.execute(
+            f"SELECT geo_code, parent_code FROM {shared}.geography WHERE parent_code IS NOT NULL"
+        ).fetchall()
+    )
+    families = []
+    audiences = sorted({a for a, _ in vault.candidate_measures(con)})
+    for audience, measure_id in vault.candidate_measures(con):
+        seen_by = [audience] + (
+            ["public"] if audience != "public" and "public" in audiences else []
+        )
+        pubs, unknown = [], []
+        for name in seen_by:
+            found = vault.candidate(con, name, measure_id, geo_parent)
+            if found is None:
+                continue
+            lattice, k, insider = found
+            shown = published.get((name, measure_id), set())
+            unknown += sorted(key for key in shown if key not in lattice.index)
+            suppressed = ~lattice.mask(shown)
+            label = THIS_RELEASE if name == audience else f"{THIS_RELEASE} ({name})"
+            pubs.append(Publication(lattice, suppressed, k, label, insider=insider))
+            for past in vault.past_releases(con, name, measure_id, geo_parent, releases_public):
+                label = past.release_id if name == audience else f"{past.release_id} ({name})"
+                pubs.append(
+                    Publication(
+                        past.lattice,
+                        past.suppressed,
+                        past.min_cell_size,
+                        label,
+                        insider=past.insider,
+                    )
+                )
+        report = audit(pubs)
+        own = pubs[0]
+        families.append(
+            FamilyAudit(
+                audience=audience,
+                measure_id=measure_id,
+                cells=own.lattice.size,
+                suppressed=int(np.count_nonzero(own.suppressed)),
+                report=report,
+                unknown_cells=tuple(unknown),
+            )
+        )
+    return ReleaseAudit(tuple(families))

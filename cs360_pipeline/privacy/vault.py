@@ -1,0 +1,217 @@
+"""The restricted record of what each release published: true counts and suppression patterns.
+
+Two things need the past: sticky suppression (a new release keeps the cells the previous one
+hid, so two releases cannot be differenced) and the joint audit (an attacker holds every release
+still public). Both need true counts, so this file lives in the restricted zone beside
+``raw.duckdb`` and nothing in it is ever published.
+
+The privacy step writes each measure's cells as the ``candidate``; publishing a release copies
+the candidate under its release id. Only the last ``keep`` published releases are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from cs360_pipeline.privacy.lattice import KEY_COLUMNS, Lattice
+from cs360_pipeline.settings import Paths
+from cs360_pipeline.sql import connect, literal
+
+CANDIDATE = "candidate"
+SCHEMA = """
+    CREATE TABLE IF NOT EXISTS {db}.cells (
+        release_id   VARCHAR NOT NULL,   -- 'candidate' until published
+        audience     VARCHAR NOT NULL,
+        measure_id   VARCHAR NOT NULL,
+        period_level VARCHAR NOT NULL,
+        period_start VARCHAR NOT NULL,   -- ISO date, as the lattice keys it
+        geo_level    VARCHAR NOT NULL,
+        geo_code     VARCHAR NOT NULL,
+        breakdown    VARCHAR NOT NULL,
+        n            BIGINT  NOT NULL,
+        suppressed   BOOLEAN NOT NULL,
+        kind         VARCHAR NOT NULL,   -- published | primary | secondary | forced
+        min_cell_size INTEGER NOT NULL,
+        insider      BOOLEAN NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS {db}.releases (
+        release_id   VARCHAR PRIMARY KEY,
+        published_at TIMESTAMP NOT NULL
+    );
+"""
+
+
+@dataclass(frozen=True)
+class PastRelease:
+    """One earlier release of one measure and audience, as the attacker holds it."""
+
+    release_id: str
+    lattice: Lattice
+    suppressed: np.ndarray
+    min_cell_size: int
+    insider: bool
+
+
+def attach(con: duckdb.DuckDBPyConnection, paths: Paths, *, read_only: bool = False) -> str:
+    """Attach the vault to ``con`` as ``vault`` (created on first use) and return the name."""
+    paths.vault_db.parent.mkdir(parents=True, exist_ok=True)
+    mode = " (READ_ONLY)" if read_only and paths.vault_db.exists() else ""
+    con.execute(f"ATTACH {literal(paths.vault_db)} AS vault{mode}")
+    if not mode:
+        con.execute(SCHEMA.format(db="vault"))
+    return "vault"
+
+
+@contextmanager
+def opened(paths: Paths, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(None)
+    try:
+        attach(con, paths, read_only=read_only)
+        yield con
+    finally:
+        con.close()
+
+
+def save_candidate(
+    con: duckdb.DuckDBPyConnection,
+    audience: str,
+    measure_id: str,
+    lattice: Lattice,
+    suppressed: np.ndarray,
+    kinds: list[str],
+    min_cell_size: int,
+    insider: bool,
+) -> None:
+    """Replace the candidate cells of one measure and audience."""
+    columns = {name: [key[i] for key in lattice.keys] for i, name in enumerate(KEY_COLUMNS)}
+    table = pa.table(
+        {
+            "audience": pa.array([audience] * lattice.size, pa.string()),
+            "measure_id": pa.array([measure_id] * lattice.size, pa.string()),
+            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
+            "n": pa.array(lattice.n, pa.int64()),
+            "suppressed": pa.array(suppressed, pa.bool_()),
+            "kind": pa.array(kinds, pa.string()),
+        }
+    )
+    con.register("_candidate", table)
+    try:
+        con.execute(
+            "DELETE FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?",
+            [CANDIDATE, audience, measure_id],
+        )
+        con.execute(
+            f"""
+            INSERT INTO vault.cells
+            SELECT {literal(CANDIDATE)}, audience, measure_id, {", ".join(KEY_COLUMNS)}, n,
+                   suppressed, kind, {int(min_cell_size)}, {bool(insider)}
+            FROM _candidate
+            """
+        )
+    finally:
+        con.unregister("_candidate")
+
+
+def drop_candidates(con: duckdb.DuckDBPyConnection, measure_ids: list[str]) -> None:
+    """Measures no longer built (their dataset was withdrawn) leave the candidate."""
+    if measure_ids:
+        marks = ", ".join("?" * len(measure_ids))
+        con.execute(
+            f"DELETE FROM vault.cells WHERE release_id = ? AND measure_id IN ({marks})",
+            [CANDIDATE, *measure_ids],
+        )
+
+
+def past_releases(
+    con: duckdb.DuckDBPyConnection,
+    audience: str,
+    measure_id: str,
+    geo_parent: dict[str, str],
+    limit: int,
+) -> list[PastRelease]:
+    """The last ``limit`` published releases of a measure and audience, newest first."""
+    if limit <= 0:
+        return []
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT release_id FROM vault.releases ORDER BY published_at DESC, release_id "
+            f"LIMIT {int(limit)}"
+        ).fetchall()
+    ]
+    out = []
+    for release_id in ids:
+        rows = con.execute(
+            f"""
+            SELECT {", ".join(KEY_COLUMNS)}, n, suppressed, min_cell_size, insider
+            FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?
+            """,
+            [release_id, audience, measure_id],
+        ).fetchall()
+        if not rows:
+            continue
+        lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent)
+        suppressed = lattice.mask(r[:5] for r in rows if r[6])
+        out.append(PastRelease(release_id, lattice, suppressed, rows[0][7], rows[0][8]))
+    return out
+
+
+def candidate(
+    con: duckdb.DuckDBPyConnection, audience: str, measure_id: str, geo_parent: dict[str, str]
+) -> tuple[Lattice, int, bool] | None:
+    """The true cells of the release being built: (lattice, k, insider), or None."""
+    rows = con.execute(
+        f"""
+        SELECT {", ".join(KEY_COLUMNS)}, n, min_cell_size, insider
+        FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?
+        """,
+        [CANDIDATE, audience, measure_id],
+    ).fetchall()
+    if not rows:
+        return None
+    lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent)
+    return lattice, rows[0][6], rows[0][7]
+
+
+def candidate_measures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(audience, measure_id) of every candidate table family."""
+    return con.execute(
+        "SELECT DISTINCT audience, measure_id FROM vault.cells WHERE release_id = ? ORDER BY ALL",
+        [CANDIDATE],
+    ).fetchall()
+
+
+def record_published(paths: Paths, release_id: str, keep: int) -> None:
+    """Copy the candidate under ``release_id`` and forget releases beyond the last ``keep``."""
+    with opened(paths) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM vault.cells WHERE release_id = ?", [release_id])
+        con.execute("DELETE FROM vault.releases WHERE release_id = ?", [release_id])
+        con.execute(
+            """
+            INSERT INTO vault.cells
+            SELECT ? AS release_id, * EXCLUDE (release_id) FROM vault.cells WHERE release_id = ?
+            """,
+            [release_id, CANDIDATE],
+        )
+        con.execute("INSERT INTO vault.releases VALUES (?, now())", [release_id])
+        con.execute(
+            f"""
+            DELETE FROM vault.releases WHERE release_id NOT IN (
+                SELECT release_id FROM vault.releases
+                ORDER BY published_at DESC, release_id LIMIT {int(keep)}
+            )
+            """
+        )
+        con.execute(
+            "DELETE FROM vault.cells WHERE release_id <> ? "
+            "AND release_id NOT IN (SELECT release_id FROM vault.releases)",
+            [CANDIDATE],
+        )
+        con.execute("COMMIT")
