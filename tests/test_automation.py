@@ -31,8 +31,6 @@ PROVIDERS = ["city", "hospital", "police", "probation", "school"]
 T0 = 1_750_000_000_000_000_000  # a fixed mtime (ns) so listings are reproducible
 
 
-
-
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.Definitions]:
     """cs360_pipeline.definitions.defs, loaded with the environment pointed at tmp copies."""

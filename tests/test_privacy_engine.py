@@ -360,3 +360,29 @@ def test_pruning_never_removes_a_needed_complement():
         "D2",
         "B21",
     }
+
+
+# -- insiders ------------------------------------------------------------------------------
+def test_an_insider_in_a_complement_cannot_pin_the_small_cell():
+    # D = 30 published; B0 = 3 is small, B1 = 10 and B2 = 17 are the line's other cells.
+    lattice = beat_line([3, 10, 17])
+    two = pattern(lattice, {"B0", "B1"})
+    outsider = audit([Publication(lattice, two, K)], exact=True)
+    assert outsider.passed  # B0 + B1 = 13: B0 is anywhere in 0..13
+    # A person counted in B1 knows B1 >= 1, so B0 <= 12: still >= k, still safe.
+    insider = audit([Publication(lattice, two, K, insider=True)], exact=True)
+    assert insider.passed
+    assert insider.bounds[("release", lattice.keys[0])] == (0.0, 12.0)
+
+
+def test_an_insider_breaks_a_pair_that_sums_to_exactly_k():
+    lattice = beat_line([4, 6, 30])
+    pair = pattern(lattice, {"B0", "B1"})
+    assert audit([Publication(lattice, pair, K)], exact=True).passed  # 4 + 6 = 10 = k
+    # A member of B1 knows B1 >= 1, so B0 <= 9 < k (and the same the other way round).
+    report = audit([Publication(lattice, pair, K, insider=True)], exact=True)
+    assert [(f.key.geo_code, f.upper) for f in report.failures] == [("B0", 9.0), ("B1", 9.0)]
+    result = protect(lattice, K, insider=True)
+    assert codes(lattice, result.suppressed) == {"B0", "B1", "B2"}
+    assert result.audit.passed
+    assert audit([result.publication()], exact=True).passed

@@ -279,19 +279,19 @@ def _audit(
 
 
 def _repair(rule: _LineRule, lattice: Lattice, report: AuditReport) -> list[int]:
-    added = []
+    """One complement per failing cell, except where a complement added this round already
+    sits in one of its equations (that may be enough: the next audit tells)."""
+    added: list[int] = []
+    touched: set[int] = set()
     for failure in report.failures:
         cell = lattice.index.get(failure.key)
-        if cell is None:
+        if cell is None or touched.intersection(rule.cell_eqs[cell]):
             continue
-        if not rule.sup[cell]:  # a history primary published here: suppress it first
-            rule.add(cell)
-            added.append(cell)
-            continue
-        c = rule.repair(cell)
+        c = cell if not rule.sup[cell] else rule.repair(cell)  # a history primary shown here
         if c is not None and not rule.sup[c]:
             rule.add(c)
             added.append(c)
+            touched.update(rule.cell_eqs[c])
     return added
 
 
