@@ -16,7 +16,13 @@ import duckdb
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, ident, literal
 
-PUBLISHED_TABLES = ("metric_values", "metric_catalog", "geography", "provider_status")
+PUBLISHED_TABLES = (
+    "metric_values",
+    "metric_catalog",
+    "privacy_report",
+    "geography",
+    "provider_status",
+)
 MARTS_SCHEMA = "marts"
 
 
