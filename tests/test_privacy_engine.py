@@ -386,3 +386,9 @@ def test_an_insider_breaks_a_pair_that_sums_to_exactly_k():
     assert codes(lattice, result.suppressed) == {"B0", "B1", "B2"}
     assert result.audit.passed
     assert audit([result.publication()], exact=True).passed
+
+
+def test_an_empty_table_is_protected_trivially():
+    empty = Lattice.build([], [], {})
+    result = protect(empty, K)
+    assert (result.suppressed.dtype, result.suppressed.size, result.audit.passed) == (bool, 0, True)

@@ -115,3 +115,5 @@ def test_sparse_levels_leave_out_mostly_small_levels_and_everything_finer() -> N
         ("city", "month", frozenset()),
     }
     assert sparse_levels(rows, 10, 1.0) == set()  # no share is ever more than all
+    rare = [cell("year", "city", "RIV", "total", 3), cell("year", "district", "D1", "total", 3)]
+    assert sparse_levels(rare, 10, 0.5) == {("district", "year", frozenset())}  # the top stays

@@ -207,7 +207,7 @@ def protect(
     rounds = 0
     while True:
         rounds += 1
-        report = _audit(lattice, np.array(rule.sup), k, name, history, check, insider)
+        report = _audit(lattice, np.array(rule.sup, dtype=bool), k, name, history, check, insider)
         if report.passed or rounds >= max_rounds:
             break
         added = _repair(rule, lattice, report)
@@ -218,7 +218,7 @@ def protect(
     # Suppression only grows in this loop, and hiding one more cell turns a constant into an
     # unknown: every earlier solution stays feasible, so bounds only widen and a primary that
     # passed once passes for good. Each round therefore re-attacks only the cells that failed.
-    suppressed = np.array(rule.sup)
+    suppressed = np.array(rule.sup, dtype=bool)
     if prune and report.passed:
         suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
     return SuppressionResult(

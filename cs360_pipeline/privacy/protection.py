@@ -127,7 +127,9 @@ def sparse_levels(rows: list[tuple], k: int, max_small_share: float) -> set[Leve
     level finer than one of them.
 
     Leaving out whole levels, closed downwards, keeps every remaining cell's parents in the
-    table, so no sum runs through a missing cell and the lattice's equations stay complete.
+    table, so no sum runs through a missing cell and the lattice's equations stay complete. The
+    coarsest total (the city by year) always stays, suppressed if it must be, so every measure
+    says at least that much about itself.
     """
     small: dict[Level, int] = {}
     nonzero: dict[Level, int] = {}
@@ -135,13 +137,22 @@ def sparse_levels(rows: list[tuple], k: int, max_small_share: float) -> set[Leve
         level, n = level_of(row), row[5]
         small[level] = small.get(level, 0) + int(0 < n < k)
         nonzero[level] = nonzero.get(level, 0) + int(n > 0)
-    sparse = {lv for lv in small if nonzero[lv] and small[lv] / nonzero[lv] > max_small_share}
+    top = max(
+        (lv for lv in small if not lv[2]),
+        key=lambda lv: (GEO_LEVELS.index(lv[0]), PERIOD_LEVELS.index(lv[1])),
+        default=None,
+    )
+    sparse = {
+        lv
+        for lv in small
+        if lv != top and nonzero[lv] and small[lv] / nonzero[lv] > max_small_share
+    }
     return {lv for lv in small if any(_finer_or_equal(lv, s) for s in sparse)}
 
 
 def _kinds(result: SuppressionResult) -> list[str]:
     kinds = np.full(result.lattice.size, "published", dtype=object)
-    kinds[result.suppressed & ~result.primary & ~result.forced] = "secondary"
+    kinds[result.secondary] = "secondary"
     kinds[result.suppressed & result.forced] = "forced"
     kinds[result.primary] = "primary"
     return kinds.tolist()
