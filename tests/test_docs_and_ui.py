@@ -36,10 +36,10 @@ def test_readme_queries_run_as_written(demo: Deployment) -> None:
         results = [con.execute(q).fetchall() for q in queries]
     finally:
         con.close()
-    catalog, districts, visits = results
+    catalog, districts, violations = results
     assert len(catalog) >= 8
     assert len(districts) == 10
-    assert {row[1] for row in visits} >= {"intent=assault", "intent=unintentional"}
+    assert {row[1] for row in violations} >= {"population=JUV", "population=ADULT"}
 
 
 def test_readme_commands_exist() -> None:
