@@ -15,6 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from cs360_pipeline.privacy import vault
+from cs360_pipeline.privacy.release_audit import audit_release
+from cs360_pipeline.settings import Paths
 from tests.conftest import Deployment
 
 FIREARM = "('11', '12', '13', '14', '15')"
@@ -462,3 +465,24 @@ def warehouse_digest(path: Path) -> str:
     finally:
         con.close()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_the_published_release_passes_the_auditor_for_every_audience(demo: Deployment) -> None:
+    """The independent attacker, run again from outside the pipeline on what was published."""
+    con = duckdb.connect(str(demo.data / "build" / "build.duckdb"), read_only=True)
+    try:
+        vault.attach(con, Paths(data_dir=demo.data, sources_dir=demo.sources), read_only=True)
+        result = audit_release(con, releases_public=2)
+    finally:
+        con.close()
+    assert result.passed, result.text()
+    families = {(f.audience, f.measure_id) for f in result.families}
+    assert {a for a, _ in families} == {"pst", "public"}
+    assert len(families) >= 2 * 12
+    assert sum(f.report.primaries for f in result.families) > 0
+    report = published(
+        demo,
+        "SELECT audience, sum(suppressed), sum(cells) FROM privacy_report GROUP BY 1 ORDER BY 1",
+    )
+    assert [r[0] for r in report] == ["pst", "public"]
+    assert all(0 < suppressed < cells for _, suppressed, cells in report)

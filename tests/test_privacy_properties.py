@@ -13,6 +13,7 @@ from itertools import product
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +108,36 @@ def test_pruning_keeps_the_pattern_safe_and_only_removes_secondaries(lattice: La
     assert np.all(greedy.suppressed[pruned.suppressed]), "pruning may only remove cells"
     assert np.array_equal(greedy.primary, pruned.primary & pruned.suppressed)
     assert audit([Publication(lattice, pruned.suppressed, K)]).passed
+
+
+def max_with_insider(lattice: Lattice, hidden: np.ndarray, target: int, insider: int) -> float:
+    """Largest value of hidden cell ``target`` a member of hidden cell ``insider`` can allow,
+    by one plain LP over the published equations (independent of the auditor's code)."""
+    cells = np.flatnonzero(hidden)
+    a = lattice.matrix.toarray()
+    b = -a[:, ~hidden] @ lattice.n[~hidden]
+    a = a[:, cells]
+    bounds = [(1 if c == insider else 0, None) for c in cells]
+    c = np.zeros(len(cells))
+    c[list(cells).index(target)] = -1
+    res = scipy.optimize.linprog(c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
+    assert res.status in (0, 3), res.message
+    return np.inf if res.status == 3 else -res.fun
+
+
+@SETTINGS
+@given(tables(), st.integers(0, 10**6))
+def test_insider_patterns_hold_against_a_single_insider(lattice: Lattice, pick: int):
+    """With ``insider=True``, a member of any one non-empty hidden cell (who knows it holds at
+    least one) still cannot show another small hidden cell to be below k."""
+    result = protect(lattice, K, insider=True)
+    assert result.audit.passed
+    assert audit([result.publication()], exact=True).passed
+    hidden = result.suppressed
+    members = np.flatnonzero(hidden & (lattice.n > 0))
+    small = np.flatnonzero(hidden & (lattice.n > 0) & (lattice.n < K))
+    if len(members) < 2 or not len(small):
+        return
+    target = int(small[pick % len(small)])
+    insider = int([m for m in members if m != target][pick % (len(members) - 1)])
+    assert max_with_insider(lattice, hidden, target, insider) >= K - 1e-6
