@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 from cs360_pipeline.settings import current_paths
+
+if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -35,20 +39,103 @@ def _refresh(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from cs360_pipeline.definitions import defs
+    from cs360_pipeline.publish.outputs import FULL_TAG
 
+    if args.full and args.provider:
+        print("--full refreshes every provider; leave out --provider.", file=sys.stderr)
+        return 2
     paths = current_paths().ensure()
     job_name = f"refresh_{args.provider}" if args.provider else "refresh_all"
     job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    # --full: rewrite exports, expectations and briefs even when the release is unchanged.
+    tags = {FULL_TAG: "true"} if args.full else {}
     print(f"Running {job_name} (data in {paths.data_dir}) ...", flush=True)
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False
+            instance=instance, run_config=run_config, tags=tags, raise_on_error=False
         )
     if not result.success:
         print(f"Refresh failed (run {result.run_id}); the previous release stays published.")
         return 1
     print(f"Published {paths.warehouse_db}")
+    return _report_publication(result)
+
+
+def _report_publication(result: ExecuteInProcessResult) -> int:
+    """Where the brief went, and a non-zero exit when the published tables failed expectations."""
+    from cs360_pipeline.publish.outputs import AUDIENCES, audience_dir
+    from cs360_pipeline.sql import connect
+
+    paths = current_paths()
+    with closing(connect(paths.warehouse_db, read_only=True)) as con:
+        release_id = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+    for audience in AUDIENCES:
+        brief = audience_dir(paths, release_id, audience) / "brief.html"
+        if brief.exists():
+            print(f"Brief ({audience}): {brief}")
+    failed = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.path[0] == "published" and not e.passed and e.severity.value == "ERROR"
+    ]
+    for evaluation in failed:
+        print(
+            f"ERROR: {evaluation.check_name} failed for release {release_id}: "
+            f"{evaluation.description}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+def _releases(args: argparse.Namespace) -> int:
+    """List the release log, newest first; with a release id, that release in detail."""
+    from cs360_pipeline.publish import release_log
+
+    paths = current_paths()
+    entries = release_log.read(paths)
+    if not entries:
+        print(f"No release recorded yet ({release_log.log_path(paths)} does not exist).")
+        return 1
+    if args.release:
+        entry = next((e for e in entries if e.release_id == args.release), None)
+        if entry is None:
+            print(f"{args.release} is not in the release log.", file=sys.stderr)
+            return 1
+        print(f"release        {entry.release_id}")
+        print(f"published      {entry.published_at:%Y-%m-%d %H:%M} UTC "
+              f"(first {entry.first_published_at:%Y-%m-%d %H:%M}, "
+              f"{entry.times_published} time(s))")  # fmt: skip
+        print(f"policy sha256  {entry.policy_sha256}")
+        print(f"code version   {entry.code_version}")
+        print(f"inputs sha256  {entry.input_sha256}")
+        print(f"checks         {entry.checks_summary}")
+        for check in entry.checks:
+            if not check.passed:
+                print(f"  FAILED {check.name}: {check.detail}")
+        print(f"input files    {len(entry.input_files)}")
+        _print_table(
+            ("provider", "file", "sha256"),
+            [(f.provider, f.file_name, f.sha256) for f in entry.input_files],
+        )
+        return 0
+    current = entries[0].release_id
+    rows = [
+        (
+            ("* " if e.release_id == current else "  ") + e.release_id,
+            f"{e.published_at:%Y-%m-%d %H:%M}",
+            f"{e.first_published_at:%Y-%m-%d %H:%M}",
+            e.times_published,
+            len(e.input_files),
+            e.policy_sha256[:12],
+            e.code_version,
+            e.checks_summary,
+        )
+        for e in entries
+    ]
+    header = ("  release", "published (UTC)", "first published", "times", "files", "policy",
+              "code", "checks")  # fmt: skip
+    _print_table(header, rows)
     return 0
 
 
@@ -132,7 +219,17 @@ def parser() -> argparse.ArgumentParser:
     refresh = sub.add_parser("refresh", help="ingest, aggregate, model and publish, headless")
     refresh.add_argument("--provider", help="only this provider's inbox and what depends on it")
     refresh.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    refresh.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild and republish everything, even when no input changed (after a policy or "
+        "code change): exports, expectations and briefs are rewritten too",
+    )
     refresh.set_defaults(func=_refresh)
+
+    releases = sub.add_parser("releases", help="the release log: the last releases published")
+    releases.add_argument("release", nargs="?", help="show one release's input files and checks")
+    releases.set_defaults(func=_releases)
 
     status = sub.add_parser(
         "status", help="delivery scorecard per provider; exits 1 when a dataset is overdue"

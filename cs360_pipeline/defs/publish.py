@@ -1,19 +1,77 @@
-"""The blocking privacy gate and the atomic publication of the warehouse."""
+"""The blocking privacy gate, the atomic publication of the warehouse, and what follows it.
 
+After the swap: the release log, the exports per audience, Great Expectations over the published
+tables (with Data Docs), and the brief, all under ``data/exports/<release>/<audience>/``.
+"""
+
+from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
 import dagster as dg
 
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
+from cs360_pipeline.publish import expectations, outputs, release_log
+from cs360_pipeline.publish.exports import export_audience
 from cs360_pipeline.publish.gate import check
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, publish
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
+from cs360_pipeline.report.brief import write_brief
+from cs360_pipeline.settings import Paths, current_paths
 from cs360_pipeline.sql import connect
 
 MART_KEYS = [dg.AssetKey([MARTS_SCHEMA, t]) for t in PUBLISHED_TABLES]
+GROUP = "publish"
+WAREHOUSE_KEY = dg.AssetKey(["published", "warehouse"])
+RELEASE_LOG_KEY = dg.AssetKey(["published", "release_log"])
+EXPORTS_KEY = dg.AssetKey(["published", "exports"])
+EXPECTATIONS_KEY = dg.AssetKey(["published", "expectations"])
+BRIEF_KEY = dg.AssetKey(["published", "brief"])
+DBT_LAYERS = {"staging", "intermediate", "marts"}
+# Checks that describe the deliveries rather than the build; the brief shows them instead.
+NOT_RELEASE_CHECKS = {"delivered_on_time"}
+
+
+def published_release(paths: Paths) -> str:
+    with closing(connect(paths.warehouse_db, read_only=True)) as con:
+        return con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+
+
+def full_refresh(context: dg.AssetExecutionContext) -> bool:
+    """``cs360 refresh --full`` (or the run tag cs360/full=true in the UI)."""
+    return context.run.tags.get(outputs.FULL_TAG, "").lower() == "true"
+
+
+def run_checks(context: dg.AssetExecutionContext) -> list[release_log.Check]:
+    """The asset checks evaluated so far in this run: the privacy gate and audit, dbt tests."""
+    records = context.instance.get_records_for_run(
+        run_id=context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    checks = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.check_name in NOT_RELEASE_CHECKS or evaluation.asset_key.path[0] in {
+            "published"
+        }:
+            continue
+        asset = evaluation.asset_key.to_user_string()
+        if evaluation.asset_key.path[0] in DBT_LAYERS and not evaluation.check_name.startswith(
+            "privacy_"
+        ):
+            name = f"dbt tests:{asset}:{evaluation.check_name}"
+        else:
+            name = evaluation.check_name
+        checks.append(
+            release_log.Check(
+                name=name,
+                passed=evaluation.passed,
+                severity=evaluation.severity.value,
+                detail=evaluation.description or "",
+            )
+        )
+    return sorted(checks, key=lambda c: c.name)
 
 
 def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
@@ -69,9 +127,9 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         )
 
     @dg.asset(
-        key=dg.AssetKey(["published", "warehouse"]),
+        key=WAREHOUSE_KEY,
         deps=MART_KEYS,
-        group_name="publish",
+        group_name=GROUP,
         kinds={"duckdb"},
         description=(
             "data/warehouse.duckdb: the marts copied into a new file and swapped in atomically. "
@@ -91,4 +149,223 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             }
         )
 
-    return dg.Definitions(assets=[warehouse], asset_checks=[privacy_gate, privacy_audit])
+    return dg.Definitions(
+        assets=[warehouse, *after_publication()], asset_checks=[privacy_gate, privacy_audit]
+    )
+
+
+def after_publication() -> list[dg.AssetsDefinition]:
+    """The release log, exports, expectations and brief of the release just published."""
+
+    @dg.asset(
+        key=RELEASE_LOG_KEY,
+        deps=[WAREHOUSE_KEY],
+        group_name=GROUP,
+        kinds={"duckdb"},
+        description=(
+            "data/releases.duckdb, table release_log: every release published (id, time, input "
+            "file hashes, policy hash, code version, checks), the last N kept "
+            "(CS360_RELEASES_KEPT). Also removes the exports of releases no longer public."
+        ),
+    )
+    def release_log_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        paths = current_paths()
+        releases_public = load_policy().history.releases_public
+        entry = release_log.describe_published(paths, run_checks(context))
+        entries = release_log.record(paths, entry, release_log.keep_releases(releases_public))
+        public = [e.release_id for e in entries[: releases_public + 1]]
+        removed = outputs.prune(paths, public)
+        for release_id in removed:
+            context.log.info(f"removed the exports of {release_id}: no longer a public release")
+        return dg.MaterializeResult(
+            metadata={
+                "release_id": entry.release_id,
+                "releases_in_log": len(entries),
+                "checks": entry.checks_summary,
+                "exports_removed": ", ".join(removed) or "none",
+                "path": str(release_log.log_path(paths)),
+            }
+        )
+
+    @dg.asset(
+        key=EXPORTS_KEY,
+        deps=[RELEASE_LOG_KEY],
+        group_name=GROUP,
+        kinds={"parquet", "csv", "excel"},
+        description=(
+            "Per audience, under data/exports/<release>/<audience>/: metric_values, "
+            "metric_catalog and geography as Parquet and CSV (a withheld number reads "
+            "'suppressed' or 'missing', never blank), and the PST's Excel workbook."
+        ),
+    )
+    def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        paths = current_paths()
+        release_id = published_release(paths)
+        written, skipped = [], []
+        for audience in outputs.AUDIENCES:
+            step = f"exports/{audience}"
+            fingerprint = _fingerprint(paths, audience)
+            if not full_refresh(context) and outputs.up_to_date(
+                paths, release_id, step, fingerprint
+            ):
+                skipped.append(audience)
+                continue
+            done = export_audience(paths, release_id, audience)
+            outputs.mark_done(paths, release_id, step, fingerprint)
+            written.extend(f"{audience}/{f.name}" for f in done.files)
+        if skipped:
+            context.log.info(f"exports of {release_id} for {', '.join(skipped)} are up to date")
+        return dg.MaterializeResult(
+            metadata={
+                "release_id": release_id,
+                "path": str(outputs.release_dir(paths, release_id)),
+                "files_written": len(written),
+                "up_to_date": ", ".join(skipped) or "none",
+            }
+        )
+
+    @dg.asset(
+        key=EXPECTATIONS_KEY,
+        deps=[RELEASE_LOG_KEY],
+        group_name=GROUP,
+        kinds={"great_expectations"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "expectations_met",
+                asset=EXPECTATIONS_KEY,
+                description=(
+                    "Great Expectations on each audience's published tables: unique keys, "
+                    "values in range, no value on a suppressed cell, a complete period spine."
+                ),
+            )
+        ],
+        description=(
+            "Great Expectations over the published tables of each audience, with HTML Data Docs "
+            "in data/exports/<release>/<audience>/data_docs/. Off when CS360_EXPECTATIONS=off."
+        ),
+    )
+    def expectations_asset(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        paths = current_paths()
+        release_id = published_release(paths)
+        if not expectations.enabled():
+            context.log.warning(f"expectations not run: {expectations.ENABLE_ENV} is off")
+            yield dg.MaterializeResult(metadata={"release_id": release_id, "run": False})
+            yield dg.AssetCheckResult(
+                check_name="expectations_met",
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"not run ({expectations.ENABLE_ENV} is off)",
+            )
+            return
+        results = []
+        for audience in outputs.AUDIENCES:
+            step = f"expectations/{audience}"
+            fingerprint = _fingerprint(paths, audience)
+            summary = expectations.summary_path(paths, release_id, audience)
+            previous = expectations.Validation.load(summary)
+            if (
+                previous is not None
+                and not full_refresh(context)
+                and outputs.up_to_date(paths, release_id, step, fingerprint)
+            ):
+                results.append(previous)
+                continue
+            result = expectations.validate(paths, release_id, audience)
+            outputs.mark_done(paths, release_id, step, fingerprint)
+            results.append(result)
+        failures = [
+            f"{r.audience}: {o.table}: {o.description}" for r in results for o in r.failures
+        ]
+        for line in failures:
+            context.log.error(f"expectation failed: {line}")
+        passed = not failures
+        release_log.add_checks(
+            paths,
+            release_id,
+            [
+                release_log.Check(
+                    name=f"expectations:{r.audience}",
+                    passed=r.passed,
+                    severity="ERROR",
+                    detail=r.summary(),
+                )
+                for r in results
+            ],
+        )
+        yield dg.MaterializeResult(
+            metadata={
+                "release_id": release_id,
+                **{f"{r.audience}": r.summary() for r in results},
+                "data_docs": str(
+                    outputs.audience_dir(paths, release_id, "pst") / expectations.DOCS_DIR
+                ),
+            }
+        )
+        yield dg.AssetCheckResult(
+            check_name="expectations_met",
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(f"{r.audience}: {r.summary()}" for r in results),
+            metadata={"failed": "\n".join(failures) or "none"},
+        )
+
+    @dg.asset(
+        key=BRIEF_KEY,
+        deps=[EXPORTS_KEY, EXPECTATIONS_KEY],
+        group_name=GROUP,
+        kinds={"html"},
+        description=(
+            "The brief: a self-contained HTML page per audience "
+            "(data/exports/<release>/<audience>/brief.html) with each metric's trend by "
+            "dimension, data freshness per partner, Community Map coverage, what changed since "
+            "the previous release, and the checks the release passed."
+        ),
+    )
+    def brief(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        paths = current_paths()
+        release_id = published_release(paths)
+        log = release_log.read(paths)
+        history = "|".join(f"{e.release_id}@{e.first_published_at}" for e in log)
+        checks = next((e.checks_summary for e in log if e.release_id == release_id), "")
+        written = {}
+        for audience in outputs.AUDIENCES:
+            folder = outputs.audience_dir(paths, release_id, audience)
+            summary = expectations.summary_path(paths, release_id, audience)
+            listing = ",".join(sorted(p.name for p in folder.glob("*") if p.is_file()))
+            validation = summary.read_text(encoding="utf-8") if summary.exists() else ""
+            fingerprint = _fingerprint(paths, audience, history, checks, listing, validation)
+            step = f"brief/{audience}"
+            target = folder / "brief.html"
+            if (
+                target.exists()
+                and not full_refresh(context)
+                and outputs.up_to_date(paths, release_id, step, fingerprint)
+            ):
+                written[audience] = f"{target} (up to date)"
+                continue
+            written[audience] = str(write_brief(paths, release_id, audience))
+            outputs.mark_done(paths, release_id, step, fingerprint)
+        for audience, path in written.items():
+            context.log.info(f"{audience} brief: {path}")
+        return dg.MaterializeResult(
+            metadata={
+                "release_id": release_id,
+                **{audience: dg.MetadataValue.path(path) for audience, path in written.items()},
+            }
+        )
+
+    return [release_log_asset, exports, expectations_asset, brief]
+
+
+def _fingerprint(paths: Paths, audience: str, *extra: str) -> str:
+    with closing(connect(paths.warehouse_db, read_only=True)) as con:
+        return outputs.table_fingerprint(
+            con,
+            {
+                "metric_values": audience,
+                "metric_catalog": audience,
+                "geography": None,
+                "provider_status": None,
+            },
+            *extra,
+        )

@@ -1,0 +1,332 @@
+"""Exports of a published release, per audience: Parquet, CSV and (for the PST) an Excel workbook.
+
+Everything is read from the published warehouse, so an export holds exactly what the release
+published for that audience and nothing else. Suppressed cells never turn into a blank that a
+spreadsheet reads as zero: Parquet keeps a typed NULL next to the ``status`` column, and the CSV
+and Excel files write the word ``suppressed`` (or ``missing``) where the number would be. A
+blank never appears in a CSV: anything else without a value reads ``n/a``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from cs360_pipeline.publish.outputs import audience_dir, sweep, write_text, write_with
+from cs360_pipeline.settings import Paths
+from cs360_pipeline.sql import connect, literal
+
+METRIC_KEY = (
+    "audience", "metric_id", "period_level", "period_start", "geo_level", "geo_code", "breakdown",
+)  # fmt: skip
+NOT_APPLICABLE = "n/a"
+WITHHELD = ("suppressed", "missing")
+GEO_ORDER = "CASE v.geo_level WHEN 'city' THEN 0 WHEN 'district' THEN 1 ELSE 2 END"
+PERIOD_ORDER = "CASE v.period_level WHEN 'month' THEN 0 WHEN 'quarter' THEN 1 ELSE 2 END"
+
+
+@dataclass(frozen=True)
+class Exported:
+    audience: str
+    folder: Path
+    files: list[Path]
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+    ]
+
+
+def metric_values_query(audience: str, *, marked: bool) -> str:
+    """The audience's cells; ``marked`` writes the status word where a number is withheld."""
+    order = ", ".join(METRIC_KEY[1:])
+    if not marked:
+        return f"SELECT * FROM metric_values WHERE audience = {literal(audience)} ORDER BY {order}"
+    return f"""
+        SELECT * REPLACE (
+            CASE WHEN status IN ('suppressed', 'missing') THEN status
+                 ELSE CAST(value AS VARCHAR) END AS value,
+            CASE WHEN status = 'suppressed' THEN 'suppressed'
+                 ELSE CAST(numerator AS VARCHAR) END AS numerator,
+            CASE WHEN status = 'suppressed' THEN 'suppressed'
+                 WHEN status = 'missing' AND denominator IS NULL THEN 'missing'
+                 ELSE CAST(denominator AS VARCHAR) END AS denominator
+        )
+        FROM metric_values WHERE audience = {literal(audience)} ORDER BY {order}
+    """
+
+
+def catalog_query(con: duckdb.DuckDBPyConnection, audience: str, *, marked: bool) -> str:
+    have = set(columns(con, "metric_catalog"))
+    order = "display_order, metric_id" if "display_order" in have else "metric_id"
+    replace = ""
+    if marked and {"latest_value", "latest_status"} <= have:
+        replace = (
+            " REPLACE (CASE WHEN latest_status IN ('suppressed', 'missing') THEN latest_status "
+            "ELSE CAST(latest_value AS VARCHAR) END AS latest_value)"
+        )
+    return (
+        f"SELECT *{replace} FROM metric_catalog WHERE audience = {literal(audience)} "
+        f"ORDER BY {order}"
+    )
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path, fmt: str) -> Path:
+    options = (
+        "FORMAT parquet, COMPRESSION zstd"
+        if fmt == "parquet"
+        else f"FORMAT csv, HEADER, NULLSTR {literal(NOT_APPLICABLE)}"
+    )
+    return write_with(
+        target, lambda tmp: con.execute(f"COPY ({query}) TO {literal(tmp)} ({options})")
+    )
+
+
+def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
+    """Write one audience's files for the release currently in the warehouse."""
+    folder = audience_dir(paths, release_id, audience)
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep(folder)
+    sweep(folder.parent)
+    files = []
+    with closing(connect(paths.warehouse_db, read_only=True)) as con:
+        published = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+        if published != release_id:
+            raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
+        tables = {
+            "metric_values": (
+                metric_values_query(audience, marked=False),
+                metric_values_query(audience, marked=True),
+            ),
+            "metric_catalog": (
+                catalog_query(con, audience, marked=False),
+                catalog_query(con, audience, marked=True),
+            ),
+            "geography": ("SELECT * FROM geography", "SELECT * FROM geography"),
+        }
+        for table, (typed, marked) in tables.items():
+            files.append(_copy(con, typed, folder / f"{table}.parquet", "parquet"))
+            files.append(_copy(con, marked, folder / f"{table}.csv", "csv"))
+        if audience == "pst":
+            files.append(write_workbook(con, release_id, audience, folder))
+        files.append(write_text(folder / "README.txt", readme(release_id, audience)))
+    return Exported(audience=audience, folder=folder, files=files)
+
+
+def readme(release_id: str, audience: str) -> str:
+    who = {
+        "pst": "members of the Problem-Solving Team, under the data-sharing agreement",
+        "public": "anyone: the figures the Problem-Solving Team publishes",
+    }[audience]
+    return f"""CS360 release {release_id}, audience "{audience}" ({who}).
+
+metric_values   one row per metric, period, geography and breakdown
+metric_catalog  what each metric is, who owns it, its latest city-wide value
+geography       beat -> district -> city, with names
+
+Each table comes as Parquet (typed; a withheld number is NULL) and as CSV.
+
+The status column says whether a number may be shown:
+  published   the value is shown
+  unreliable  shown, but a rate or percent resting on fewer than 20 events
+  suppressed  withheld: a count it rests on is too small to publish (privacy/policy.yml)
+  missing     no denominator, so no rate or percent
+
+In the CSV files a withheld number is written as the word "suppressed" or "missing", never left
+blank: a blank would read as zero in a spreadsheet. "{NOT_APPLICABLE}" marks a field that has no
+value (a count has no denominator). Never replace these words with 0.
+"""
+
+
+# --- The PST workbook ---------------------------------------------------------------------
+
+SHEET_COLUMNS = (
+    ("Metric", 38), ("metric_id", 28), ("Unit", 14), ("Period", 9), ("Period start", 12),
+    ("Geography level", 10), ("Geography", 10), ("Name", 22), ("Breakdown", 22),
+    ("Value", 12), ("Numerator", 11), ("Denominator", 12), ("Status", 11),
+)  # fmt: skip
+STATUS_COLUMN = "Status"
+MAX_SHEET_TITLE = 31
+
+
+def sheet_title(name: str, taken: set[str]) -> str:
+    """Excel sheet names: at most 31 characters, none of []:*?/\\ and unique in the workbook."""
+    clean = "".join(" " if ch in "[]:*?/\\" else ch for ch in name).strip() or "Sheet"
+    title = _clip(clean, MAX_SHEET_TITLE)
+    n = 2
+    while title.lower() in {t.lower() for t in taken}:
+        suffix = f" ({n})"
+        title = _clip(clean, MAX_SHEET_TITLE - len(suffix)) + suffix
+        n += 1
+    taken.add(title)
+    return title
+
+
+def _clip(text: str, width: int) -> str:
+    """At most ``width`` characters, cut at a word boundary when one is near."""
+    if len(text) <= width:
+        return text
+    cut = text[:width]
+    if text[width] == " ":
+        return cut.rstrip(" ,;-")
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;-")
+
+
+def write_workbook(
+    con: duckdb.DuckDBPyConnection, release_id: str, audience: str, folder: Path
+) -> Path:
+    """``cs360_<release>_<audience>.xlsx``: notes, a sheet per CS360 dimension, provider status."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.formatting.rule import FormulaRule
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    bold = Font(bold=True)
+    withheld_font = Font(italic=True, color="7A4A00")
+    withheld_fill = PatternFill("solid", fgColor="FCEBC7")
+    header_fill = PatternFill("solid", fgColor="DCE6F0")
+
+    have = set(columns(con, "metric_catalog"))
+    order = "display_order, metric_id" if "display_order" in have else "metric_id"
+    catalog = con.execute(
+        f"SELECT metric_id, title, dimension, unit, owner, min_cell_size FROM metric_catalog "
+        f"WHERE audience = ? ORDER BY {order}",
+        [audience],
+    ).fetchall()
+    dimensions: dict[str, list[tuple]] = {}
+    for row in catalog:
+        dimensions.setdefault(row[2] or "Other", []).append(row)
+
+    wb = Workbook(write_only=True)
+    taken: set[str] = set()
+
+    def header_row(ws, names: Iterable[str]) -> list:
+        cells = []
+        for name in names:
+            cell = WriteOnlyCell(ws, value=name)
+            cell.font = bold
+            cell.fill = header_fill
+            cells.append(cell)
+        return cells
+
+    notes = wb.create_sheet(sheet_title("Notes", taken))
+    notes.column_dimensions["A"].width = 110
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for line in _notes(release_id, audience, catalog):
+        cell = WriteOnlyCell(notes, value=line)
+        cell.alignment = wrap
+        if line and not line.startswith(" ") and line.endswith(":"):
+            cell.font = bold
+        notes.append([cell])
+
+    for dimension, metrics in dimensions.items():
+        ws = wb.create_sheet(sheet_title(dimension, taken))
+        for i, (_, width) in enumerate(SHEET_COLUMNS):
+            ws.column_dimensions[_column_letter(i)].width = width
+        ws.freeze_panes = "A2"
+        ids = [m[0] for m in metrics]
+        rows = con.execute(
+            f"""
+            SELECT c.title, v.metric_id, c.unit, v.period_level, v.period_start, v.geo_level,
+                   v.geo_code, g.name, v.breakdown, v.value, v.numerator, v.denominator, v.status
+            FROM metric_values AS v
+            JOIN metric_catalog AS c USING (audience, metric_id)
+            LEFT JOIN geography AS g USING (geo_level, geo_code)
+            WHERE v.audience = ? AND list_contains(?, v.metric_id)
+            ORDER BY list_position(?, v.metric_id), {PERIOD_ORDER}, {GEO_ORDER}, v.geo_code,
+                     v.breakdown <> 'total', v.breakdown, v.period_start
+            """,
+            [audience, ids, ids],
+        ).fetchall()
+        last = f"{_column_letter(len(SHEET_COLUMNS) - 1)}{len(rows) + 1}"
+        ws.auto_filter.ref = f"A1:{last}"
+        # Withheld numbers are words, shaded by one rule rather than a style per cell.
+        ws.conditional_formatting.add(
+            f"J2:L{len(rows) + 1}",
+            FormulaRule(formula=['OR(J2="suppressed",J2="missing")'], fill=withheld_fill,
+                        font=withheld_font),
+        )  # fmt: skip
+        ws.append(header_row(ws, (c for c, _ in SHEET_COLUMNS)))
+        for row in rows:
+            ws.append(_marked(row))
+
+    status_rows = con.execute(
+        """
+        SELECT * FROM provider_status ORDER BY provider, dataset
+        """
+    )
+    names = [d[0] for d in status_rows.description]
+    status_data = status_rows.fetchall()
+    ws = wb.create_sheet(sheet_title("Provider status", taken))
+    for i, name in enumerate(names):
+        ws.column_dimensions[_column_letter(i)].width = max(12, min(40, len(name) + 4))
+    ws.freeze_panes = "A2"
+    ws.append(header_row(ws, names))
+    for row in status_data:
+        ws.append([NOT_APPLICABLE if v is None else v for v in row])
+
+    target = folder / f"cs360_{release_id}_{audience}.xlsx"
+    return write_with(target, lambda tmp: wb.save(tmp))
+
+
+def _marked(row: tuple) -> list:
+    """A metric_values row for a sheet: the status word where a number is withheld."""
+    out = list(row)
+    status = row[-1]
+    if status in WITHHELD:
+        out[9] = status
+        if status == "suppressed":
+            out[10] = out[11] = status
+        elif out[11] is None:
+            out[11] = status
+    if out[11] is None:
+        out[11] = NOT_APPLICABLE
+    return out
+
+
+def _column_letter(index: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index + 1)
+
+
+def _notes(release_id: str, audience: str, catalog: list[tuple]) -> list[str]:
+    today = dt.date.today().isoformat()
+    lines = [
+        f"CS360 release {release_id}: figures for the {audience.upper()} audience "
+        f"(written {today}).",
+        "",
+        "What the sheets hold:",
+        "  One sheet per CS360 dimension, with every metric of that dimension by period (month, "
+        "quarter, year), geography (city, district, beat) and breakdown.",
+        "  'Provider status': each partner's deliveries, how current the data is, and whom to "
+        "contact.",
+        "",
+        "Suppression (why some cells say 'suppressed'):",
+        "  A count from 1 up to k - 1 is never shown, and neither is any rate, percent or median "
+        "resting on it. Some further cells are withheld as well, so that a hidden count cannot be "
+        "worked out by subtracting published numbers (a beat from its district, a month from its "
+        "quarter, one sex from the total), in this release or together with earlier ones.",
+        "  'suppressed' means withheld for privacy; 'missing' means there is no denominator; "
+        "'unreliable' means shown, but resting on fewer than 20 events. "
+        f"'{NOT_APPLICABLE}' marks a field with no value (a count has no denominator).",
+        "  A withheld cell is not zero. Do not replace the word with 0, and do not fill it in "
+        "from other sources before sharing: the rules in privacy/policy.yml apply to anything "
+        "derived from this workbook.",
+        "",
+        "Minimum cell size k by metric:",
+    ]
+    lines += [f"  {title} ({metric_id}): k = {k}" for metric_id, title, _, _, _, k in catalog]
+    return lines

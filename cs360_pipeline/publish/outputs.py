@@ -1,0 +1,156 @@
+"""The per-release output folder: ``<data>/exports/<release>/<audience>/``.
+
+Each step that writes there (exports, expectations, brief) records a fingerprint of what it was
+made from. A refresh that publishes the same release with the same tables finds its fingerprint
+and skips the step; ``cs360 refresh --full`` rewrites everything regardless.
+
+Files are written to a temporary name and renamed into place, so a reader never opens half a
+file. Only the current release and the releases the privacy policy treats as still public are
+kept: older exports could be set against the current release, which the audit does not cover.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from cs360_pipeline.settings import Paths
+from cs360_pipeline.sql import ident
+
+AUDIENCES = ("pst", "public")
+FULL_TAG = "cs360/full"
+# Bump when the layout or content of the outputs changes, so the next refresh rewrites them.
+OUTPUT_FORMAT = "1"
+FINGERPRINTS = ".fingerprints.json"
+RELEASE_DIR = re.compile(r"^r-[0-9a-f]{12}$")
+
+
+def release_dir(paths: Paths, release_id: str) -> Path:
+    if not RELEASE_DIR.match(release_id):
+        raise ValueError(f"not a release id: {release_id!r}")
+    return paths.exports_dir / release_id
+
+
+def audience_dir(paths: Paths, release_id: str, audience: str) -> Path:
+    if audience not in AUDIENCES:
+        raise ValueError(f"unknown audience {audience!r}")
+    return release_dir(paths, release_id) / audience
+
+
+def table_fingerprint(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, str | None], *extra: str
+) -> str:
+    """A digest of the published tables' content (``table -> audience filter``) plus ``extra``.
+
+    The release id alone is not enough: the delivery scorecard is computed for the day of the
+    refresh, so the same release can carry a newer ``provider_status``.
+    """
+    digest = hashlib.sha256(OUTPUT_FORMAT.encode())
+    for table, audience in sorted(tables.items(), key=lambda kv: kv[0]):
+        where = "WHERE audience = ?" if audience else ""
+        params = [audience] if audience else []
+        row = con.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {ident(table)} AS t {where}",
+            params,
+        ).fetchall()[0]
+        digest.update(f"{table}\0{audience}\0{row[0]}\0{row[1]}\n".encode())
+    for item in extra:
+        digest.update(item.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _fingerprints(paths: Paths, release_id: str) -> dict[str, str]:
+    path = release_dir(paths, release_id) / FINGERPRINTS
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def up_to_date(paths: Paths, release_id: str, step: str, fingerprint: str) -> bool:
+    return _fingerprints(paths, release_id).get(step) == fingerprint
+
+
+def mark_done(paths: Paths, release_id: str, step: str, fingerprint: str) -> None:
+    recorded = _fingerprints(paths, release_id)
+    recorded[step] = fingerprint
+    target = release_dir(paths, release_id) / FINGERPRINTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(target) as tmp:
+        tmp.write_text(json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8")
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(target: Path, text: str) -> Path:
+    with replacing(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+def write_with(target: Path, writer: Callable[[Path], object]) -> Path:
+    with replacing(target) as tmp:
+        writer(tmp)
+    return target
+
+
+def replace_dir(target: Path, builder: Callable[[Path], object]) -> Path:
+    """Build a folder beside ``target`` and swap it in (old folder removed afterwards)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = target.with_name(f".{target.name}.{os.getpid()}.new")
+    stale = target.with_name(f".{target.name}.{os.getpid()}.old")
+    for leftover in (fresh, stale):
+        shutil.rmtree(leftover, ignore_errors=True)
+    fresh.mkdir()
+    try:
+        builder(fresh)
+        if target.exists():
+            os.replace(target, stale)
+        os.replace(fresh, target)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def sweep(folder: Path) -> None:
+    """Remove what a killed refresh left behind: hidden temporary files and folders."""
+    if not folder.exists():
+        return
+    for leftover in folder.glob(".*"):
+        if leftover.name.endswith((".tmp", ".new", ".old")):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def prune(paths: Paths, keep: list[str]) -> list[str]:
+    """Remove release folders not in ``keep``; only folders named like a release are touched."""
+    removed = []
+    if not paths.exports_dir.exists():
+        return removed
+    for folder in sorted(paths.exports_dir.iterdir()):
+        if folder.is_dir() and RELEASE_DIR.match(folder.name) and folder.name not in keep:
+            shutil.rmtree(folder)
+            removed.append(folder.name)
+    return removed

@@ -1,0 +1,287 @@
+"""The release log: what each published release was made from and which checks it passed.
+
+The warehouse file is replaced by every release, so the log lives in a small DuckDB file beside
+it, ``releases.duckdb`` (table ``release_log``), rewritten the same way as the warehouse: a new
+file, checkpointed, renamed over the old one. A reader never blocks a refresh and never sees a
+half-written log. Publishing the same release again (nothing changed) updates its entry instead
+of adding one.
+
+Only the last ``keep`` releases stay in the log (``CS360_RELEASES_KEPT``, default 12, never fewer
+than the releases the privacy policy treats as still public, plus the current one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cs360_pipeline.settings import Paths
+from cs360_pipeline.sql import connect, literal
+
+LOG_FILE = "releases.duckdb"
+DEFAULT_KEEP = 12
+KEEP_ENV = "CS360_RELEASES_KEPT"
+
+SCHEMA = """
+CREATE TABLE release_log (
+    release_id          VARCHAR PRIMARY KEY,
+    published_at        TIMESTAMP NOT NULL,
+    first_published_at  TIMESTAMP NOT NULL,
+    times_published     INTEGER NOT NULL,
+    data_as_of          DATE,
+    input_files         STRUCT(provider VARCHAR, file_name VARCHAR, sha256 VARCHAR)[] NOT NULL,
+    input_sha256        VARCHAR NOT NULL,
+    policy_sha256       VARCHAR NOT NULL,
+    code_version        VARCHAR NOT NULL,
+    metric_values_rows  BIGINT,
+    checks              STRUCT(name VARCHAR, passed BOOLEAN, severity VARCHAR, detail VARCHAR)[]
+                        NOT NULL,
+    checks_summary      VARCHAR NOT NULL
+)
+"""
+COMMENTS = {
+    "published_at": "When this release was last published (UTC).",
+    "first_published_at": "When this release was first published (UTC).",
+    "times_published": "How many refreshes published this same release (same inputs and code).",
+    "data_as_of": "The date the delivery scorecard (provider_status) was computed for.",
+    "input_files": "Every delivered file the release was built from, with its sha256.",
+    "input_sha256": "sha256 over the input files' hashes.",
+    "policy_sha256": "sha256 of privacy/policy.yml.",
+    "code_version": "Package version, git commit and a hash of the dbt and provider config.",
+    "checks": "The checks of the refresh that published it: privacy gate and audit, dbt tests, "
+    "expectations on the published tables.",
+}
+COLUMNS = (
+    "release_id", "published_at", "first_published_at", "times_published", "data_as_of",
+    "input_files", "input_sha256", "policy_sha256", "code_version", "metric_values_rows",
+    "checks", "checks_summary",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    severity: str  # ERROR | WARN
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    provider: str
+    file_name: str
+    sha256: str
+
+
+@dataclass
+class Entry:
+    release_id: str
+    published_at: dt.datetime
+    first_published_at: dt.datetime
+    times_published: int
+    data_as_of: dt.date | None
+    input_files: list[InputFile]
+    input_sha256: str
+    policy_sha256: str
+    code_version: str
+    metric_values_rows: int | None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def checks_summary(self) -> str:
+        return summarize(self.checks)
+
+    def row(self) -> list[object]:
+        return [
+            self.release_id,
+            self.published_at,
+            self.first_published_at,
+            self.times_published,
+            self.data_as_of,
+            [vars(f) for f in self.input_files],
+            self.input_sha256,
+            self.policy_sha256,
+            self.code_version,
+            self.metric_values_rows,
+            [vars(c) for c in self.checks],
+            self.checks_summary,
+        ]
+
+
+def summarize(checks: list[Check]) -> str:
+    """'privacy_gate passed; privacy_audit passed; dbt tests 41/41 passed; ...'."""
+    if not checks:
+        return "no checks recorded"
+    groups: dict[str, list[Check]] = {}
+    for check in checks:
+        groups.setdefault(check.name.split(":", 1)[0], []).append(check)
+    parts = []
+    for group, members in groups.items():
+        passed = sum(c.passed for c in members)
+        if len(members) == 1:
+            parts.append(f"{group} {'passed' if passed else 'FAILED'}")
+        else:
+            failed = " (FAILED)" if passed < len(members) else ""
+            parts.append(f"{group} {passed}/{len(members)} passed{failed}")
+    return "; ".join(parts)
+
+
+def log_path(paths: Paths) -> Path:
+    return paths.data_dir / LOG_FILE
+
+
+def keep_releases(releases_public: int) -> int:
+    """How many releases the log keeps: the setting, but never fewer than the policy's window."""
+    floor = releases_public + 1
+    setting = os.environ.get(KEEP_ENV)
+    if setting:
+        try:
+            wanted = int(setting)
+        except ValueError as exc:
+            raise ValueError(f"{KEEP_ENV} must be a whole number, got {setting!r}") from exc
+    else:
+        wanted = DEFAULT_KEEP
+    return max(wanted, floor)
+
+
+def read(paths: Paths) -> list[Entry]:
+    """Every entry, newest first. An absent log is an empty one."""
+    path = log_path(paths)
+    if not path.exists():
+        return []
+    with closing(connect(path, read_only=True)) as con:
+        rows = con.execute(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM release_log "
+            "ORDER BY published_at DESC, release_id"
+        ).fetchall()
+    return [
+        Entry(
+            release_id=r[0],
+            published_at=r[1],
+            first_published_at=r[2],
+            times_published=r[3],
+            data_as_of=r[4],
+            input_files=[InputFile(**f) for f in r[5]],
+            input_sha256=r[6],
+            policy_sha256=r[7],
+            code_version=r[8],
+            metric_values_rows=r[9],
+            checks=[Check(**c) for c in r[10]],
+        )
+        for r in rows
+    ]
+
+
+def previous(entries: list[Entry], release_id: str) -> Entry | None:
+    """The release published before ``release_id`` (the newest other entry)."""
+    others = [e for e in entries if e.release_id != release_id]
+    return others[0] if others else None
+
+
+@contextmanager
+def _locked(paths: Paths) -> Iterator[None]:
+    """One writer at a time (two runs may finish together); readers never take the lock."""
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.data_dir / ".releases.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def record(paths: Paths, entry: Entry, keep: int) -> list[Entry]:
+    """Add or update ``entry`` and keep the newest ``keep`` releases; returns the new log.
+
+    Re-publishing a release keeps its first publication time and adds to its count; when this
+    run recorded no checks (an asset materialized on its own), the earlier checks stay.
+    """
+    with _locked(paths):
+        entries = read(paths)
+        earlier = next((e for e in entries if e.release_id == entry.release_id), None)
+        if earlier is not None:
+            entry.first_published_at = earlier.first_published_at
+            entry.times_published = earlier.times_published + 1
+            if not entry.checks:
+                entry.checks = earlier.checks
+        entries = [entry, *(e for e in entries if e.release_id != entry.release_id)]
+        entries.sort(key=lambda e: e.published_at, reverse=True)
+        entries = entries[: max(keep, 1)]
+        _write(paths, entries)
+    return entries
+
+
+def add_checks(paths: Paths, release_id: str, checks: list[Check]) -> Entry | None:
+    """Replace the checks named like ``checks`` (by group) on an entry: later steps report here."""
+    groups = {c.name.split(":", 1)[0] for c in checks}
+    with _locked(paths):
+        entries = read(paths)
+        entry = next((e for e in entries if e.release_id == release_id), None)
+        if entry is None:
+            return None
+        entry.checks = [c for c in entry.checks if c.name.split(":", 1)[0] not in groups]
+        entry.checks.extend(checks)
+        _write(paths, entries)
+    return entry
+
+
+def _write(paths: Paths, entries: list[Entry]) -> None:
+    target = log_path(paths)
+    staging = target.with_name(f".{target.name}.next")
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    with closing(connect(staging)) as con:
+        con.execute(SCHEMA)
+        con.execute(
+            "COMMENT ON TABLE release_log IS "
+            + literal("Every release published from this deployment, newest first by time.")
+        )
+        for column, comment in COMMENTS.items():
+            con.execute(f"COMMENT ON COLUMN release_log.{column} IS {literal(comment)}")
+        con.executemany(
+            f"INSERT INTO release_log VALUES ({', '.join('?' for _ in COLUMNS)})",
+            [e.row() for e in entries],
+        )
+        con.execute("CHECKPOINT")
+    os.replace(staging, target)
+
+
+def describe_published(paths: Paths, checks: list[Check]) -> Entry:
+    """The entry for the release now in the warehouse, from the build's release record."""
+    with closing(connect(paths.warehouse_db, read_only=True)) as con:
+        release_id, rows = con.execute(
+            "SELECT max(release_id), count(*) FROM metric_values"
+        ).fetchall()[0]
+        as_of = con.execute("SELECT max(as_of) FROM provider_status").fetchall()[0][0]
+    with closing(connect(paths.build_db, read_only=True)) as con:
+        built = con.execute(
+            "SELECT release_id, policy_sha256, code_version, input_sha256 FROM shared.release"
+        ).fetchall()[0]
+        files = con.execute(
+            "SELECT provider, file_name, sha256 FROM shared.deliveries "
+            "WHERE status = 'loaded' AND superseded_by IS NULL ORDER BY provider, file_name"
+        ).fetchall()
+    if built[0] != release_id:
+        raise RuntimeError(
+            f"the warehouse holds {release_id} but the build describes {built[0]}: "
+            "publish the build first"
+        )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    return Entry(
+        release_id=release_id,
+        published_at=now,
+        first_published_at=now,
+        times_published=1,
+        data_as_of=as_of,
+        input_files=[InputFile(*f) for f in files],
+        input_sha256=built[3],
+        policy_sha256=built[1],
+        code_version=built[2],
+        metric_values_rows=rows,
+        checks=checks,
+    )
