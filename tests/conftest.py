@@ -36,6 +36,8 @@ class Deployment:
             "CS360_DATA_DIR": str(self.data),
             "DAGSTER_HOME": str(self.root / "dagster_home"),
             "CS360_AS_OF": self.as_of,
+            # Great Expectations costs ~8 s a refresh; the tests that need it turn it on.
+            "CS360_EXPECTATIONS": os.environ.get("CS360_EXPECTATIONS", "off"),
         }
 
     @property
