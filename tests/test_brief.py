@@ -1,0 +1,308 @@
+"""The brief: self-contained HTML per release and audience, checked in the file and in a browser.
+
+The demo deployment's refresh writes the briefs; the browser test opens them in Debian's chromium,
+headless, and fails on any console message, a chart without geometry, or a page that loads
+something from elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cs360_pipeline.publish.outputs import AUDIENCES
+from cs360_pipeline.registry import load_providers
+from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
+from cs360_pipeline.report.brief import write_brief
+from cs360_pipeline.report.charts import Point, trend_svg
+from cs360_pipeline.settings import Paths
+from tests.conftest import Deployment
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PROBE = """
+<script>
+(function () {
+  var out = {charts: [], errors: window.__errors || []};
+  document.querySelectorAll("svg.trend").forEach(function (svg) {
+    var box = svg.getBoundingClientRect();
+    var marks = [];
+    svg.querySelectorAll("polyline.series, circle.point, rect.gap").forEach(function (el) {
+      var b = el.getBBox();
+      marks.push([el.tagName, el.getAttribute("class"), b.width, b.height]);
+    });
+    out.charts.push({id: svg.id, width: box.width, height: box.height, marks: marks});
+  });
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>
+"""
+ERROR_CATCHER = (
+    "<script>window.__errors = [];"
+    "window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); });"
+    "</script>"
+)
+
+
+def release_of(demo: Deployment) -> str:
+    return demo.query("SELECT max(release_id) FROM metric_values")[0][0]
+
+
+def brief_path(demo: Deployment, audience: str) -> Path:
+    return demo.data / "exports" / release_of(demo) / audience / "brief.html"
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM
+    return subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def console_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+# --- Charts ----------------------------------------------------------------------------------
+
+
+def months(n: int) -> list[dt.date]:
+    return [dt.date(2024 + (m // 12), m % 12 + 1, 1) for m in range(n)]
+
+
+def test_chart_marks_withheld_and_empty_months_and_breaks_the_line() -> None:
+    periods = months(8)
+    points = [
+        Point(periods[0], 12.0, "published"),
+        Point(periods[1], 15.0, "published"),
+        Point(periods[2], None, "suppressed"),
+        Point(periods[3], 11.0, "unreliable"),
+        Point(periods[4], 14.0, "published"),
+        Point(periods[5], None, "missing"),
+        Point(periods[6], None, None),  # nothing delivered
+        Point(periods[7], 9.0, "published"),
+    ]
+    svg = trend_svg(points, unit="count", title="Test", target=10.0, baseline=20.0)
+
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert re.findall(r'<rect class="gap (\S+)"', svg) == ["suppressed", "missing", "no-data"]
+    # Three runs of shown values: [0, 1], [3, 4], [7]; a single point draws no line.
+    assert svg.count('<polyline class="series"') == 2
+    assert re.findall(r'<circle class="point (\w+)"', svg) == [
+        "published", "published", "unreliable", "published", "published",
+    ]  # fmt: skip
+    assert 'fill="#fff"' in re.search(r'<circle class="point unreliable"[^>]*>', svg).group(0)
+    assert '<line class="target"' in svg and '<line class="baseline"' in svg
+    assert "Mar 2024: suppressed" in svg and "Jul 2024: no data delivered" in svg
+    # A withheld month is never drawn at zero: no point sits on a withheld period.
+    assert "Mar 2024: 0" not in svg
+
+
+def test_chart_without_target_or_values_says_so() -> None:
+    periods = months(3)
+    svg = trend_svg([Point(p, None, "suppressed") for p in periods], unit="count", title="T")
+    assert "<circle" not in svg and "<polyline" not in svg
+    assert "target" not in svg and "baseline" not in svg
+    assert "no value can be shown for any period" in svg
+
+
+# --- The demo's briefs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_brief_is_self_contained(demo: Deployment, audience: str) -> None:
+    page = brief_path(demo, audience).read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>")
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert "<script" not in page.lower()
+    assert "@import" not in page and "@font-face" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert not re.search(r"url\(\s*['\"]?(?!data:)", page)
+    # Only the SVG namespace URI may look like an address.
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) <= {"http://www.w3.org/2000/svg"}
+
+
+def test_briefs_show_every_metric_by_dimension_with_a_chart(demo: Deployment) -> None:
+    for audience in AUDIENCES:
+        page = brief_path(demo, audience).read_text(encoding="utf-8")
+        catalog = demo.query(
+            f"SELECT dimension, metric_id FROM metric_catalog WHERE audience = '{audience}' "
+            "ORDER BY display_order"
+        )
+        dimensions = list(dict.fromkeys(d for d, _ in catalog))
+        headings = re.findall(r'<section class="dimension"><h2>([^<]*)</h2>', page)
+        assert [html.unescape(h) for h in headings] == dimensions
+        for _, metric_id in catalog:
+            article = rf'<article class="card" id="m-{metric_id}">(.*?)</article>'
+            card = re.search(article, page, re.S)
+            assert card, metric_id
+            assert f'<svg class="trend" id="trend-{metric_id}"' in card.group(1)
+
+
+def test_brief_marks_each_month_as_the_audience_published_it(demo: Deployment) -> None:
+    """Every dot and every shaded month of every chart matches that audience's city series."""
+    for audience in AUDIENCES:
+        page = brief_path(demo, audience).read_text(encoding="utf-8")
+        rows = demo.query(
+            f"""
+            SELECT metric_id, period_level, strftime(period_start, '%Y-%m'), status
+            FROM metric_values
+            WHERE audience = '{audience}' AND geo_level = 'city' AND breakdown = 'total'
+            """
+        )
+        for metric_id in {r[0] for r in rows}:
+            card = re.search(rf'id="m-{metric_id}">(.*?)</article>', page, re.S).group(1)
+            levels = {r[1] for r in rows if r[0] == metric_id}
+            level = next(lv for lv in ("month", "quarter", "year") if lv in levels)
+            expected = sorted(r[3] for r in rows if r[0] == metric_id and r[1] == level)
+            drawn = re.findall(r'<circle class="point (\w+)"', card) + re.findall(
+                r'<rect class="gap (suppressed|missing)"', card
+            )
+            assert sorted(drawn) == expected, (audience, metric_id)
+
+
+def test_public_brief_holds_only_public_figures(demo: Deployment, tmp_path: Path) -> None:
+    """Give the two audiences different numbers for one month; each brief shows only its own."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(demo.warehouse, data / "warehouse.duckdb")
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    try:
+        metric, level, period = con.execute(
+            """
+            SELECT metric_id, period_level, max(period_start) FROM metric_values
+            WHERE metric_id = 'shots_fired_calls' AND geo_level = 'city'
+              AND breakdown = 'total' AND period_level = 'month'
+            GROUP BY ALL
+            """
+        ).fetchall()[0]
+        for audience, value in (("pst", 8888), ("public", 7777)):
+            con.execute(
+                "UPDATE metric_values SET value = ?, numerator = ?, status = 'published' "
+                "WHERE audience = ? AND metric_id = ? AND period_level = ? AND period_start = ? "
+                "AND geo_level = 'city' AND breakdown = 'total'",
+                [value, value, audience, metric, level, period],
+            )
+    finally:
+        con.close()
+    paths = Paths(data_dir=data, sources_dir=demo.sources)
+    release_id = release_of(demo)
+    public = write_brief(paths, release_id, "public").read_text(encoding="utf-8")
+    pst = write_brief(paths, release_id, "pst").read_text(encoding="utf-8")
+
+    assert "7,777" in public and "8,888" not in public
+    assert "8,888" in pst and "7,777" not in pst
+    # Partners' contacts are for the PST only.
+    stewards = {p.steward.name for p in load_providers(demo.sources).values()}
+    assert stewards and all(name in pst for name in stewards)
+    assert not any(name in public for name in stewards)
+
+
+def test_brief_shows_freshness_and_community_map_areas(demo: Deployment) -> None:
+    providers = load_providers(demo.sources)
+    status = demo.query("SELECT title, freshness_status FROM provider_status")
+    for audience in AUDIENCES:
+        page = html.unescape(brief_path(demo, audience).read_text(encoding="utf-8"))
+        freshness = page.split('<section id="freshness">')[1].split("</section>")[0]
+        for title, state in status:
+            row = re.search(rf"<td>{re.escape(title)}</td>.*?</tr>", freshness, re.S)
+            assert row, title
+            assert f"b-{state}" in row.group(0)
+        areas = page.split('<section id="community-map">')[1].split("</section>")[0]
+        for area in COMMUNITY_MAP_AREAS:
+            tile = re.search(rf'data-area="{re.escape(area)}">(.*?)</div>', areas, re.S).group(1)
+            partners = {p.organisation for p in providers.values() if p.community_map_area == area}
+            if partners:
+                assert all(name in tile for name in partners), area
+            else:
+                assert "no data partner yet" in tile, area
+
+
+# --- In a real browser -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_console_errors_are_caught(tmp_path: Path) -> None:
+    """The check below can fail: a page with a script error shows up in the console log."""
+    page = tmp_path / "broken.html"
+    page.write_text("<!doctype html><p>x</p><script>throw new Error('probe')</script>")
+    result = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile")
+    assert any("probe" in line for line in console_lines(result.stderr)), result.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_brief_renders_in_a_browser(demo: Deployment, audience: str, tmp_path: Path) -> None:
+    brief = brief_path(demo, audience)
+
+    # 1. The page as published: no console message at all (a blocked load would log one).
+    loaded = chromium("--dump-dom", brief.as_uri(), profile=tmp_path / "p1")
+    assert loaded.returncode == 0, loaded.stderr
+    assert console_lines(loaded.stderr) == []
+    assert "<h1>CompStat360 brief" in loaded.stdout
+
+    # 2. A copy with a probe script (the page's own policy forbids scripts): every chart has
+    #    a size, and every line, dot and shaded month in it has geometry.
+    page = brief.read_text(encoding="utf-8")
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page, flags=re.S)
+    page = page.replace("<head>", "<head>" + ERROR_CATCHER, 1).replace("</body>", PROBE + "</body>")
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(page, encoding="utf-8")
+    probed = chromium("--dump-dom", probe_page.as_uri(), profile=tmp_path / "p2")
+    assert console_lines(probed.stderr) == []
+    found = re.search(r'<pre id="probe">(.*?)</pre>', probed.stdout, re.S)
+    assert found, probed.stdout[-2000:]
+    report = json.loads(html.unescape(found.group(1)))
+    assert report["errors"] == []
+    metrics = demo.query(f"SELECT count(*) FROM metric_catalog WHERE audience = '{audience}'")[0][0]
+    assert len(report["charts"]) == metrics > 0
+    for chart in report["charts"]:
+        assert chart["width"] > 200 and chart["height"] > 50, chart["id"]
+        assert chart["marks"], chart["id"]
+        for tag, kind, width, height in chart["marks"]:
+            assert width > 0, (chart["id"], tag, kind)
+            if tag != "polyline":  # a flat line has no height
+                assert height > 0, (chart["id"], tag, kind)
+
+    # 3. A screenshot, kept with the test's files.
+    shot = tmp_path / f"brief-{audience}.png"
+    taken = chromium(
+        f"--screenshot={shot}",
+        "--window-size=1400,2600",
+        "--hide-scrollbars",
+        brief.as_uri(),
+        profile=tmp_path / "p3",
+    )
+    assert taken.returncode == 0, taken.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 50_000
