@@ -1,88 +1,222 @@
-"""Load ``dbt_project/metrics/*.yml``, check it against the providers, write it for dbt."""
+"""Load ``dbt_project/metrics/*.yml``, check it against the providers, write it for dbt.
+
+A metric file holds the CS360 taxonomy (dimension -> goal -> indicators) and the metrics the
+Problem-Solving Team agreed on. Every reference is checked when the file is loaded: an unknown
+dimension, goal, indicator, provider or measure, or a metric without an owner, stops the
+refresh with a message that names the file, the metric and the key.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import re
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import DBT_PROJECT_DIR
 
 METRICS_DIR = DBT_PROJECT_DIR / "metrics"
+METRICS_DIR_ENV = "CS360_METRICS_DIR"
 SCALE = {"count": 1, "minutes": 1, "percent": 100, "rate_per_1000": 1000}
+POPULATION = "population"
+POPULATION_DATASET = "city.population"
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# Friendlier words for the errors reviewers meet most often.
+HINTS = {
+    "owner": "every metric needs an owner: {organisation: ..., role: ...}",
+    "baseline": "every metric needs a baseline window: {start: YYYY-MM, end: YYYY-MM}",
+    "providers": "list the providers whose data the metric uses",
+}
+
+
+def metrics_dir() -> Path:
+    """The folder of metric files: ``CS360_METRICS_DIR`` if set, else the dbt project's."""
+    override = os.environ.get(METRICS_DIR_ENV)
+    return Path(override).resolve() if override else METRICS_DIR
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _month(value: str) -> str:
+    if not MONTH.match(str(value)):
+        raise ValueError(f"{value!r} is not a month (YYYY-MM)")
+    return str(value)
+
+
+def month_start(value: str) -> dt.date:
+    year, month = map(int, value.split("-"))
+    return dt.date(year, month, 1)
+
+
+def month_end(value: str) -> dt.date:
+    start = month_start(value)
+    following = dt.date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return following - dt.timedelta(days=1)
+
+
 class Owner(_Strict):
+    """Who answers for the metric at the PST table."""
+
     organisation: str = Field(min_length=1)
     role: str = Field(min_length=1)
+    name: str | None = Field(None, min_length=1)
+
+    def __str__(self) -> str:
+        who = f"{self.name}, {self.role}" if self.name else self.role
+        return f"{self.organisation} ({who})"
+
+
+class Baseline(_Strict):
+    """The months the PST compares against: the metric's mean value over them."""
+
+    start: str
+    end: str
+    note: str | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _months(cls, value: str) -> str:
+        return _month(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Baseline:
+        if self.end < self.start:
+            raise ValueError("baseline end is before its start")
+        return self
+
+
+class Target(_Strict):
+    """Where the PST wants the metric to be: a value, or a change from the baseline."""
+
+    value: float | None = None
+    change_pct: float | None = Field(
+        None, description="Percent change from the baseline, e.g. -10 for 10 % below it."
+    )
+    by: str | None = Field(None, description="Month the target is meant to be met by.")
+
+    @field_validator("by")
+    @classmethod
+    def _by_month(cls, value: str | None) -> str | None:
+        return None if value is None else _month(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Target:
+        if (self.value is None) == (self.change_pct is None):
+            raise ValueError("give either 'value' or 'change_pct'")
+        return self
 
 
 class Metric(_Strict):
-    title: str
+    title: str = Field(min_length=1)
     dimension: str
     goal: str
     indicator: str
-    definition: str
+    definition: str = Field(min_length=1)
     unit: Literal["count", "rate_per_1000", "percent", "minutes"]
     numerator: str
     denominator: str | None = None
     direction: Literal["up_is_good", "down_is_good"]
+    baseline: Baseline
+    target: Target | None = None
     cadence: Literal["monthly", "quarterly", "annual"]
+    providers: list[str] = Field(min_length=1)
     owner: Owner
+    audiences: list[str] = Field(default_factory=lambda: ["pst", "public"], min_length=1)
+    privacy: str | None = Field(
+        None,
+        description="The privacy/policy.yml entry whose cell rule governs the metric: "
+        "'providers.<provider>' or 'metrics.<metric id>'.",
+    )
 
     @model_validator(mode="after")
-    def _denominator_fits_unit(self) -> Metric:
+    def _consistent(self) -> Metric:
         needs = self.unit in ("rate_per_1000", "percent")
         if needs and not self.denominator:
             raise ValueError(f"a {self.unit} metric needs a denominator")
         if not needs and self.denominator:
             raise ValueError(f"a {self.unit} metric takes no denominator")
-        if self.unit == "rate_per_1000" and self.denominator != "population":
+        if self.unit == "rate_per_1000" and self.denominator != POPULATION:
             raise ValueError("rate_per_1000 is per residents: denominator must be 'population'")
+        absolute = self.target is not None and self.target.value is not None
+        if absolute and self.unit in ("count", "rate_per_1000"):
+            raise ValueError(
+                f"a {self.unit} target depends on the period length: use target.change_pct"
+            )
+        if len(set(self.audiences)) != len(self.audiences):
+            raise ValueError("audiences are listed twice")
         return self
 
 
+class Goal(_Strict):
+    title: str = Field(min_length=1)
+    indicators: list[str] = Field(min_length=1)
+
+
+class Dimension(_Strict):
+    title: str = Field(min_length=1)
+    goals: dict[str, Goal] = Field(min_length=1)
+
+
 class Catalog(_Strict):
-    dimensions: dict[str, str]
-    metrics: dict[str, Metric]
+    dimensions: dict[str, Dimension] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
 
 
 class CatalogError(ValueError):
     """The metric catalog is invalid; the message names the file, metric and key."""
 
 
-def load_catalog(providers: dict[str, Provider], directory: Path = METRICS_DIR) -> Catalog:
-    dimensions: dict[str, str] = {}
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        message = item["msg"]
+        if item["type"] == "missing" and loc and loc[-1] in HINTS:
+            message = f"missing: {HINTS[loc[-1]]}"
+        lines.append(f"  {'.'.join(loc) or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def load_catalog(providers: dict[str, Provider], directory: Path | None = None) -> Catalog:
+    """Every metric file of the folder, merged and checked against the providers."""
+    directory = directory or metrics_dir()
+    dimensions: dict[str, Dimension] = {}
     metrics: dict[str, Metric] = {}
     files = sorted(directory.glob("*.yml"))
     if not files:
         raise CatalogError(f"{directory}: no metric definition files (*.yml)")
+    parts: list[tuple[Path, Catalog]] = []
     for path in files:
         try:
-            part = Catalog.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            part = Catalog.model_validate(raw if raw is not None else {})
         except (OSError, yaml.YAMLError) as exc:
             raise CatalogError(f"{path}: cannot read: {exc}") from exc
         except ValidationError as exc:
-            details = "\n".join(
-                f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise CatalogError(f"{path}: invalid metric catalog:\n{details}") from exc
+            raise CatalogError(f"{path}: invalid metric catalog:\n{_explain(exc)}") from exc
+        for name in part.dimensions:
+            if name in dimensions:
+                raise CatalogError(f"{path}: dimensions.{name}: defined twice")
         for name in part.metrics:
             if name in metrics:
                 raise CatalogError(f"{path}: metrics.{name}: defined twice")
         dimensions.update(part.dimensions)
         metrics.update(part.metrics)
+        parts.append((path, part))
+    for path, part in parts:
         for name, metric in part.metrics.items():
-            _check_references(path, name, metric, part.dimensions | dimensions, providers)
+            _check_references(path, name, metric, dimensions, providers)
+    if not metrics:
+        raise CatalogError(f"{directory}: no metrics defined")
     return Catalog(dimensions=dimensions, metrics=metrics)
 
 
@@ -97,29 +231,86 @@ def _check_references(
     path: Path,
     name: str,
     metric: Metric,
-    dimensions: dict[str, str],
+    dimensions: dict[str, Dimension],
     providers: dict[str, Provider],
 ) -> None:
-    if metric.dimension not in dimensions:
+    where = f"{path}: metrics.{name}"
+    dimension = dimensions.get(metric.dimension)
+    if dimension is None:
         raise CatalogError(
-            f"{path}: metrics.{name}.dimension: unknown dimension {metric.dimension!r} "
-            f"(known: {', '.join(dimensions)})"
+            f"{where}.dimension: unknown dimension {metric.dimension!r} "
+            f"(known: {', '.join(dimensions) or 'none'})"
+        )
+    goal = dimension.goals.get(metric.goal)
+    if goal is None:
+        raise CatalogError(
+            f"{where}.goal: {metric.goal!r} is not a goal of dimension {metric.dimension!r} "
+            f"(known: {', '.join(dimension.goals)})"
+        )
+    if metric.indicator not in goal.indicators:
+        raise CatalogError(
+            f"{where}.indicator: {metric.indicator!r} is not an indicator of goal "
+            f"{metric.goal!r} (known: {', '.join(goal.indicators)})"
+        )
+    unknown = sorted(set(metric.providers) - set(providers))
+    if unknown:
+        raise CatalogError(
+            f"{where}.providers: unknown provider {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(providers))})"
         )
     refs = [("numerator", metric.numerator)]
-    if metric.denominator and metric.denominator != "population":
+    if metric.denominator and metric.denominator != POPULATION:
         refs.append(("denominator", metric.denominator))
     for key, ref in refs:
         if _measure_provider(ref, providers) is None:
             raise CatalogError(
-                f"{path}: metrics.{name}.{key}: {ref!r} is not a '<provider>.<measure>' "
+                f"{where}.{key}: {ref!r} is not a '<provider>.<measure>' "
                 "defined in sources/<provider>/provider.yml"
             )
+    used = source_providers(metric)
+    if sorted(set(metric.providers)) != used:
+        raise CatalogError(
+            f"{where}.providers: lists {', '.join(sorted(set(metric.providers)))}, but its "
+            f"numerator and denominator come from {', '.join(used)}"
+        )
+
+
+def check_against_policy(catalog: Catalog, policy: Policy) -> None:
+    """Audiences must be the policy's, and a metric's ``privacy`` key must name the policy
+    entry that really sets its rule (so a policy edit cannot silently change it)."""
+    for metric_id, m in catalog.metrics.items():
+        where = f"{metrics_dir()}: metrics.{metric_id}"
+        unknown = sorted(set(m.audiences) - set(policy.audiences))
+        if unknown:
+            raise CatalogError(
+                f"{where}.audiences: unknown audience {', '.join(unknown)} "
+                f"(privacy/policy.yml has {', '.join(policy.audiences)})"
+            )
+        if m.privacy is None:
+            continue
+        expected = privacy_key(metric_id, m, policy)
+        if m.privacy != expected:
+            raise CatalogError(
+                f"{where}.privacy: says {m.privacy!r}, but privacy/policy.yml sets this "
+                f"metric's rule in {expected!r}"
+            )
+
+
+def privacy_key(metric_id: str, metric: Metric, policy: Policy) -> str:
+    """The policy entry that decides the metric's cell rule (most specific first)."""
+    if metric_id in policy.metrics:
+        return f"metrics.{metric_id}"
+    named = [p for p in metric_providers(metric) if p in policy.providers]
+    if not named:
+        return "defaults"
+    strictest = max(named, key=lambda p: policy.rule(p, "pst").min_cell_size)
+    return f"providers.{strictest}"
 
 
 def measure_ids(metric: Metric) -> list[str]:
     """The cells tables a metric reads, as ``<provider>__<measure>``."""
     refs = [metric.numerator] + ([metric.denominator] if metric.denominator else [])
-    return [ref.replace(".", "__") for ref in refs if ref != "population"]
+    return [ref.replace(".", "__") for ref in refs if ref != POPULATION]
 
 
 def metrics_by_measure(catalog: Catalog) -> dict[str, tuple[str, ...]]:
@@ -132,52 +323,107 @@ def metrics_by_measure(catalog: Catalog) -> dict[str, tuple[str, ...]]:
 
 
 def metric_providers(metric: Metric) -> list[str]:
+    """Providers whose cells the metric reads (its privacy rule is the strictest of theirs)."""
     refs = [metric.numerator] + ([metric.denominator] if metric.denominator else [])
-    return sorted({ref.partition(".")[0] for ref in refs if ref != "population"})
+    return sorted({ref.partition(".")[0] for ref in refs if ref != POPULATION})
 
 
-def write_definitions(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> int:
+def source_providers(metric: Metric) -> list[str]:
+    """Every provider the metric's data comes from, the city's population included."""
+    extra = ["city"] if metric.denominator == POPULATION else []
+    return sorted({*metric_providers(metric), *extra})
+
+
+def source_datasets(metric: Metric, providers: dict[str, Provider]) -> list[str]:
+    """``provider.dataset`` of every dataset the metric's numerator and denominator read."""
+    out = []
+    for ref in [metric.numerator] + ([metric.denominator] if metric.denominator else []):
+        if ref == POPULATION:
+            out.append(POPULATION_DATASET)
+            continue
+        provider, _, measure = ref.partition(".")
+        out.append(f"{provider}.{providers[provider].measures[measure].dataset}")
+    return sorted(set(out))
+
+
+def _measure_title(ref: str | None, providers: dict[str, Provider]) -> str | None:
+    if ref is None:
+        return None
+    if ref == POPULATION:
+        return "Residents (the city's population estimate for the year)"
+    provider, _, measure = ref.partition(".")
+    return providers[provider].measures[measure].title
+
+
+DEFINITIONS_DDL = """
+CREATE OR REPLACE TABLE shared.metric_definitions (
+    metric_id VARCHAR PRIMARY KEY, display_order INTEGER NOT NULL, title VARCHAR NOT NULL,
+    dimension VARCHAR NOT NULL, dimension_title VARCHAR NOT NULL, goal_key VARCHAR NOT NULL,
+    goal VARCHAR NOT NULL, indicator VARCHAR NOT NULL, definition VARCHAR NOT NULL,
+    unit VARCHAR NOT NULL, scale INTEGER NOT NULL, numerator_measure VARCHAR NOT NULL,
+    numerator_title VARCHAR NOT NULL, denominator_measure VARCHAR, denominator_title VARCHAR,
+    per_population BOOLEAN NOT NULL, direction VARCHAR NOT NULL, cadence VARCHAR NOT NULL,
+    providers VARCHAR NOT NULL, source_datasets VARCHAR[] NOT NULL,
+    owner_organisation VARCHAR, owner_role VARCHAR, owner_name VARCHAR, owner VARCHAR,
+    audiences VARCHAR[] NOT NULL, privacy_key VARCHAR NOT NULL,
+    baseline_start DATE NOT NULL, baseline_end DATE NOT NULL, baseline_note VARCHAR,
+    target_value DOUBLE, target_change_pct DOUBLE, target_by DATE
+)
+"""
+
+
+def write_definitions(
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    providers: dict[str, Provider],
+    policy: Policy,
+) -> int:
     """Replace ``shared.metric_definitions`` with one row per metric, in file order."""
     rows = []
     for order, (metric_id, m) in enumerate(catalog.metrics.items(), start=1):
-        providers = metric_providers(m)
+        dimension = catalog.dimensions[m.dimension]
         denominator = m.denominator
+        target = m.target
         rows.append(
             (
                 metric_id,
                 order,
                 m.title,
                 m.dimension,
-                catalog.dimensions[m.dimension],
+                dimension.title,
                 m.goal,
+                dimension.goals[m.goal].title,
                 m.indicator,
                 " ".join(m.definition.split()),
                 m.unit,
                 SCALE[m.unit],
                 m.numerator.replace(".", "__"),
-                None if denominator in (None, "population") else denominator.replace(".", "__"),
-                denominator == "population",
+                _measure_title(m.numerator, providers),
+                None if denominator in (None, POPULATION) else denominator.replace(".", "__"),
+                _measure_title(denominator, providers),
+                denominator == POPULATION,
                 m.direction,
                 m.cadence,
-                ", ".join(providers),
+                ", ".join(source_providers(m)),
+                source_datasets(m, providers),
                 m.owner.organisation,
                 m.owner.role,
+                m.owner.name,
+                str(m.owner),
+                m.audiences,
+                m.privacy or privacy_key(metric_id, m, policy),
+                month_start(m.baseline.start),
+                month_end(m.baseline.end),
+                m.baseline.note,
+                target.value if target else None,
+                target.change_pct if target else None,
+                month_end(target.by) if target and target.by else None,
             )
         )
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE shared.metric_definitions (
-            metric_id VARCHAR PRIMARY KEY, display_order INTEGER, title VARCHAR,
-            dimension VARCHAR, dimension_title VARCHAR, goal VARCHAR, indicator VARCHAR,
-            definition VARCHAR, unit VARCHAR, scale INTEGER, numerator_measure VARCHAR,
-            denominator_measure VARCHAR, per_population BOOLEAN, direction VARCHAR,
-            cadence VARCHAR, providers VARCHAR, owner_organisation VARCHAR, owner_role VARCHAR
-        )
-        """
-    )
+    con.execute(DEFINITIONS_DDL)
     con.executemany(
-        "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 18) + ")", rows
+        "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 32) + ")", rows
     )
     return len(rows)
 

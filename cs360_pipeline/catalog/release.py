@@ -13,10 +13,11 @@ from importlib.metadata import version
 
 import duckdb
 
+from cs360_pipeline.catalog.metrics import metrics_dir
 from cs360_pipeline.privacy.zones import restricted_to_shared
 from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, Paths, current_paths
 
-CONFIG_GLOBS = ("models/**/*", "macros/**/*", "metrics/*.yml", "dbt_project.yml")
+CONFIG_GLOBS = ("models/**/*", "macros/**/*", "dbt_project.yml")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def code_version() -> str:
     digest = hashlib.sha256()
     config_files = [
         *(p for g in CONFIG_GLOBS for p in DBT_PROJECT_DIR.glob(g) if p.is_file()),
+        *metrics_dir().glob("*.yml"),
         *current_paths().sources_dir.glob("*/provider.yml"),
     ]
     for path in sorted(config_files):
@@ -94,11 +96,22 @@ def write_release(paths: Paths, policy_sha256: str) -> Release:
 
 
 def write_deliveries(paths: Paths) -> int:
-    """Copy the ingest ledger (delivery metadata, not row level) to the shared zone."""
+    """Copy the ingest ledger (delivery metadata, not row level) to the shared zone.
+
+    A loaded file's ``_loaded_at`` is the stamp its rows carry in the restricted tables: the
+    loader inserts the rows and records the file in one transaction, so the ledger's
+    ``processed_at`` is that same instant. It is kept as a UTC timestamp for dbt's source
+    freshness, which reads it as the time of each dataset's latest delivery.
+    """
     with restricted_to_shared(paths) as con:
         con.execute("CREATE SCHEMA IF NOT EXISTS shared")
         con.execute(
-            "CREATE OR REPLACE TABLE shared.deliveries AS "
-            "SELECT * EXCLUDE (stored_as) FROM raw._ingest_ledger ORDER BY processed_at, file_name"
+            """
+            CREATE OR REPLACE TABLE shared.deliveries AS
+            SELECT * EXCLUDE (stored_as),
+                   CASE WHEN status = 'loaded'
+                        THEN CAST(timezone('UTC', processed_at) AS TIMESTAMP) END AS _loaded_at
+            FROM raw._ingest_ledger ORDER BY processed_at, file_name
+            """
         )
         return con.execute("SELECT count(*) FROM shared.deliveries").fetchall()[0][0]

@@ -5,7 +5,12 @@ from contextlib import closing
 import dagster as dg
 
 from cs360_pipeline.catalog.datasets import write_datasets
-from cs360_pipeline.catalog.metrics import load_catalog, write_definitions, write_privacy_rules
+from cs360_pipeline.catalog.metrics import (
+    check_against_policy,
+    load_catalog,
+    write_definitions,
+    write_privacy_rules,
+)
 from cs360_pipeline.catalog.release import write_deliveries, write_release
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.privacy import shared_key
@@ -24,15 +29,30 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         kinds={"yaml", "duckdb"},
         description=(
             "The CS360 metric catalog from dbt_project/metrics/*.yml, checked against the "
-            "providers' measures: an unknown provider, measure or dimension stops the build."
+            "providers' measures and the privacy policy: an unknown dimension, goal, indicator, "
+            "provider, measure or audience, or a metric without an owner, stops the build."
         ),
     )
     def metric_definitions() -> dg.MaterializeResult:
         catalog = load_catalog(providers)
+        policy = load_policy()
+        check_against_policy(catalog, policy)
         paths = current_paths().ensure()
         with closing(connect(paths.build_db)) as con:
-            count = write_definitions(con, catalog)
-        return dg.MaterializeResult(metadata={"metrics": count})
+            count = write_definitions(con, catalog, providers, policy)
+        per_provider: dict[str, int] = {}
+        for metric in catalog.metrics.values():
+            for provider in metric.providers:
+                per_provider[provider] = per_provider.get(provider, 0) + 1
+        return dg.MaterializeResult(
+            metadata={
+                "metrics": count,
+                "dimensions": len({m.dimension for m in catalog.metrics.values()}),
+                "metrics_per_provider": ", ".join(
+                    f"{p} {n}" for p, n in sorted(per_provider.items())
+                ),
+            }
+        )
 
     @dg.asset(
         key=shared_key("privacy_rules"),

@@ -31,7 +31,7 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
         metadata={
             "file_pattern": dataset.file_pattern,
             "cadence": dataset.cadence,
-            "data_owner": f"{provider.data_owner.name} ({provider.data_owner.role})",
+            "data_owner": str(provider.dataset_owner(dataset_name) or "none named"),
             "identifiers_dropped": ", ".join(dropped) or "none",
         },
         tags={"zone": "restricted"},

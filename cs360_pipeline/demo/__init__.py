@@ -9,25 +9,22 @@ files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
-from cs360_pipeline.demo import hospital, police, probation, school
-from cs360_pipeline.demo.city import City, build_city, reference_files
+from cs360_pipeline.demo import hospital, police, probation, school, survey
+from cs360_pipeline.demo.city import build_city, reference_files
 from cs360_pipeline.demo.common import Window, dataset_rng, last_complete_month
 from cs360_pipeline.demo.writer import CsvWriter
 
 CITY_CODE = "RIV"
 CITY_NAME = "Riverton"
 
-MonthlyDataset = Callable[
-    [City, Window, np.random.Generator, float], Iterator[tuple[str, pa.Table]]
-]
+MonthlyDataset = Callable[..., Iterator[tuple[str, pa.Table]]]
 
 # (provider, dataset, generator). The rng of each is keyed by "provider/dataset".
 MONTHLY_DATASETS: tuple[tuple[str, str, MonthlyDataset], ...] = (
@@ -36,7 +33,17 @@ MONTHLY_DATASETS: tuple[tuple[str, str, MonthlyDataset], ...] = (
     ("school", "attendance", school.attendance),
     ("hospital", "ed_visits", hospital.ed_visits),
     ("probation", "events", probation.events),
+    ("probation", "caseload", probation.caseload),
+    ("survey", "responses", survey.responses),
 )
+# Extra random streams a generator draws from, by keyword: columns added to a dataset after its
+# first release get their own stream (so the existing columns stay byte-identical), and the
+# caseload roster replays the events extract's stream to list the same cases.
+EXTRA_STREAMS: dict[str, dict[str, str]] = {
+    "police/incidents": {"offenders_rng": "police/incidents/offenders"},
+    "probation/caseload": {"cases_rng": "probation/events"},
+}
+HOLD_BACK_MONTHS = 3
 
 
 @dataclass(frozen=True)
@@ -57,18 +64,26 @@ def generate(
     end_month: str | None = None,
     months: int = 36,
     progress: Callable[[str], None] | None = None,
+    hold_back: Mapping[str, int] | None = None,
 ) -> DemoSummary:
     """Write every demo extract to ``sources_dir/<provider>/inbox/``.
 
-    ``scale`` multiplies volumes (incidents, calls, students, visits, probation cases), never
-    the geography. ``end_month`` defaults to the last complete month before today; it is the
-    only input not fixed by the arguments. Existing files of the same name are replaced; other
-    files in the inboxes are left alone.
+    ``scale`` multiplies volumes (incidents, calls, students, visits, probation cases, survey
+    responses), never the geography. ``end_month`` defaults to the last complete month before
+    today; it is the only input not fixed by the arguments. Existing files of the same name are
+    replaced; other files in the inboxes are left alone.
+
+    ``hold_back`` maps a provider to a number of months: its monthly files for the window's
+    last months are not written, as if the partner had stopped delivering (the delivery
+    scorecard should then flag it). The files it does write are the same as without it.
     """
     if seed < 0:
         raise ValueError("seed must be non-negative")
     if scale < 0:
         raise ValueError("scale must be non-negative")
+    hold_back = dict(hold_back or {})
+    if any(n < 0 for n in hold_back.values()):
+        raise ValueError("hold_back months must be non-negative")
     window = Window.ending(end_month or last_complete_month(date.today()), months)
     city = build_city()
     sources_dir = Path(sources_dir)
@@ -93,8 +108,15 @@ def generate(
         for provider, dataset, make in MONTHLY_DATASETS:
             key = f"{provider}/{dataset}"
             inbox = sources_dir / provider / "inbox"
+            streams = {k: dataset_rng(seed, v) for k, v in EXTRA_STREAMS.get(key, {}).items()}
+            held = {
+                window.label(i)
+                for i in range(len(window))[len(window) - hold_back.get(provider, 0) :]
+            }
             n_files = n_rows = 0
-            for file_name, table in make(city, window, dataset_rng(seed, key), scale):
+            for file_name, table in make(city, window, dataset_rng(seed, key), scale, **streams):
+                if file_name.rsplit("_", 1)[-1].removesuffix(".csv") in held:
+                    continue
                 n_rows += writer.write(table, inbox / file_name)
                 n_files += 1
             record(key, n_files, n_rows)
@@ -107,4 +129,4 @@ def generate(
     )
 
 
-__all__ = ["CITY_CODE", "CITY_NAME", "DemoSummary", "generate"]
+__all__ = ["CITY_CODE", "CITY_NAME", "HOLD_BACK_MONTHS", "DemoSummary", "generate"]

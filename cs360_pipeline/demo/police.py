@@ -170,10 +170,66 @@ def _victims(
     return name, dates(dob, null=no_dob), labels(SEX_CODES, sex, null=~has_victim)
 
 
+# Offenders: the share of incidents with a known first offender, and how often a domestic
+# incident's offender is someone already known for domestic violence.
+KNOWN_OFFENDER = {"person": 0.75, "other": 0.25, "domestic": 0.97}
+DV_REPEAT_SHARE = 0.3
+DV_POOL_MONTHS = 18  # a domestic offender can re-offend for this long after their last incident
+
+
+class Offenders:
+    """Pseudonymous RMS person numbers of first offenders, kept across months.
+
+    Drawn from their own random stream, so adding them left every other column unchanged.
+    Domestic-violence offenders stay in a pool and a share of later domestic incidents is
+    theirs again, which is what the repeat-offending measure looks for.
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.next_number = 0
+        self.dv_pool = np.empty(0, dtype=np.int64)
+        self.dv_last_month = np.empty(0, dtype=np.int64)
+
+    def _new(self, n: int) -> np.ndarray:
+        numbers = self.next_number + np.arange(n, dtype=np.int64)
+        self.next_number += n
+        return numbers
+
+    def month(self, i: int, person: np.ndarray, domestic: np.ndarray) -> pa.Array:
+        n = len(person)
+        rng = self.rng
+        usual = np.where(person, KNOWN_OFFENDER["person"], KNOWN_OFFENDER["other"])
+        share = np.where(domestic, KNOWN_OFFENDER["domestic"], usual)
+        known = rng.random(n) < share
+        number = np.full(n, -1, dtype=np.int64)
+        plain = known & ~domestic
+        number[plain] = self._new(int(plain.sum()))
+        dv = np.flatnonzero(known & domestic)
+        active = np.flatnonzero(self.dv_last_month >= i - DV_POOL_MONTHS)
+        again = (rng.random(len(dv)) < DV_REPEAT_SHARE) & (len(active) > 0)
+        if again.any():
+            number[dv[again]] = self.dv_pool[rng.choice(active, int(again.sum()))]
+        fresh = self._new(int((~again).sum()))
+        number[dv[~again]] = fresh
+        self.dv_pool = np.concatenate([self.dv_pool, fresh])
+        self.dv_last_month = np.concatenate([self.dv_last_month, np.full(len(fresh), i)])
+        seen = np.isin(self.dv_pool, number[dv])
+        self.dv_last_month[seen] = i
+        scrambled = (number * 7919 + 104_729) % 10_000_000  # unique, unordered
+        return null_out(join("MN", digits(scrambled, 7)), number < 0)
+
+
 def incidents(
-    city: City, window: Window, rng: np.random.Generator, scale: float
+    city: City,
+    window: Window,
+    rng: np.random.Generator,
+    scale: float,
+    *,
+    offenders_rng: np.random.Generator | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """One ``incidents_YYYY-MM.csv`` per month: one row per incident, first victim only."""
+    offenders = Offenders(offenders_rng or np.random.default_rng(0))
     base_share = np.array([o[2] for o in OFFENSES])
     violent = np.isin(OFFENSE_CODES, VIOLENT)
     counters: dict[int, int] = {}
@@ -226,6 +282,7 @@ def incidents(
                 "victim_sex": victim_sex,
                 "clearance_code": labels(CLEARANCE_CODES, clearance),
                 "domestic_violence": labels(("N", "Y"), domestic.astype(np.int64)),
+                "offender_id": offenders.month(i, person, domestic),
             }
         )
         yield f"incidents_{window.label(i)}.csv", table

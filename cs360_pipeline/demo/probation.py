@@ -180,10 +180,33 @@ def _timeline(rng: np.random.Generator, city: City, cases: Cases) -> Timeline:
     )
 
 
-def events(
-    city: City, window: Window, rng: np.random.Generator, scale: float
-) -> Iterator[tuple[str, pa.Table]]:
-    """One ``events_YYYY-MM.csv`` per month of probation case events."""
+RISK_LEVELS = ("LOW", "MODERATE", "HIGH")
+RISK_SHARES = {ADULT: (0.45, 0.38, 0.17), JUV: (0.35, 0.43, 0.22)}
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """The cases, their events and the identifiers every extract of them repeats."""
+
+    cases: Cases
+    timeline: Timeline
+    start_year: np.ndarray
+    seq: np.ndarray
+    case_number: pa.Array
+    name: pa.Array
+    dob: np.ndarray
+
+    def end_day(self) -> np.ndarray:
+        """The day each case ended (revocation or discharge)."""
+        t = self.timeline
+        last = np.isin(t.kind, (REVOCATION, DISCHARGE))
+        end = np.full(len(self.cases), np.iinfo(np.int64).max)
+        end[t.case[last]] = t.day[last]
+        return end
+
+
+def simulate(city: City, window: Window, rng: np.random.Generator, scale: float) -> Simulation:
+    """Every case of the window, drawn from the events extract's random stream."""
     cases = _cases(rng, city, window, scale)
     timeline = _timeline(rng, city, cases)
     n = len(cases)
@@ -197,10 +220,21 @@ def events(
     case_number = join("PB-", digits(start_year % 100, 2), "-", digits(seq, 5))
     name = person_names(rng, cases.sex, upper=False)
     dob = birth_days(cases.start, cases.age)
+    return Simulation(cases, timeline, start_year, seq, case_number, name, dob)
+
+
+def events(
+    city: City, window: Window, rng: np.random.Generator, scale: float
+) -> Iterator[tuple[str, pa.Table]]:
+    """One ``events_YYYY-MM.csv`` per month of probation case events."""
+    sim = simulate(city, window, rng, scale)
+    cases, timeline, case_number, name, dob = (
+        sim.cases, sim.timeline, sim.case_number, sim.name, sim.dob
+    )  # fmt: skip
 
     # Rows in the order an extract would list them: by day, case, then event order.
     c, d, k = timeline.case, timeline.day, timeline.kind
-    rows = np.lexsort((k, seq[c], start_year[c], d))
+    rows = np.lexsort((k, sim.seq[c], sim.start_year[c], d))
     for i in range(len(window)):
         first, after = window.start_day(i), window.start_day(i) + window.days(i)
         r = rows[(d[rows] >= first) & (d[rows] < after)]
@@ -222,3 +256,43 @@ def events(
             }
         )
         yield f"events_{window.label(i)}.csv", table
+
+
+def caseload(
+    city: City,
+    window: Window,
+    rng: np.random.Generator,
+    scale: float,
+    *,
+    cases_rng: np.random.Generator,
+) -> Iterator[tuple[str, pa.Table]]:
+    """One ``caseload_YYYY-MM.csv`` per month: every case under supervision on its last day.
+
+    ``cases_rng`` must be the events extract's stream, so the roster lists the same cases
+    (numbers, names, dates) as the events; ``rng`` only draws the risk levels.
+    """
+    sim = simulate(city, window, cases_rng, scale)
+    cases = sim.cases
+    end = sim.end_day()
+    risk = np.empty(len(cases), dtype=np.int64)
+    for population, shares in RISK_SHARES.items():
+        rows = np.flatnonzero(cases.population == population)
+        risk[rows] = pick(rng, shares, len(rows))
+    order = np.lexsort((sim.seq, sim.start_year))
+    for i in range(len(window)):
+        last_day = window.start_day(i) + window.days(i) - 1
+        case = order[(cases.start[order] <= last_day) & (end[order] > last_day)]
+        table = pa.table(
+            {
+                "case_number": sim.case_number.take(case),
+                "person_name": sim.name.take(case),
+                "date_of_birth": dates(sim.dob[case]),
+                "sex": labels(SEX_CODES, cases.sex[case]),
+                "population": labels(POPULATIONS, cases.population[case]),
+                "supervision_start_date": dates(cases.start[case]),
+                "risk_level": labels(RISK_LEVELS, risk[case]),
+                "residence_tract": labels(city.tract, cases.tract[case]),
+                "roster_date": dates(np.full(len(case), last_day)),
+            }
+        )
+        yield f"caseload_{window.label(i)}.csv", table

@@ -47,9 +47,12 @@ def _check_keys(mapping: dict) -> dict:
 
 
 class Person(_Strict):
-    role: str
-    name: str
+    role: str = Field(min_length=1)
+    name: str = Field(min_length=1)
     email: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
 
 
 class Column(_Strict):
@@ -180,6 +183,12 @@ class Geography(_Strict):
 
 class Dataset(_Strict):
     title: str
+    owner: Person | None = Field(
+        None, description="Data owner of this dataset, if not the provider's data_owner."
+    )
+    steward: Person | None = Field(
+        None, description="Steward to contact about this dataset, if not the provider's."
+    )
     file_pattern: str
     format: Literal[FILE_FORMATS] = "csv"  # type: ignore[valid-type]
     sheet: str | None = Field(None, description="xlsx: the worksheet that holds the table.")
@@ -190,6 +199,11 @@ class Dataset(_Strict):
     load: Literal["append", "replace"] = "append"
     cadence: Literal[CADENCES]  # type: ignore[valid-type]
     freshness: Freshness | None = None
+    no_delivery_months: list[int] = Field(
+        default_factory=list,
+        description="Calendar months (1-12) the provider never delivers, e.g. [7] for a school "
+        "district in July: not counted as gaps in the series.",
+    )
     period: str | None = Field(None, description="Column that places a row in a month.")
     geography: Geography | None = None
     key: list[str] = Field(default_factory=list)
@@ -217,6 +231,16 @@ class Dataset(_Strict):
     @classmethod
     def _names(cls, value: dict) -> dict:
         return _check_keys(value)
+
+    @field_validator("no_delivery_months")
+    @classmethod
+    def _calendar_months(cls, value: list[int]) -> list[int]:
+        bad = [m for m in value if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"months must be 1-12, not {bad}")
+        if len(set(value)) == 12:
+            raise ValueError("a dataset cannot skip every month of the year")
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _references(self) -> Dataset:
@@ -303,8 +327,10 @@ class Provider(_Strict):
     provider: str
     organisation: str
     community_map_area: Literal[COMMUNITY_MAP_AREAS]  # type: ignore[valid-type]
-    data_owner: Person
-    steward: Person
+    # Optional so that a partner without a named owner or steward can still be registered; the
+    # delivery scorecard flags every dataset that has neither (here nor on the dataset).
+    data_owner: Person | None = None
+    steward: Person | None = None
     agreement: str | None = None
     datasets: dict[str, Dataset]
     measures: dict[str, Measure] = Field(default_factory=dict)
@@ -336,6 +362,14 @@ class Provider(_Strict):
             if dataset.geography is None:
                 raise ValueError(f"measure {name!r}: dataset {measure.dataset!r} has no geography")
         return self
+
+    def dataset_owner(self, dataset: str) -> Person | None:
+        """Who owns a dataset: its own ``owner``, else the provider's ``data_owner``."""
+        return self.datasets[dataset].owner or self.data_owner
+
+    def dataset_steward(self, dataset: str) -> Person | None:
+        """Whom to call about a dataset: its own ``steward``, else the provider's."""
+        return self.datasets[dataset].steward or self.steward
 
     def table(self, dataset: str) -> str:
         """Name of the dataset's table in the restricted database."""

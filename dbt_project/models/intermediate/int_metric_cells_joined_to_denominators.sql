@@ -1,6 +1,7 @@
 {#- One row per metric, audience and cell: the numerator cell with its denominator (residents
     of the same geography in that calendar year, or another measure's cell with the same key and
-    audience) and the privacy rule the metric resolves to for that audience. -#}
+    audience), the privacy rule the metric resolves to for that audience, and whether every
+    month of the period was delivered. Only the audiences the metric is published to. -#}
 with definitions as (
     select * from {{ ref('stg_catalog__metric_definitions') }}
 ),
@@ -10,7 +11,11 @@ cells as (
 ),
 
 population as (
-    select * from {{ ref('stg_city__populations') }}
+    select * from {{ ref('int_population_denominators') }}
+),
+
+periods as (
+    select * from {{ ref('int_metric_periods') }}
 ),
 
 rules as (
@@ -38,12 +43,18 @@ select
     d.per_population or d.denominator_measure is not null as needs_denominator,
     r.min_cell_size,
     r.flag_unreliable_below,
-    r.min_denominator
+    r.min_denominator,
+    coalesce(pc.complete, true) as period_complete
 from definitions as d
 inner join cells as num
     on num.measure_id = d.numerator_measure
+    and list_contains(d.audiences, num.audience)
 inner join rules as r
     on r.metric_id = d.metric_id and r.audience = num.audience
+left join periods as pc
+    on pc.metric_id = d.metric_id
+    and pc.period_level = num.period_level
+    and pc.period_start = num.period_start
 left join population as pop
     on d.per_population
     and pop.year = year(num.period_start)

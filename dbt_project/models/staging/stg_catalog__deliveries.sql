@@ -10,5 +10,8 @@ select
     reason,
     first_period,
     last_period,
-    processed_at
+    processed_at,
+    revision_of,
+    superseded_by,
+    _loaded_at
 from {{ source('catalog', 'deliveries') }}

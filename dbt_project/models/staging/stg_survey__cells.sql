@@ -1,0 +1,1 @@
+{{ stg_cells('survey') }}
