@@ -25,6 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
         end_month=args.end_month,
         months=args.months,
         progress=lambda line: print(f"  {line}", flush=True),
+        hold_back={provider: args.hold_back_months for provider in args.hold_back or []},
     )
     total = sum(summary.files.values())
     print(f"Done: {total} files for {summary.first_month} to {summary.last_month}.")
@@ -139,9 +140,6 @@ def _releases(args: argparse.Namespace) -> int:
     return 0
 
 
-ERROR_STATUSES = ("overdue", "never_delivered")
-
-
 def _print_table(header: tuple[str, ...], rows: list[tuple]) -> None:
     table = [header, *[tuple("" if v is None else str(v) for v in r) for r in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
@@ -184,25 +182,49 @@ def _status(args: argparse.Namespace) -> int:
     if not paths.warehouse_db.exists():
         print(f"No release published yet ({paths.warehouse_db} does not exist).")
         return 1
+    where = "WHERE provider = ?" if args.provider else ""
     with closing(connect(paths.warehouse_db, read_only=True)) as con:
         rows = con.execute(
-            """
+            f"""
             SELECT provider, dataset, cadence, files_loaded, files_quarantined,
-                   strftime(data_through, '%Y-%m-%d'), strftime(next_expected_by, '%Y-%m-%d'),
-                   freshness_status, steward, strftime(as_of, '%Y-%m-%d')
-            FROM provider_status ORDER BY provider, dataset
+                   strftime(last_delivered_on, '%Y-%m-%d'), strftime(next_expected_by, '%Y-%m-%d'),
+                   freshness_status, strftime(data_through, '%Y-%m-%d'), data_status, severity,
+                   coalesce(steward, data_owner, 'nobody named'), coalesce(issues, ''),
+                   strftime(as_of, '%Y-%m-%d')
+            FROM provider_status {where} ORDER BY provider, dataset
+            """,
+            [args.provider] if args.provider else [],
+        ).fetchall()
+        metrics = con.execute(
+            """
+            SELECT metric_id, owner_status, freshness_status, coalesce(stale_sources, '')
+            FROM metric_catalog
+            WHERE audience = (SELECT min(audience) FROM metric_catalog)
+              AND (owner_status <> 'owned' OR freshness_status <> 'fresh')
+            ORDER BY display_order
             """
         ).fetchall()
     header = (
-        "provider", "dataset", "cadence", "loaded", "quarantined", "data through",
-        "expected by", "status", "steward",
+        "provider", "dataset", "cadence", "loaded", "quarantined", "last delivery",
+        "next expected", "delivery", "data through", "data", "severity", "steward", "issues",
     )  # fmt: skip
     print(f"Delivery status as of {rows[0][-1] if rows else '?'} (the last refresh):")
     _print_table(header, [r[:-1] for r in rows])
-    errors = [r for r in rows if r[7] in ERROR_STATUSES]
+    if metrics:
+        print()
+        print("Metrics to read with care:")
+        for metric_id, owner, freshness, why in metrics:
+            if owner != "owned":
+                print(f"  {metric_id}: no owner named")
+            if freshness != "fresh":
+                print(f"  {metric_id}: stale ({why})")
+    errors = [r for r in rows if r[10] == "error"]
     for r in errors:
-        print(f"ERROR: {r[0]}/{r[1]} is {r[7].replace('_', ' ')}; contact {r[8]}.", file=sys.stderr)
-    return 1 if errors else 0
+        print(f"ERROR: {r[0]}/{r[1]}: {r[12]}; contact {r[11]}.", file=sys.stderr)
+    unowned = [m for m in metrics if m[1] != "owned"]
+    for m in unowned:
+        print(f"ERROR: metric {m[0]} has no owner.", file=sys.stderr)
+    return 1 if errors or unowned else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -214,6 +236,13 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", type=float, default=1.0, help="volume factor (1.0 = a city)")
     demo.add_argument("--end-month", help="last month delivered, YYYY-MM (default: last month)")
     demo.add_argument("--months", type=int, default=36)
+    demo.add_argument(
+        "--hold-back",
+        action="append",
+        metavar="PROVIDER",
+        help="leave out this provider's last months, as if it had stopped delivering",
+    )
+    demo.add_argument("--hold-back-months", type=int, default=3, metavar="N")
     demo.set_defaults(func=_demo)
 
     refresh = sub.add_parser("refresh", help="ingest, aggregate, model and publish, headless")
@@ -232,12 +261,14 @@ def parser() -> argparse.ArgumentParser:
     releases.set_defaults(func=_releases)
 
     status = sub.add_parser(
-        "status", help="delivery scorecard per provider; exits 1 when a dataset is overdue"
+        "status",
+        help="delivery scorecard per provider dataset; exits 1 on an error (never delivered, "
+        "overdue, data far behind, months missing, no data owner, a metric without owner)",
     )
     status.add_argument(
         "--files", action="store_true", help="list every delivered file (the ingest ledger)"
     )
-    status.add_argument("--provider", help="with --files: only this provider")
+    status.add_argument("--provider", help="only this provider")
     status.set_defaults(func=_status)
     return top
 

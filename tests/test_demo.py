@@ -28,7 +28,7 @@ HEADERS = {
     "police/incidents": (
         "incident_number,offense_code,offense_description,weapon_force_code,occurred_at,"
         "reported_at,beat,block_address,victim_name,victim_dob,victim_sex,clearance_code,"
-        "domestic_violence"
+        "domestic_violence,offender_id"
     ),
     "police/calls": (
         "call_number,call_type_code,call_type,priority,received_at,dispatched_at,"
@@ -47,6 +47,14 @@ HEADERS = {
         "case_number,person_name,date_of_birth,sex,population,supervision_start_date,"
         "residence_tract,event_type,event_date,offense_code,gun_involved"
     ),
+    "probation/caseload": (
+        "case_number,person_name,date_of_birth,sex,population,supervision_start_date,risk_level,"
+        "residence_tract,roster_date"
+    ),
+    "survey/responses": (
+        "response_id,submitted_at,collection_mode,home_tract,home_address,age,gender,"
+        "satisfied_with_police,trust_police,feel_safe,would_report,comments,contact_email"
+    ),
 }
 MONTHLY = {
     "police/incidents": ("incidents", MONTHS),
@@ -54,6 +62,8 @@ MONTHLY = {
     "school/attendance": ("attendance", SCHOOL_MONTHS),
     "hospital/ed_visits": ("ed_visits", MONTHS),
     "probation/events": ("events", MONTHS),
+    "probation/caseload": ("caseload", MONTHS),
+    "survey/responses": ("responses", MONTHS),
 }
 FIREARM_WEAPONS = ("11", "12", "13", "14", "15")
 HOT_SPOTS = ("0203", "0401", "0404", "0902")
@@ -475,3 +485,116 @@ def test_malformed_end_month_is_rejected_before_writing(tmp_path: Path, end_mont
     with pytest.raises(ValueError, match="YYYY-MM"):
         generate(tmp_path, end_month=end_month, scale=0.01)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_repeat_domestic_violence_offenders(con: duckdb.DuckDBPyConnection):
+    """Offender numbers are pseudonyms, mostly present for domestic incidents, and a share of
+    domestic incidents comes from an offender with another one in the year before."""
+    assert rows_where(con, "incidents", "NOT regexp_matches(offender_id, '^MN\\d{7}$')") == 0
+    known = one(
+        con,
+        "SELECT avg((offender_id IS NOT NULL)::INT) FROM incidents WHERE domestic_violence = 'Y'",
+    )
+    assert known > 0.9
+    repeat_share = one(
+        con,
+        """
+        SELECT avg((EXISTS (
+            SELECT 1 FROM incidents AS e
+            WHERE e.offender_id = i.offender_id AND e.domestic_violence = 'Y'
+              AND e.occurred_at::TIMESTAMP < i.occurred_at::TIMESTAMP
+              AND e.occurred_at::TIMESTAMP >= i.occurred_at::TIMESTAMP - INTERVAL 12 MONTH
+        ))::INT)
+        FROM incidents AS i WHERE domestic_violence = 'Y' AND offender_id IS NOT NULL
+        """,
+    )
+    assert 0.1 < repeat_share < 0.4
+    # An offender number never crosses from domestic to other incidents' first offenders.
+    mixed = one(
+        con,
+        "SELECT count(*) FROM (SELECT offender_id FROM incidents WHERE offender_id IS NOT NULL "
+        "GROUP BY 1 HAVING count(DISTINCT domestic_violence) > 1)",
+    )
+    assert mixed == 0
+
+
+def test_caseload_roster_lists_the_cases_under_supervision(con: duckdb.DuckDBPyConnection):
+    """Each month-end roster holds the cases that started before and had not ended, with the
+    same case attributes as the events extract."""
+    assert rows_where(con, "caseload", "roster_date::DATE <> last_day(roster_date::DATE)") == 0
+    assert rows_where(con, "caseload", "supervision_start_date::DATE > roster_date::DATE") == 0
+    assert (
+        one(con, "SELECT count(*) - count(DISTINCT (case_number, roster_date)) FROM caseload") == 0
+    )
+    assert set(one(con, "SELECT list(DISTINCT risk_level) FROM caseload")) == {
+        "LOW",
+        "MODERATE",
+        "HIGH",
+    }
+    mismatched = one(
+        con,
+        """
+        SELECT count(*) FROM (SELECT DISTINCT case_number, person_name, sex, population,
+                                       supervision_start_date, residence_tract FROM caseload) AS c
+        JOIN (SELECT DISTINCT case_number, person_name, sex, population, supervision_start_date,
+                              residence_tract FROM events) AS e USING (case_number)
+        WHERE (c.person_name, c.sex, c.population, c.supervision_start_date, c.residence_tract)
+           <> (e.person_name, e.sex, e.population, e.supervision_start_date, e.residence_tract)
+        """,
+    )
+    assert mismatched == 0
+    # A case that ended (revocation or discharge) is on no roster after its last day.
+    after_end = one(
+        con,
+        """
+        SELECT count(*) FROM caseload AS c JOIN events AS e USING (case_number)
+        WHERE e.event_type IN ('REVOCATION', 'DISCHARGE')
+          AND c.roster_date::DATE >= e.event_date::DATE
+        """,
+    )
+    assert after_end == 0
+    juveniles = one(
+        con,
+        "SELECT avg(n) FROM (SELECT count(*) n FROM caseload WHERE population = 'JUV' GROUP BY "
+        "roster_date)",
+    )
+    assert juveniles > 5
+
+
+def test_survey_responses(con: duckdb.DuckDBPyConnection):
+    answers = "satisfied_with_police, trust_police, feel_safe, would_report"
+    assert (
+        rows_where(con, "responses", f"least({answers})::INT < 1 OR greatest({answers})::INT > 5")
+        == 0
+    )
+    assert rows_where(con, "responses", "age::INT < 18 OR age::INT > 90") == 0
+    assert rows_where(con, "responses", "home_tract NOT IN (SELECT tract_geoid FROM tracts)") == 0
+    assert one(con, "SELECT count(*) - count(DISTINCT response_id) FROM responses") == 0
+    assert set(one(con, "SELECT list(DISTINCT gender) FROM responses")) <= {"F", "M", "X", "U"}
+    # Residents of hot-spot beats are less satisfied and feel less safe.
+    hot = ", ".join(f"'{b}'" for b in HOT_SPOTS)
+    shares = dict(
+        con.execute(
+            f"""
+            SELECT t.beat IN ({hot}), avg((satisfied_with_police::INT >= 4)::INT)
+                                        + avg((feel_safe::INT >= 4)::INT)
+            FROM responses AS r JOIN tracts AS t ON t.tract_geoid = r.home_tract GROUP BY 1
+            """
+        ).fetchall()
+    )
+    assert shares[True] < shares[False]
+    assert rows_where(con, "responses", "comments IS NOT NULL") > 0
+
+
+def test_hold_back_stops_a_provider_early_and_leaves_the_rest_unchanged(root: Path, tmp_path: Path):
+    summary = generate(
+        tmp_path, seed=SEED, scale=SCALE, end_month=END_MONTH, hold_back={"hospital": 3}
+    )
+    held = {f"hospital/inbox/ed_visits_{m}.csv" for m in MONTHS[-3:]}
+    written = snapshot(tmp_path)
+    full = snapshot(root)
+    assert set(full) - set(written) == held
+    assert all(written[name] == full[name] for name in written)
+    assert summary.files["hospital/ed_visits"] == 33
+    with pytest.raises(ValueError, match="non-negative"):
+        generate(tmp_path / "x", scale=SCALE, end_month=END_MONTH, hold_back={"police": -1})

@@ -20,7 +20,7 @@ from cs360_pipeline.registry import Provider, RegistryError, load_providers
 from cs360_pipeline.settings import PROJECT_DIR
 
 PROJECT_SOURCES = PROJECT_DIR / "sources"
-PROVIDERS = ["city", "hospital", "police", "probation", "school"]
+PROVIDERS = ["city", "hospital", "police", "probation", "school", "survey"]
 
 
 def copy_sources(tmp_path: Path) -> Path:
@@ -57,10 +57,19 @@ def test_project_sources_load() -> None:
     assert sorted(providers) == PROVIDERS
     assert sorted(providers["police"].datasets) == ["calls", "incidents"]
     assert sorted(providers["police"].measures) == [
+        "domestic_violence_incidents",
+        "priority1_calls_reached",
+        "priority1_reached_within_10_minutes",
         "priority1_response_minutes",
+        "repeat_domestic_violence_incidents",
         "shots_fired_calls",
+        "violent_crimes",
+        "violent_crimes_cleared",
         "violent_firearm_crimes",
     ]
+    assert sorted(providers["probation"].datasets) == ["caseload", "events"]
+    assert providers["school"].datasets["attendance"].no_delivery_months == [7]
+    assert providers["survey"].measures["respondents"].kind == "count"
     walk = providers["hospital"].datasets["ed_visits"].geography
     assert walk is not None and walk.crosswalk is not None
     assert (walk.crosswalk.dataset, walk.crosswalk.key) == ("city.tracts", "tract_geoid")
@@ -376,4 +385,48 @@ def test_export_key_errors_name_file_and_key(
     path = edit(sources, "police", change)
 
     with pytest.raises(RegistryError, match=named(path, "invalid provider file", *fragments)):
+        load_providers(sources)
+
+
+# -- ownership and the delivery calendar --------------------------------------------------------
+
+
+def test_owner_and_steward_are_optional_and_resolve_per_dataset(tmp_path: Path) -> None:
+    """A provider may name no owner or steward (the scorecard flags it); a dataset's own owner
+    or steward overrides the provider's, and an empty name is refused."""
+    sources = copy_sources(tmp_path)
+
+    def change(d: dict[str, Any]) -> None:
+        del d["data_owner"], d["steward"]
+        d["datasets"]["caseload"]["owner"] = {"role": "Juvenile Division Director", "name": "Ana"}
+
+    edit(sources, "probation", change)
+    probation = load_providers(sources)["probation"]
+    assert probation.data_owner is None and probation.steward is None
+    assert probation.dataset_owner("events") is None
+    assert str(probation.dataset_owner("caseload")) == "Ana (Juvenile Division Director)"
+    assert probation.dataset_steward("caseload") is None
+
+    path = edit(sources, "probation", lambda d: d.update(steward={"role": "Analyst", "name": ""}))
+    with pytest.raises(RegistryError, match=named(path, "steward.name")):
+        load_providers(sources)
+
+
+@pytest.mark.parametrize(
+    ("months", "message"),
+    [([0, 7], "months must be 1-12, not [0]"), (list(range(1, 13)), "cannot skip every month")],
+)
+def test_no_delivery_months_are_calendar_months(
+    tmp_path: Path, months: list[int], message: str
+) -> None:
+    sources = copy_sources(tmp_path)
+    path = edit(
+        sources,
+        "school",
+        lambda d: d["datasets"]["attendance"].update(no_delivery_months=months),
+    )
+    with pytest.raises(
+        RegistryError,
+        match=named(path, "datasets.attendance.no_delivery_months", message),
+    ):
         load_providers(sources)

@@ -307,6 +307,17 @@ def privacy_key(metric_id: str, metric: Metric, policy: Policy) -> str:
     return f"providers.{strictest}"
 
 
+def uncovered_goals(catalog: Catalog) -> list[str]:
+    """``dimension.goal`` of every goal no metric measures (CS360 asks for one per goal)."""
+    covered = {(m.dimension, m.goal) for m in catalog.metrics.values()}
+    return [
+        f"{d}.{g}"
+        for d, dimension in catalog.dimensions.items()
+        for g in dimension.goals
+        if (d, g) not in covered
+    ]
+
+
 def measure_ids(metric: Metric) -> list[str]:
     """The cells tables a metric reads, as ``<provider>__<measure>``."""
     refs = [metric.numerator] + ([metric.denominator] if metric.denominator else [])

@@ -8,6 +8,7 @@ from cs360_pipeline.catalog.datasets import write_datasets
 from cs360_pipeline.catalog.metrics import (
     check_against_policy,
     load_catalog,
+    uncovered_goals,
     write_definitions,
     write_privacy_rules,
 )
@@ -51,6 +52,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
                 "metrics_per_provider": ", ".join(
                     f"{p} {n}" for p, n in sorted(per_provider.items())
                 ),
+                # CS360 asks for at least one measure per goal.
+                "goals_without_a_metric": ", ".join(uncovered_goals(catalog)) or "none",
             }
         )
 

@@ -1,4 +1,4 @@
-"""Riverton Community Voices: the monthly resident pulse survey (three questions).
+"""Riverton Community Voices: the monthly resident pulse survey (four questions).
 
 Each response is one resident's answers on a five-point agreement scale. Answers come from a
 latent attitude per respondent: residents of hot-spot beats are less satisfied and feel less
@@ -81,6 +81,7 @@ def responses(
         trust = _likert(attitude - 0.2 + rng.normal(0.0, 0.7, n))
         safety = rng.normal(0.2, 1.0, n) - 1.1 * hot - 0.25 * (gender == 0) + 0.3 * attitude
         safe = _likert(safety)
+        report = _likert(0.6 + 0.5 * attitude + 0.01 * (age - 45) + rng.normal(0.0, 0.9, n))
 
         street, block = city.sample_blocks(rng, beat)
         wrote = rng.random(n) < 0.18
@@ -104,6 +105,7 @@ def responses(
                 "satisfied_with_police": pa.array(satisfied.astype(np.int8)),
                 "trust_police": pa.array(trust.astype(np.int8)),
                 "feel_safe": pa.array(safe.astype(np.int8)),
+                "would_report": pa.array(report.astype(np.int8)),
                 "comments": null_out(pa.array(comments, pa.string()), ~wrote),
                 "contact_email": null_out(
                     join("resident", digits(number, 6), "@mail.example"), ~left_email
