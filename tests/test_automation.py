@@ -27,7 +27,7 @@ from cs360_pipeline.registry import Provider, load_providers
 from cs360_pipeline.settings import current_paths
 from tests.conftest import copy_provider_configs
 
-PROVIDERS = ["city", "hospital", "police", "probation", "school"]
+PROVIDERS = ["city", "hospital", "police", "probation", "school", "survey"]
 T0 = 1_750_000_000_000_000_000  # a fixed mtime (ns) so listings are reproducible
 
 

@@ -154,7 +154,7 @@ def test_catalog_covers_every_provider(demo: Deployment) -> None:
         assert owner
         for provider in providers.split(", "):
             per_provider[provider] = per_provider.get(provider, 0) + 1
-    assert set(per_provider) == {"police", "school", "hospital", "probation"}
+    assert set(per_provider) == {"police", "school", "hospital", "probation", "survey", "city"}
     assert min(per_provider.values()) >= 2
     assert any(unit == "rate_per_1000" for _, unit, _, _ in rows)
     # Every metric has published cells.
@@ -450,7 +450,8 @@ def test_status_shows_every_dataset_on_time(demo: Deployment) -> None:
     assert set(rows) == {
         ("city", "beats"), ("city", "population"), ("city", "tracts"),
         ("hospital", "ed_visits"), ("police", "calls"), ("police", "incidents"),
-        ("probation", "events"), ("school", "attendance"), ("school", "schools"),
+        ("probation", "caseload"), ("probation", "events"), ("school", "attendance"),
+        ("school", "schools"), ("survey", "responses"),
     }  # fmt: skip
     assert "2025-12-31" in rows[("police", "incidents")]
     assert " on_time " in rows[("police", "incidents")]

@@ -97,13 +97,18 @@ def test_status_flags_late_and_overdue_deliveries(small: Deployment) -> None:
     (46 days: past the 40-day warning), incidents and ED visits only through June (77 days:
     past their 70- and 75-day limits), so status exits non-zero and names whom to call."""
     result = small.cs360("status", check=False)
-    rows = {tuple(line.split()[:2]): line for line in result.stdout.splitlines()[2:]}
-    assert " late " in rows[("police", "calls")]
-    assert " overdue " in rows[("police", "incidents")]
-    assert " overdue " in rows[("hospital", "ed_visits")]
+    lines = result.stdout.splitlines()
+    table = lines[2 : lines.index("")] if "" in lines else lines[2:]
+    rows = {tuple(line.split()[:2]): line for line in table}
+    assert " behind " in rows[("police", "calls")]
+    assert " far_behind " in rows[("police", "incidents")]
+    assert " far_behind " in rows[("hospital", "ed_visits")]
     assert " 1 " in rows[("hospital", "ed_visits")]  # the quarantined July file
     assert result.returncode == 1
-    assert "ERROR: police/incidents is overdue; contact Sam Ortiz (Crime Analyst)." in result.stderr
+    assert (
+        "ERROR: police/incidents: data far behind: through 2025-06-30; "
+        "contact Sam Ortiz (Crime Analyst)." in result.stderr
+    )
 
 
 def test_freshness_checks_in_dagster_agree_with_the_scorecard(small: Deployment) -> None:
@@ -111,15 +116,17 @@ def test_freshness_checks_in_dagster_agree_with_the_scorecard(small: Deployment)
     instance = dg.DagsterInstance.from_config(str(small.root / "dagster_home"))
     try:
 
-        def latest(dataset: str) -> tuple[bool, dg.AssetCheckSeverity, str]:
-            key = dg.AssetCheckKey(dg.AssetKey(["raw", *dataset.split("/")]), "delivered_on_time")
+        def latest(
+            dataset: str, check: str = "data_current"
+        ) -> tuple[bool, dg.AssetCheckSeverity, str]:
+            key = dg.AssetCheckKey(dg.AssetKey(["raw", *dataset.split("/")]), check)
             record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
             evaluation = record.event.dagster_event.event_specific_data
             return evaluation.passed, evaluation.severity, evaluation.metadata["status"].value
 
-        assert latest("police/incidents") == (False, dg.AssetCheckSeverity.ERROR, "overdue")
-        assert latest("police/calls") == (False, dg.AssetCheckSeverity.WARN, "late")
-        assert latest("city/beats")[::2] == (True, "not_scheduled")
+        assert latest("police/incidents") == (False, dg.AssetCheckSeverity.ERROR, "far_behind")
+        assert latest("police/calls") == (False, dg.AssetCheckSeverity.WARN, "behind")
+        assert latest("city/beats", "delivered_on_time")[::2] == (True, "not_scheduled")
     finally:
         instance.dispose()
 

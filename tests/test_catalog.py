@@ -1,0 +1,237 @@
+"""The CS360 metric catalog as reviewed configuration: what the project defines, and every way a
+broken definition is refused with a message naming the file, the metric and the key.
+
+Negative tests copy ``dbt_project/metrics/cs360_metrics.yml`` into ``tmp_path``, break one thing
+and load it against the project's real provider registry and privacy policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cs360_pipeline.catalog.freshness_sources import FRESHNESS_SOURCES, render
+from cs360_pipeline.catalog.metrics import (
+    METRICS_DIR,
+    CatalogError,
+    check_against_policy,
+    load_catalog,
+    source_providers,
+    uncovered_goals,
+)
+from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.registry import load_providers
+from cs360_pipeline.settings import PROJECT_DIR
+from tests.conftest import new_deployment
+
+PROVIDERS = load_providers(PROJECT_DIR / "sources")
+METRICS_FILE = METRICS_DIR / "cs360_metrics.yml"
+
+
+def broken(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the project's metric file with ``change`` applied; returns its folder."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    data = yaml.safe_load(METRICS_FILE.read_text(encoding="utf-8"))
+    change(data)
+    (folder / "cs360_metrics.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
+def refused(folder: Path, *fragments: str) -> None:
+    """Loading the folder fails with the file path first, then every fragment in order."""
+    pattern = "(?s)" + re.escape(str(folder / "cs360_metrics.yml"))
+    pattern += "".join(".*" + re.escape(f) for f in fragments)
+    with pytest.raises(CatalogError, match=pattern):
+        load_catalog(PROVIDERS, folder)
+
+
+# -- what the project defines ----------------------------------------------------------------
+
+
+def test_project_catalog_spans_five_providers_three_dimensions_and_every_goal() -> None:
+    catalog = load_catalog(PROVIDERS)
+    check_against_policy(catalog, load_policy())
+    metrics = catalog.metrics
+    assert len(metrics) >= 20
+    per_provider: dict[str, int] = {}
+    for metric in metrics.values():
+        for provider in metric.providers:
+            per_provider[provider] = per_provider.get(provider, 0) + 1
+    assert {p: n for p, n in per_provider.items() if p != "city"}.keys() == {
+        "police", "school", "hospital", "probation", "survey",
+    }  # fmt: skip
+    assert min(n for p, n in per_provider.items() if p != "city") >= 2
+    assert {m.dimension for m in metrics.values()} == {"crime", "partners", "organization"}
+    # CS360: at least one measure per goal, and beyond Part 1 crime.
+    assert uncovered_goals(catalog) == []
+    assert sum("police" not in m.providers for m in metrics.values()) >= 12
+    # Every percent metric of the survey is respondents agreeing over respondents.
+    survey = [m for m in metrics.values() if m.providers == ["survey"]]
+    assert len(survey) >= 3
+    assert all(m.unit == "percent" and m.denominator == "survey.respondents" for m in survey)
+    for metric in metrics.values():
+        assert metric.owner.organisation and metric.owner.role
+        assert metric.privacy is not None
+        assert sorted(metric.providers) == source_providers(metric)
+
+
+def test_committed_freshness_sources_match_the_providers() -> None:
+    """dbt's source freshness limits are rendered from provider.yml; they must not drift."""
+    assert FRESHNESS_SOURCES.read_text(encoding="utf-8") == render(PROVIDERS)
+    document = yaml.safe_load(FRESHNESS_SOURCES.read_text(encoding="utf-8"))
+    tables = {t["name"]: t["config"] for t in document["sources"][0]["tables"]}
+    assert tables["police__incidents"]["freshness"]["error_after"] == {"count": 70, "period": "day"}
+    assert tables["police__incidents"]["loaded_at_field"] == "_loaded_at"
+    assert tables["city__beats"]["freshness"] is None
+    assert len(tables) == sum(len(p.datasets) for p in PROVIDERS.values())
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+
+def test_metric_without_owner(tmp_path: Path) -> None:
+    folder = broken(tmp_path, lambda d: d["metrics"]["shots_fired_calls"].pop("owner"))
+    refused(folder, "metrics.shots_fired_calls.owner", "every metric needs an owner")
+
+
+def test_owner_without_role(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["trust_in_police"].update(owner={"organisation": "X"})
+    )
+    refused(folder, "metrics.trust_in_police.owner.role", "Field required")
+
+
+def test_unknown_provider(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["probation_revocations"].update(providers=["courts"])
+    )
+    refused(folder, "metrics.probation_revocations.providers", "unknown provider 'courts'")
+
+
+def test_providers_must_match_the_measures(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["violent_firearm_crime_rate"].update(providers=["police"])
+    )
+    refused(
+        folder,
+        "metrics.violent_firearm_crime_rate.providers",
+        "lists police, but its numerator and denominator come from city, police",
+    )
+
+
+def test_unknown_measure(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["shots_fired_calls"].update(numerator="police.gunshots")
+    )
+    refused(folder, "metrics.shots_fired_calls.numerator", "'police.gunshots'")
+
+
+def test_unknown_dimension(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["shots_fired_calls"].update(dimension="wellness")
+    )
+    refused(folder, "metrics.shots_fired_calls.dimension", "unknown dimension 'wellness'")
+
+
+def test_goal_of_another_dimension(tmp_path: Path) -> None:
+    folder = broken(tmp_path, lambda d: d["metrics"]["shots_fired_calls"].update(goal="trust"))
+    refused(folder, "metrics.shots_fired_calls.goal", "'trust' is not a goal of dimension 'crime'")
+
+
+def test_indicator_of_another_goal(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["shots_fired_calls"].update(indicator="Crime Rates")
+    )
+    refused(
+        folder,
+        "metrics.shots_fired_calls.indicator",
+        "'Crime Rates' is not an indicator of goal 'interrupt'",
+    )
+
+
+def test_count_target_must_be_relative(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path, lambda d: d["metrics"]["shots_fired_calls"].update(target={"value": 12})
+    )
+    refused(folder, "metrics.shots_fired_calls", "use target.change_pct")
+
+
+def test_baseline_is_required_and_ordered(tmp_path: Path) -> None:
+    folder = broken(tmp_path, lambda d: d["metrics"]["shots_fired_calls"].pop("baseline"))
+    refused(folder, "metrics.shots_fired_calls.baseline", "every metric needs a baseline")
+    other = tmp_path / "other"
+    other.mkdir()
+    folder = broken(
+        other,
+        lambda d: d["metrics"]["shots_fired_calls"].update(
+            baseline={"start": "2024-12", "end": "2024-01"}
+        ),
+    )
+    refused(folder, "metrics.shots_fired_calls.baseline", "baseline end is before its start")
+
+
+def test_rate_needs_population(tmp_path: Path) -> None:
+    folder = broken(
+        tmp_path,
+        lambda d: d["metrics"]["violent_firearm_crime_rate"].update(
+            denominator="police.violent_crimes"
+        ),
+    )
+    refused(folder, "metrics.violent_firearm_crime_rate", "denominator must be 'population'")
+
+
+def test_metric_defined_twice_across_files(tmp_path: Path) -> None:
+    folder = broken(tmp_path, lambda d: None)
+    extra = {"metrics": {"shots_fired_calls": yaml.safe_load(METRICS_FILE.read_text())["metrics"][
+        "shots_fired_calls"
+    ]}}  # fmt: skip
+    (folder / "extra.yml").write_text(yaml.safe_dump(extra))
+    with pytest.raises(CatalogError, match=re.escape("extra.yml: metrics.shots_fired_calls")):
+        load_catalog(PROVIDERS, folder)
+
+
+def test_audience_and_privacy_key_are_checked_against_the_policy(tmp_path: Path) -> None:
+    policy = load_policy()
+    folder = broken(tmp_path, lambda d: d["metrics"]["trust_in_police"].update(audiences=["press"]))
+    with pytest.raises(
+        CatalogError, match=re.escape("trust_in_police.audiences: unknown audience")
+    ):
+        check_against_policy(load_catalog(PROVIDERS, folder), policy)
+    other = tmp_path / "other"
+    other.mkdir()
+    folder = broken(
+        other, lambda d: d["metrics"]["trust_in_police"].update(privacy="providers.police")
+    )
+    with pytest.raises(
+        CatalogError,
+        match=re.escape(
+            "metrics.trust_in_police.privacy: says 'providers.police', but privacy/policy.yml "
+            "sets this metric's rule in 'providers.survey'"
+        ),
+    ):
+        check_against_policy(load_catalog(PROVIDERS, folder), policy)
+
+
+# -- the build stops ---------------------------------------------------------------------------
+
+
+def test_a_metric_without_owner_fails_the_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real refresh (CS360_METRICS_DIR pointing at a broken catalog) fails, says why, and
+    publishes nothing."""
+    deployment = new_deployment(tmp_path / "deployment")
+    folder = broken(tmp_path, lambda d: d["metrics"]["youth_assault_firearm_injuries"].pop("owner"))
+    monkeypatch.setenv("CS360_METRICS_DIR", str(folder))
+    result = deployment.cs360("refresh", "--log-level", "WARNING", check=False)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "metrics.youth_assault_firearm_injuries.owner" in output
+    assert "every metric needs an owner" in output
+    assert not deployment.warehouse.exists()
