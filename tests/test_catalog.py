@@ -7,7 +7,10 @@ and load it against the project's real provider registry and privacy policy.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,8 @@ from cs360_pipeline.catalog.metrics import (
 )
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.registry import load_providers
-from cs360_pipeline.settings import PROJECT_DIR
-from tests.conftest import new_deployment
+from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR
+from tests.conftest import BIN, Deployment, new_deployment
 
 PROVIDERS = load_providers(PROJECT_DIR / "sources")
 METRICS_FILE = METRICS_DIR / "cs360_metrics.yml"
@@ -235,3 +238,47 @@ def test_a_metric_without_owner_fails_the_refresh(
     assert "metrics.youth_assault_firearm_injuries.owner" in output
     assert "every metric needs an owner" in output
     assert not deployment.warehouse.exists()
+
+
+# -- dbt: docs, contracts and tests on the marts -----------------------------------------------
+
+
+def test_dbt_docs_generate_offline_with_contracts_and_tests_on_every_mart(
+    demo: Deployment, tmp_path: Path
+) -> None:
+    """`dbt docs generate` works on the demo's build database with no network (usage tracking
+    is off, so the docs page loads no tracker); every published mart has an enforced contract
+    and data tests."""
+    env = {**os.environ, "CS360_BUILD_DB": str(demo.data / "build" / "build.duckdb")}
+    target = tmp_path / "docs"
+    result = subprocess.run(
+        [
+            str(BIN / "cs360-dbt"), "docs", "generate", "--vars", '{"as_of": "2026-01-15"}',
+            "--target-path", str(target),
+        ],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    assert manifest["metadata"]["send_anonymous_usage_stats"] is False
+    assert (target / "index.html").stat().st_size > 100_000
+    marts = ("metric_values", "metric_catalog", "provider_status", "geography")
+    tested = {
+        node["attached_node"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test" and node.get("attached_node")
+    }
+    for mart in marts:
+        node = manifest["nodes"][f"model.cs360.{mart}"]
+        assert node["config"]["contract"]["enforced"] is True, mart
+        assert node["description"], mart
+        assert f"model.cs360.{mart}" in tested, mart
+        documented = catalog["nodes"][f"model.cs360.{mart}"]["columns"]
+        assert set(node["columns"]) == {c.lower() for c in documented}, mart
+    status_columns = catalog["nodes"]["model.cs360.provider_status"]["columns"]
+    assert {"freshness_status", "data_status", "missing_months", "severity"} <= set(status_columns)
+    freshness = [
+        n for n in manifest["sources"].values() if n["source_name"] == "deliveries_by_dataset"
+    ]
+    assert any(s["freshness"] and s["freshness"]["error_after"]["count"] for s in freshness)
