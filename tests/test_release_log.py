@@ -78,11 +78,11 @@ def test_publishing_a_release_again_updates_its_entry(paths: Paths) -> None:
         paths, first.release_id, [release_log.Check("expectations:pst", False, "ERROR", "2 failed")]
     )
     updated = release_log.read(paths)[0]
-    assert updated.checks_summary == "privacy_gate passed; expectations FAILED"
+    assert updated.checks_summary == "expectations FAILED; privacy_gate passed"
     release_log.add_checks(
         paths, first.release_id, [release_log.Check("expectations:pst", True, "ERROR", "ok")]
     )
-    assert release_log.read(paths)[0].checks_summary == "privacy_gate passed; expectations passed"
+    assert release_log.read(paths)[0].checks_summary == "expectations passed; privacy_gate passed"
 
 
 HOLDER = """

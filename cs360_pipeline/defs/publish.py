@@ -30,8 +30,7 @@ EXPORTS_KEY = dg.AssetKey(["published", "exports"])
 EXPECTATIONS_KEY = dg.AssetKey(["published", "expectations"])
 BRIEF_KEY = dg.AssetKey(["published", "brief"])
 DBT_LAYERS = {"staging", "intermediate", "marts"}
-# Checks that describe the deliveries rather than the build; the brief shows them instead.
-NOT_RELEASE_CHECKS = {"delivered_on_time"}
+DOWNLOADS = {".csv", ".parquet", ".xlsx", ".txt"}  # what the brief links to
 
 
 def published_release(paths: Paths) -> str:
@@ -45,21 +44,23 @@ def full_refresh(context: dg.AssetExecutionContext) -> bool:
 
 
 def run_checks(context: dg.AssetExecutionContext) -> list[release_log.Check]:
-    """The asset checks evaluated so far in this run: the privacy gate and audit, dbt tests."""
+    """The blocking checks this run evaluated: the privacy gate and audit, and the dbt tests.
+
+    Only blocking checks gate publication, and all of them have run by the time the warehouse
+    is swapped in; the delivery checks describe the partners, not the release, and may run
+    later in the same run.
+    """
     records = context.instance.get_records_for_run(
         run_id=context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
     checks = []
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if evaluation.check_name in NOT_RELEASE_CHECKS or evaluation.asset_key.path[0] in {
-            "published"
-        }:
+        if not evaluation.blocking:
             continue
         asset = evaluation.asset_key.to_user_string()
-        if evaluation.asset_key.path[0] in DBT_LAYERS and not evaluation.check_name.startswith(
-            "privacy_"
-        ):
+        dbt_test = evaluation.asset_key.path[0] in DBT_LAYERS
+        if dbt_test and not evaluation.check_name.startswith("privacy_"):
             name = f"dbt tests:{asset}:{evaluation.check_name}"
         else:
             name = evaluation.check_name
@@ -331,7 +332,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
         for audience in outputs.AUDIENCES:
             folder = outputs.audience_dir(paths, release_id, audience)
             summary = expectations.summary_path(paths, release_id, audience)
-            listing = ",".join(sorted(p.name for p in folder.glob("*") if p.is_file()))
+            listing = ",".join(sorted(p.name for p in folder.glob("*") if p.suffix in DOWNLOADS))
             validation = summary.read_text(encoding="utf-8") if summary.exists() else ""
             fingerprint = _fingerprint(paths, audience, history, checks, listing, validation)
             step = f"brief/{audience}"

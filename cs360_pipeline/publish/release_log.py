@@ -198,8 +198,9 @@ def _locked(paths: Paths) -> Iterator[None]:
 def record(paths: Paths, entry: Entry, keep: int) -> list[Entry]:
     """Add or update ``entry`` and keep the newest ``keep`` releases; returns the new log.
 
-    Re-publishing a release keeps its first publication time and adds to its count; when this
-    run recorded no checks (an asset materialized on its own), the earlier checks stay.
+    Re-publishing a release keeps its first publication time and adds to its count. Checks
+    this run did not evaluate (an asset materialized on its own, expectations switched off)
+    keep their earlier result: the release, and so its tables, are the same.
     """
     with _locked(paths):
         entries = read(paths)
@@ -207,8 +208,7 @@ def record(paths: Paths, entry: Entry, keep: int) -> list[Entry]:
         if earlier is not None:
             entry.first_published_at = earlier.first_published_at
             entry.times_published = earlier.times_published + 1
-            if not entry.checks:
-                entry.checks = earlier.checks
+            entry.checks = _merge(earlier.checks, entry.checks)
         entries = [entry, *(e for e in entries if e.release_id != entry.release_id)]
         entries.sort(key=lambda e: e.published_at, reverse=True)
         entries = entries[: max(keep, 1)]
@@ -218,16 +218,21 @@ def record(paths: Paths, entry: Entry, keep: int) -> list[Entry]:
 
 def add_checks(paths: Paths, release_id: str, checks: list[Check]) -> Entry | None:
     """Replace the checks named like ``checks`` (by group) on an entry: later steps report here."""
-    groups = {c.name.split(":", 1)[0] for c in checks}
     with _locked(paths):
         entries = read(paths)
         entry = next((e for e in entries if e.release_id == release_id), None)
         if entry is None:
             return None
-        entry.checks = [c for c in entry.checks if c.name.split(":", 1)[0] not in groups]
-        entry.checks.extend(checks)
+        entry.checks = _merge(entry.checks, checks)
         _write(paths, entries)
     return entry
+
+
+def _merge(earlier: list[Check], newer: list[Check]) -> list[Check]:
+    """``newer`` replaces every earlier check of the same group ('dbt tests', 'expectations')."""
+    groups = {c.name.split(":", 1)[0] for c in newer}
+    kept = [c for c in earlier if c.name.split(":", 1)[0] not in groups]
+    return sorted([*kept, *newer], key=lambda c: c.name)
 
 
 def _write(paths: Paths, entries: list[Entry]) -> None:

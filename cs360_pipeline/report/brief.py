@@ -65,6 +65,7 @@ class Metric:
 @dataclass
 class MetricChange:
     metric_id: str
+    level: str = "month"  # the level the metric's chart shows; new periods are at this level
     new_periods: list[dt.date] = field(default_factory=list)
     revised: int = 0
     newly_withheld: int = 0
@@ -147,6 +148,7 @@ def _changes(
     audience: str,
     entry: release_log.Entry | None,
     previous: release_log.Entry | None,
+    levels: dict[str, str],
 ) -> Changes:
     if previous is None:
         return Changes(previous=None, comparable=False)
@@ -187,12 +189,14 @@ def _changes(
         )
         SELECT
             metric_id,
+            period_level,
             list(DISTINCT period_start ORDER BY period_start) FILTER (
-                WHERE period_level = 'month' AND was_status IS NULL AND NOT EXISTS (
+                WHERE was_status IS NULL AND NOT EXISTS (
                     SELECT 1 FROM periods_before AS b
-                    WHERE b.metric_id = joined.metric_id AND b.period_level = 'month'
+                    WHERE b.metric_id = joined.metric_id
+                      AND b.period_level = joined.period_level
                       AND b.period_start = joined.period_start)
-            ) AS new_months,
+            ) AS new_periods,
             count(*) FILTER (WHERE now_status = was_status
                              AND now_value IS DISTINCT FROM was_value) AS revised,
             count(*) FILTER (WHERE was_status IN ('published', 'unreliable')
@@ -200,19 +204,20 @@ def _changes(
             count(*) FILTER (WHERE was_status IN ('suppressed', 'missing')
                              AND now_status IN ('published', 'unreliable')) AS newly_shown,
             count(*) FILTER (WHERE now_status IS NULL) AS dropped
-        FROM joined GROUP BY metric_id
+        FROM joined GROUP BY metric_id, period_level
         """,
         [audience, audience],
     ).fetchall()
-    for metric_id, months, revised, withheld, shown, dropped in rows:
-        changes.metrics[metric_id] = MetricChange(
-            metric_id=metric_id,
-            new_periods=[m for m in (months or []) if m is not None],
-            revised=revised,
-            newly_withheld=withheld,
-            newly_shown=shown,
-            dropped=dropped,
+    for metric_id, level, periods, revised, withheld, shown, dropped in rows:
+        change = changes.metrics.setdefault(
+            metric_id, MetricChange(metric_id=metric_id, level=levels.get(metric_id, "month"))
         )
+        if level == change.level:
+            change.new_periods = [p for p in (periods or []) if p is not None]
+        change.revised += revised
+        change.newly_withheld += withheld
+        change.newly_shown += shown
+        change.dropped += dropped
     return changes
 
 
@@ -242,7 +247,8 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
                 )
             )
         providers = _dicts(con, "SELECT * FROM provider_status ORDER BY provider, dataset")
-        changes = _changes(con, paths, audience, entry, previous)
+        levels = {m.metric_id: m.level for m in metrics}
+        changes = _changes(con, paths, audience, entry, previous, levels)
     files = sorted(
         p.name
         for p in folder.glob("*")
@@ -391,7 +397,7 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
         if change.new_periods:
             notes.append(
                 "new: "
-                + ", ".join(period_label(p) for p in change.new_periods[-6:])
+                + ", ".join(period_label(p, change.level) for p in change.new_periods[-6:])
                 + (f" (+{len(change.new_periods) - 6} more)" if len(change.new_periods) > 6 else "")
             )
         if change.revised:
@@ -485,7 +491,7 @@ def _changes_section(data: BriefData) -> str:
     for metric_id, mc in sorted(ch.metrics.items(), key=lambda kv: titles.get(kv[0], kv[0])):
         if not (mc.new_periods or mc.revised or mc.newly_withheld or mc.newly_shown or mc.dropped):
             continue
-        new = ", ".join(period_label(p) for p in mc.new_periods[-4:])
+        new = ", ".join(period_label(p, mc.level) for p in mc.new_periods[-4:])
         if len(mc.new_periods) > 4:
             new = f"… {new}"
         rows.append(
@@ -496,7 +502,7 @@ def _changes_section(data: BriefData) -> str:
     if ch.comparable and not rows:
         items.append("<li>No published value changed.</li>")
     table = (
-        "<table><thead><tr><th>metric</th><th>new months</th><th>cells revised</th>"
+        "<table><thead><tr><th>metric</th><th>new periods</th><th>cells revised</th>"
         "<th>newly withheld</th><th>newly shown</th><th>cells no longer published</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
         if rows
