@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 76, 14, 36
+LEFT, RIGHT, TOP, BOTTOM = 56, 104, 14, 36
+HALO = 'stroke="#fff" stroke-width="3" paint-order="stroke"'  # legible over lines
 SHOWN = ("published", "unreliable")
 NA = "\N{EN DASH}"
 BANDS = {
@@ -136,7 +137,8 @@ def trend_svg(
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" '
         'stroke="#999"/>'
     )
-    # Target and baseline.
+    # Target and baseline: a line across, labelled in the right margin (labels kept apart).
+    labels = []
     for value, colour, label, dash in (
         (baseline, BASELINE, "baseline", "2 3"),
         (target, TARGET, "target", "6 4"),
@@ -149,9 +151,15 @@ def trend_svg(
             f'stroke-dasharray="{dash}"><title>{label}: {escape(fmt_value(value, unit))}</title>'
             "</line>"
         )
+        labels.append([y(value) + 4, colour, f"{label} {fmt_value(value, unit)}"])
+    labels.sort()
+    if len(labels) == 2 and labels[1][0] - labels[0][0] < 12:
+        middle = (labels[0][0] + labels[1][0]) / 2
+        labels[0][0], labels[1][0] = middle - 6, middle + 6
+    for at, colour, text in labels:
         parts.append(
-            f'<text x="{WIDTH - RIGHT + 4}" y="{y(value) + 4:.1f}" font-size="11" '
-            f'fill="{colour}">{label} {escape(fmt_value(value, unit))}</text>'
+            f'<text x="{WIDTH - RIGHT + 6}" y="{at:.1f}" font-size="11" fill="{colour}">'
+            f"{escape(text)}</text>"
         )
     # The line, broken wherever a value is not shown.
     segment: list[str] = []
@@ -184,8 +192,9 @@ def trend_svg(
     if last_shown is not None:
         p = points[last_shown]
         parts.append(
-            f'<text x="{x(last_shown) + 6:.1f}" y="{y(p.value or 0) - 6:.1f}" font-size="11" '
-            f'font-weight="600" fill="{LINE}">{escape(fmt_value(p.value, unit))}</text>'
+            f'<text x="{x(last_shown):.1f}" y="{y(p.value or 0) - 8:.1f}" font-size="11" '
+            f'text-anchor="end" font-weight="600" fill="{LINE}" {HALO}>'
+            f"{escape(fmt_value(p.value, unit))}</text>"
         )
     if not shown:
         parts.append(
