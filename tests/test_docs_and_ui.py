@@ -106,7 +106,8 @@ def test_ui_serves_the_asset_graph_schedule_and_sensors(demo: Deployment, tmp_pa
             try:
                 answer = _graphql(
                     port,
-                    "{ assetNodes { assetKey { path } } "
+                    "{ assetNodes { assetKey { path } "
+                    "    assetChecksOrError { ... on AssetChecks { checks { name } } } } "
                     "  workspaceOrError { ... on Workspace { locationEntries { name "
                     "    locationOrLoadError { ... on RepositoryLocation { repositories { "
                     "      schedules { name scheduleState { status } } "
@@ -120,6 +121,16 @@ def test_ui_serves_the_asset_graph_schedule_and_sensors(demo: Deployment, tmp_pa
         keys = {"/".join(n["assetKey"]["path"]) for n in answer["data"]["assetNodes"]}
         assert {"raw/police/incidents", "shared/cells_hospital", "marts/metric_values"} <= keys
         assert "published/warehouse" in keys
+        checks = {
+            "/".join(n["assetKey"]["path"]): {c["name"] for c in n["assetChecksOrError"]["checks"]}
+            for n in answer["data"]["assetNodes"]
+            if n.get("assetChecksOrError", {}).get("checks")
+        }
+        assert {
+            "delivered_on_time", "data_current", "no_missing_months", "delivery_size_usual",
+            "owner_and_steward_named",
+        } <= checks["raw/survey/responses"]  # fmt: skip
+        assert {"metrics_owned", "metric_sources_fresh"} <= checks["marts/metric_catalog"]
         repo = answer["data"]["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"][
             "repositories"
         ][0]
@@ -127,7 +138,7 @@ def test_ui_serves_the_asset_graph_schedule_and_sensors(demo: Deployment, tmp_pa
         sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
         assert schedules == {"nightly_refresh": "RUNNING"}
         assert set(sensors) == {
-            f"{p}_inbox" for p in ("city", "police", "school", "hospital", "probation")
+            f"{p}_inbox" for p in ("city", "police", "school", "hospital", "probation", "survey")
         }
         assert set(sensors.values()) == {"RUNNING"}
     finally:
