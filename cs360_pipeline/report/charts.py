@@ -2,8 +2,9 @@
 
 A chart shows one metric's city-wide series. Shown values are joined by a line (an unreliable
 value is a hollow dot); a month whose value is withheld is a shaded band with a letter under it,
-so a gap never looks like a zero: ``s`` suppressed, ``m`` missing denominator, a dash: no data
-delivered. A target and a baseline, when the catalog has them, are horizontal lines.
+so a gap never looks like a zero: ``s`` suppressed, ``m`` missing (nothing delivered for the
+period, or no denominator), a dash for a period with no row at all. A target and a baseline,
+when the catalog has them, are horizontal lines.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ SHOWN = ("published", "unreliable")
 NA = "\N{EN DASH}"
 BANDS = {
     "suppressed": ("#f4dca6", "s", "suppressed (too few to show)"),
-    "missing": ("#dedede", "m", "missing denominator"),
+    "missing": ("#dedede", "m", "missing (nothing delivered, or no denominator)"),
     None: ("#ffffff", NA, "no data delivered"),
 }
 LINE, TARGET, BASELINE = "#1f5fa8", "#237a3b", "#6b6b6b"
