@@ -58,6 +58,7 @@ def metric_values_query(audience: str, *, marked: bool) -> str:
             CASE WHEN status IN ('suppressed', 'missing') THEN status
                  ELSE CAST(value AS VARCHAR) END AS value,
             CASE WHEN status = 'suppressed' THEN 'suppressed'
+                 WHEN status = 'missing' AND numerator IS NULL THEN 'missing'
                  ELSE CAST(numerator AS VARCHAR) END AS numerator,
             CASE WHEN status = 'suppressed' THEN 'suppressed'
                  WHEN status = 'missing' AND denominator IS NULL THEN 'missing'
@@ -141,7 +142,7 @@ The status column says whether a number may be shown:
   published   the value is shown
   unreliable  shown, but a rate or percent resting on fewer than 20 events
   suppressed  withheld: a count it rests on is too small to publish (privacy/policy.yml)
-  missing     no denominator, so no rate or percent
+  missing     no data delivered for the period (or one of its months), or no denominator
 
 In the CSV files a withheld number is written as the word "suppressed" or "missing", never left
 blank: a blank would read as zero in a spreadsheet. "{NOT_APPLICABLE}" marks a field that has no
@@ -291,6 +292,8 @@ def _marked(row: tuple) -> list:
             out[10] = out[11] = status
         elif out[11] is None:
             out[11] = status
+        if out[10] is None:  # missing: nothing was delivered for the period
+            out[10] = status
     if out[11] is None:
         out[11] = NOT_APPLICABLE
     return out
@@ -319,7 +322,8 @@ def _notes(release_id: str, audience: str, catalog: list[tuple]) -> list[str]:
         "resting on it. Some further cells are withheld as well, so that a hidden count cannot be "
         "worked out by subtracting published numbers (a beat from its district, a month from its "
         "quarter, one sex from the total), in this release or together with earlier ones.",
-        "  'suppressed' means withheld for privacy; 'missing' means there is no denominator; "
+        "  'suppressed' means withheld for privacy; 'missing' means no data was delivered for "
+        "the period or there is no denominator; "
         "'unreliable' means shown, but resting on fewer than 20 events. "
         f"'{NOT_APPLICABLE}' marks a field with no value (a count has no denominator).",
         "  A withheld cell is not zero. Do not replace the word with 0, and do not fill it in "
