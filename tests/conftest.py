@@ -74,6 +74,22 @@ class Deployment:
         return result
 
 
+# Every delivered file of the demo by table name, for independent computations over the CSVs.
+DELIVERED_FILES = {
+    "incidents": "police/incidents_*.csv",
+    "calls": "police/calls_*.csv",
+    "attendance": "school/attendance_*.csv",
+    "schools": "school/schools.csv",
+    "visits": "hospital/ed_visits_*.csv",
+    "events": "probation/events_*.csv",
+    "caseload": "probation/caseload_*.csv",
+    "responses": "survey/responses_*.csv",
+    "beats": "city/beats.csv",
+    "tracts": "city/tracts.csv",
+    "population": "city/population.csv",
+}
+
+
 # The organisation fields every test provider needs, whatever its datasets.
 TEST_PROVIDER_HEADER: dict[str, object] = {
     "provider": "police",

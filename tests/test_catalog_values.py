@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from tests.conftest import Deployment
+from tests.conftest import DELIVERED_FILES, Deployment
 
 FIREARM = "regexp_matches(code, '^(X9[345]|X7[234]|W3[234]|Y2[234]|Y350)')"
 AIRGUN = "regexp_matches(code, '^(W3401|W3411|X7401|X9501|Y240)')"
@@ -132,25 +132,11 @@ METRICS = {
     "willingness_to_report_crime": ("responses", "percent", "report >= 4", "true"),
 }  # fmt: skip
 
-FILES = {
-    "incidents": "police/incidents_*.csv",
-    "calls": "police/calls_*.csv",
-    "attendance": "school/attendance_*.csv",
-    "schools": "school/schools.csv",
-    "visits": "hospital/ed_visits_*.csv",
-    "events": "probation/events_*.csv",
-    "caseload": "probation/caseload_*.csv",
-    "responses": "survey/responses_*.csv",
-    "beats": "city/beats.csv",
-    "tracts": "city/tracts.csv",
-    "population": "city/population.csv",
-}
-
 
 @pytest.fixture(scope="module")
 def records(demo: Deployment) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
-    for name, pattern in FILES.items():
+    for name, pattern in DELIVERED_FILES.items():
         path = (demo.delivered / pattern).as_posix()
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{path}', all_varchar = true)")
     yield con

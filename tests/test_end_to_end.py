@@ -18,7 +18,7 @@ import pytest
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment
+from tests.conftest import DELIVERED_FILES, Deployment
 
 FIREARM = "('11', '12', '13', '14', '15')"
 VIOLENT = "('09A', '11A', '120', '13A')"
@@ -44,17 +44,7 @@ def delivered(demo: Deployment, sql: str) -> list[tuple]:
     """Query the delivered files directly: `{provider}` placeholders become CSV globs."""
     globs = {
         name: f"read_csv('{demo.delivered}/{path}', all_varchar = true)"
-        for name, path in {
-            "incidents": "police/incidents_*.csv",
-            "calls": "police/calls_*.csv",
-            "attendance": "school/attendance_*.csv",
-            "schools": "school/schools.csv",
-            "visits": "hospital/ed_visits_*.csv",
-            "events": "probation/events_*.csv",
-            "beats": "city/beats.csv",
-            "tracts": "city/tracts.csv",
-            "population": "city/population.csv",
-        }.items()
+        for name, path in DELIVERED_FILES.items()
     }
     con = duckdb.connect()
     try:
