@@ -1,5 +1,5 @@
 {#- How much of each metric an audience gets to see: the suppression report of the release.
-    Counts of cells only; which cells were hidden, and why, stays in the restricted zone. -#}
+    Counts of cells only: which cells were hidden, and why, is never part of a release. -#}
 select
     audience,
     metric_id,
