@@ -162,7 +162,7 @@ def test_the_audit_catches_complements_published_after_all(
             [n, n, metric, level, start, geo_level, geo_code, breakdown],
         )
     assert check(con, load_providers(deployment.sources)).passed  # no small count is shown
-    result = audit_release(con, releases_public=2)
+    result = audit_release(con, releases_public=2, audiences=["pst", "public"])
     con.close()
     assert not result.passed
     failing = [f for f in result.families if not f.passed]

@@ -158,16 +158,6 @@ def _kinds(result: SuppressionResult) -> list[str]:
     return kinds.tolist()
 
 
-def _pattern_table(lattice: Lattice, suppressed: np.ndarray) -> pa.Table:
-    columns = {name: [key[i] for key in lattice.keys] for i, name in enumerate(KEY_COLUMNS)}
-    return pa.table(
-        {
-            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
-            "suppressed": pa.array(suppressed, pa.bool_()),
-        }
-    )
-
-
 class Protector:
     """Protects one provider's measures for every audience; see the module docstring."""
 
@@ -247,7 +237,13 @@ class Protector:
         ), hidden
 
     def _write(self, measure_id: str, audience: str, result: SuppressionResult) -> None:
-        self.con.register("_pattern", _pattern_table(result.lattice, result.suppressed))
+        pattern = pa.table(
+            {
+                **vault.key_arrays(result.lattice),
+                "suppressed": pa.array(result.suppressed, pa.bool_()),
+            }
+        )
+        self.con.register("_pattern", pattern)
         try:
             self.con.execute(
                 f"""

@@ -10,7 +10,7 @@ the PST also the public tables (the public release is public to the PST as well)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -96,11 +96,16 @@ def _published(con: duckdb.DuckDBPyConnection, marts: str, shared: str) -> dict:
 def audit_release(
     con: duckdb.DuckDBPyConnection,
     releases_public: int,
+    audiences: list[str],
     *,
     marts: str = "marts",
     shared: str = "shared",
 ) -> ReleaseAudit:
-    """``con`` has the build database as default catalog and the vault attached as ``vault``."""
+    """``con`` has the build database as default catalog and the vault attached as ``vault``.
+
+    ``audiences`` in the policy's order, widest view first: each audience also reads the tables
+    of every audience after it (the PST reads what the public reads).
+    """
     published = _published(con, marts, shared)
     geo_parent = dict(
         con.execute(
@@ -108,32 +113,22 @@ def audit_release(
         ).fetchall()
     )
     families = []
-    audiences = sorted({a for a, _ in vault.candidate_measures(con)})
     for audience, measure_id in vault.candidate_measures(con):
-        seen_by = [audience] + (
-            ["public"] if audience != "public" and "public" in audiences else []
-        )
+        seen_by = audiences[audiences.index(audience) :]
         pubs, unknown = [], []
         for name in seen_by:
-            found = vault.candidate(con, name, measure_id, geo_parent)
-            if found is None:
+            built = vault.candidate(con, name, measure_id, geo_parent)
+            if built is None:
                 continue
-            lattice, k, insider = found
             shown = published.get((name, measure_id), set())
-            unknown += sorted(key for key in shown if key not in lattice.index)
-            suppressed = ~lattice.mask(shown)
-            label = THIS_RELEASE if name == audience else f"{THIS_RELEASE} ({name})"
-            pubs.append(Publication(lattice, suppressed, k, label, insider=insider))
-            for past in vault.past_releases(con, name, measure_id, geo_parent, releases_public):
-                label = past.release_id if name == audience else f"{past.release_id} ({name})"
+            unknown += sorted(key for key in shown if key not in built.lattice.index)
+            # Judge what the marts show, not what the suppressor meant to show.
+            this = replace(built, release_id=THIS_RELEASE, suppressed=~built.lattice.mask(shown))
+            past = vault.past_releases(con, name, measure_id, geo_parent, releases_public)
+            for r in [this, *past]:
+                label = r.release_id if name == audience else f"{r.release_id} ({name})"
                 pubs.append(
-                    Publication(
-                        past.lattice,
-                        past.suppressed,
-                        past.min_cell_size,
-                        label,
-                        insider=past.insider,
-                    )
+                    Publication(r.lattice, r.suppressed, r.min_cell_size, label, insider=r.insider)
                 )
         report = audit(pubs)
         own = pubs[0]

@@ -48,8 +48,8 @@ SCHEMA = """
 
 
 @dataclass(frozen=True)
-class PastRelease:
-    """One earlier release of one measure and audience, as the attacker holds it."""
+class StoredRelease:
+    """One release (or the candidate) of one measure and audience: true counts and pattern."""
 
     release_id: str
     lattice: Lattice
@@ -78,6 +78,14 @@ def opened(paths: Paths, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPy
         con.close()
 
 
+def key_arrays(lattice: Lattice) -> dict[str, pa.Array]:
+    """The lattice's cell keys as Arrow columns named like the cells tables."""
+    return {
+        name: pa.array([key[i] for key in lattice.keys], pa.string())
+        for i, name in enumerate(KEY_COLUMNS)
+    }
+
+
 def save_candidate(
     con: duckdb.DuckDBPyConnection,
     audience: str,
@@ -89,12 +97,11 @@ def save_candidate(
     insider: bool,
 ) -> None:
     """Replace the candidate cells of one measure and audience."""
-    columns = {name: [key[i] for key in lattice.keys] for i, name in enumerate(KEY_COLUMNS)}
     table = pa.table(
         {
             "audience": pa.array([audience] * lattice.size, pa.string()),
             "measure_id": pa.array([measure_id] * lattice.size, pa.string()),
-            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
+            **key_arrays(lattice),
             "n": pa.array(lattice.n, pa.int64()),
             "suppressed": pa.array(suppressed, pa.bool_()),
             "kind": pa.array(kinds, pa.string()),
@@ -128,55 +135,50 @@ def drop_candidates(con: duckdb.DuckDBPyConnection, measure_ids: list[str]) -> N
         )
 
 
+def _stored(
+    con: duckdb.DuckDBPyConnection,
+    release_id: str,
+    audience: str,
+    measure_id: str,
+    geo_parent: dict[str, str],
+) -> StoredRelease | None:
+    rows = con.execute(
+        f"""
+        SELECT {", ".join(KEY_COLUMNS)}, n, suppressed, min_cell_size, insider
+        FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?
+        """,
+        [release_id, audience, measure_id],
+    ).fetchall()
+    if not rows:
+        return None
+    lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent)
+    suppressed = lattice.mask(r[:5] for r in rows if r[6])
+    return StoredRelease(release_id, lattice, suppressed, rows[0][7], rows[0][8])
+
+
 def past_releases(
     con: duckdb.DuckDBPyConnection,
     audience: str,
     measure_id: str,
     geo_parent: dict[str, str],
     limit: int,
-) -> list[PastRelease]:
+) -> list[StoredRelease]:
     """The last ``limit`` published releases of a measure and audience, newest first."""
     if limit <= 0:
         return []
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT release_id FROM vault.releases ORDER BY published_at DESC, release_id "
-            f"LIMIT {int(limit)}"
-        ).fetchall()
-    ]
-    out = []
-    for release_id in ids:
-        rows = con.execute(
-            f"""
-            SELECT {", ".join(KEY_COLUMNS)}, n, suppressed, min_cell_size, insider
-            FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?
-            """,
-            [release_id, audience, measure_id],
-        ).fetchall()
-        if not rows:
-            continue
-        lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent)
-        suppressed = lattice.mask(r[:5] for r in rows if r[6])
-        out.append(PastRelease(release_id, lattice, suppressed, rows[0][7], rows[0][8]))
-    return out
+    ids = con.execute(
+        "SELECT release_id FROM vault.releases ORDER BY published_at DESC, release_id "
+        f"LIMIT {int(limit)}"
+    ).fetchall()
+    stored = (_stored(con, r[0], audience, measure_id, geo_parent) for r in ids)
+    return [release for release in stored if release is not None]
 
 
 def candidate(
     con: duckdb.DuckDBPyConnection, audience: str, measure_id: str, geo_parent: dict[str, str]
-) -> tuple[Lattice, int, bool] | None:
-    """The true cells of the release being built: (lattice, k, insider), or None."""
-    rows = con.execute(
-        f"""
-        SELECT {", ".join(KEY_COLUMNS)}, n, min_cell_size, insider
-        FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?
-        """,
-        [CANDIDATE, audience, measure_id],
-    ).fetchall()
-    if not rows:
-        return None
-    lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent)
-    return lattice, rows[0][6], rows[0][7]
+) -> StoredRelease | None:
+    """The true cells of the release being built (its pattern as the suppressor meant it)."""
+    return _stored(con, CANDIDATE, audience, measure_id, geo_parent)
 
 
 def candidate_measures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
