@@ -20,18 +20,16 @@ passing it protects against each of them. (The minimum stays the outsider's: a c
 everyone trivially knows which cells are not empty.)
 
 A primary cell (``0 < n < k``) passes only if ``floor(max) >= k`` and ``ceil(min) == 0``. Bounds
-come from HiGHS LPs (``scipy.optimize.linprog``); when an LP optimum is fractional and the LP
-verdict is "pass", the bound is re-solved with integrality (``scipy.optimize.milp``), because the
-integer attacker can be sharper than the relaxation (an integral LP optimum is already the
-integer optimum).
+come from HiGHS LPs (``solver.py``: one persistent model per component, only the objective and
+bounds change between solves); when an LP optimum is fractional and the LP verdict is "pass", the
+question is asked again with integrality, because the integer attacker can be sharper than the
+relaxation (an integral LP optimum is already the integer optimum).
 
 Cost: the system splits into connected components of unknowns (through shared equations and
-cross-release links); each component's matrix is built once and reused for its primaries. Most
+cross-release links); each component's model is built once and reused for its primaries. Most
 primaries are cleared in batches (one solution with ``x_j = 0`` or ``x_j >= k`` is a witness for
 every cell it covers: a few LPs per component); only the rest get their own min and max LPs
-(``exact=True`` forces that for every primary). scipy rebuilds the HiGHS model per call (~7 ms for
-a component of ~1,000 unknowns, ~20-70 ms for a MILP). Measured on a 130k-cell 4-D table with
-13.7k primaries: ~2,000 LPs + ~600 MILPs, under a minute (benchmarks/privacy_bench.py).
+(``exact=True`` forces that for every primary). ``benchmarks/privacy_bench.py`` measures it.
 """
 
 from __future__ import annotations
@@ -40,16 +38,13 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import csgraph
 
 from cs360_pipeline.privacy.lattice import CellKey, Lattice, normalize_key
-
-EPS = 1e-6
+from cs360_pipeline.privacy.solver import EPS, ComponentModel, Counters, fractional
 
 
 @dataclass(frozen=True)
@@ -126,52 +121,76 @@ class AuditReport:
 
 @dataclass
 class _System:
-    """The stacked attacker system over all releases: ``A x = b``, ``lo <= x <= hi``."""
+    """The attacker's system over all releases: ``a x = b``, ``lo <= x <= hi``.
 
-    rows: list[sparse.csr_matrix]
-    rhs: list[np.ndarray]
+    A cell that is the same in several releases (same key, same true count: unrevised) is one
+    unknown, or a constant when any of them publishes it; equations that several releases
+    share are kept once.
+    """
+
+    a: sparse.csr_matrix
+    b: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
-    owner: list[tuple[int, int]]  # var -> (publication index, cell index)
-    var_of: list[np.ndarray]  # publication -> cell -> var (-1 when published)
-
-    def matrix(self) -> tuple[sparse.csr_matrix, np.ndarray]:
-        v = len(self.owner)
-        blocks = [r for r in self.rows if r.shape[0]]
-        if not blocks:
-            return sparse.csr_matrix((0, v)), np.zeros(0)
-        return sparse.vstack(blocks, format="csr"), np.concatenate(
-            [b for r, b in zip(self.rows, self.rhs, strict=True) if r.shape[0]]
-        )
+    members: list[list[tuple[int, int]]]  # var -> its (publication index, cell index)
+    var_of: list[np.ndarray]  # publication -> cell -> var (-1 when its value is known)
 
 
 def _build_system(pubs: Sequence[Publication], link_unrevised: bool) -> _System:
-    var_of, owner, rows = [], [], []
+    group_of: dict[tuple, int] = {}
+    cell_group: list[np.ndarray] = []
     for p, pub in enumerate(pubs):
-        lat, sup = pub.lattice, np.asarray(pub.suppressed, dtype=bool)
-        vid = np.full(lat.size, -1, dtype=np.int64)
-        cells = np.flatnonzero(sup)
-        vid[cells] = len(owner) + np.arange(len(cells))
-        owner.extend((p, int(c)) for c in cells)
+        lat = pub.lattice
+        tags = zip(lat.keys, lat.n.tolist(), strict=True) if link_unrevised else lat.keys
+        ids = [
+            group_of.setdefault((p, tag) if not link_unrevised else tag, len(group_of))
+            for tag in tags
+        ]
+        cell_group.append(np.array(ids, dtype=np.int64))
+    known = np.zeros(len(group_of), dtype=bool)
+    for groups, pub in zip(cell_group, pubs, strict=True):
+        known[groups[~np.asarray(pub.suppressed, dtype=bool)]] = True
+    var_of_group = np.full(len(group_of), -1, dtype=np.int64)
+    var_of_group[~known] = np.arange(int((~known).sum()))
+    total = int((~known).sum())
+    members: list[list[tuple[int, int]]] = [[] for _ in range(total)]
+    var_of, blocks, rhs = [], [], []
+    for p, (pub, groups) in enumerate(zip(pubs, cell_group, strict=True)):
+        lat = pub.lattice
+        vid = var_of_group[groups]
         var_of.append(vid)
-        a = lat.matrix
-        unknown_part = a[:, sup]
-        known = a[:, ~sup] @ lat.n[~sup].astype(float)
-        keep = np.flatnonzero(unknown_part.getnnz(axis=1) > 0)
-        block = unknown_part[keep].tocoo()
-        rows.append((block, vid[cells], keep, -known[keep]))
-    total = len(owner)
-    system = _System([], [], np.zeros(total), np.full(total, np.inf), owner, var_of)
-    for block, cols, keep, b in rows:
-        mapped = sparse.csr_matrix(
-            (block.data, (block.row, cols[block.col])), shape=(len(keep), total)
-        )
-        system.rows.append(mapped)
-        system.rhs.append(b)
+        unknown = vid >= 0
+        for cell in np.flatnonzero(unknown):
+            members[vid[cell]].append((p, int(cell)))
+        part = lat.matrix[:, unknown].tocoo()
+        constant = lat.matrix[:, ~unknown] @ lat.n[~unknown].astype(float)
+        blocks.append((part.row + sum(len(r) for r in rhs), vid[unknown][part.col], part.data))
+        rhs.append(-constant)
+    rows = np.concatenate([r for r, _, _ in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate([c for _, c, _ in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+    data = np.concatenate([d for _, _, d in blocks]) if blocks else np.zeros(0)
+    b_all = np.concatenate(rhs) if rhs else np.zeros(0)
+    a = sparse.csr_matrix((data, (rows, cols)), shape=(len(b_all), total))
+    a, b = _distinct_rows(a, b_all)
+    system = _System(a, b, np.zeros(total), np.full(total, np.inf), members, var_of)
     _apply_rates(system, pubs)
-    if link_unrevised:
-        _link_releases(system, pubs)
     return system
+
+
+def _distinct_rows(a: sparse.csr_matrix, b: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Drop rows without unknowns and repeats of the same equation (releases share most)."""
+    a.sum_duplicates()
+    seen: set[tuple] = set()
+    keep = []
+    for r in range(a.shape[0]):
+        lo, hi = a.indptr[r], a.indptr[r + 1]
+        if lo == hi:
+            continue
+        row = (a.indices[lo:hi].tobytes(), a.data[lo:hi].tobytes(), float(b[r]))
+        if row not in seen:
+            seen.add(row)
+            keep.append(r)
+    return a[keep], b[keep]
 
 
 def _apply_rates(system: _System, pubs: Sequence[Publication]) -> None:
@@ -186,33 +205,6 @@ def _apply_rates(system: _System, pubs: Sequence[Publication]) -> None:
             system.hi[v] = min(system.hi[v], high)
 
 
-def _link_releases(system: _System, pubs: Sequence[Publication]) -> None:
-    """Unrevised cells are one value across releases: an equality or a constant."""
-    links: list[tuple[int, int]] = []
-    for a in range(len(pubs)):
-        for b in range(a + 1, len(pubs)):
-            la, lb = pubs[a].lattice, pubs[b].lattice
-            for key, i in la.index.items():
-                j = lb.index.get(key)
-                if j is None or la.n[i] != lb.n[j]:
-                    continue
-                va, vb = system.var_of[a][i], system.var_of[b][j]
-                if va >= 0 and vb >= 0:
-                    links.append((va, vb))
-                elif va >= 0 or vb >= 0:
-                    v = max(va, vb)
-                    system.lo[v] = system.hi[v] = float(la.n[i])
-    if links:
-        idx = np.arange(len(links))
-        cols = np.array(links)
-        block = sparse.csr_matrix(
-            (np.r_[np.ones(len(links)), -np.ones(len(links))], (np.r_[idx, idx], cols.T.ravel())),
-            shape=(len(links), len(system.owner)),
-        )
-        system.rows.append(block)
-        system.rhs.append(np.zeros(len(links)))
-
-
 def _components(a: sparse.csr_matrix, v: int) -> tuple[np.ndarray, np.ndarray]:
     """Component labels of variables and of rows (one bipartite graph)."""
     m = a.shape[0]
@@ -222,208 +214,79 @@ def _components(a: sparse.csr_matrix, v: int) -> tuple[np.ndarray, np.ndarray]:
     return labels[m:], labels[:m]
 
 
-@dataclass
-class _Counters:
-    lps: int = 0
-    milps: int = 0
-
-
-def _solve(
-    sub: sparse.csr_matrix,
-    b: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    j: int,
-    sense: int,
-    counters: _Counters,
-) -> tuple[float, np.ndarray | None]:
-    """Optimise ``sense * x_j`` (1 = min, -1 = max) by LP; returns (bound, solution or None)."""
-    c = np.zeros(sub.shape[1])
-    c[j] = sense
-    counters.lps += 1
-    res = linprog(c, A_eq=sub, b_eq=b, bounds=np.column_stack((lo, hi)), method="highs")
-    if res.status == 3:
-        return math.inf, None
-    if res.status != 0:
-        raise RuntimeError(f"attacker LP failed ({res.message}); published cells inconsistent?")
-    return float(res.x[j]), res.x
-
-
-def _integer_program(
-    sub: sparse.csr_matrix,
-    b: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    c: np.ndarray,
-    counters: _Counters,
-    time_limit: float,
-) -> Any:
-    """The attacker's system with every unknown integer, minimising ``c @ x``."""
-    counters.milps += 1
-    return milp(
-        c,
-        constraints=[LinearConstraint(sub, b, b)],
-        integrality=np.ones(sub.shape[1]),
-        bounds=Bounds(lo, hi),
-        options={"time_limit": time_limit},
-    )
-
-
-def _integer_witness(
-    sub: sparse.csr_matrix,
-    b: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    j: int,
-    side: tuple[float, float],
-    counters: _Counters,
-    time_limit: float,
-) -> bool:
-    """Is there an integer solution with ``x_j`` in ``side``? (a feasibility MILP).
-
-    Finding one point is far cheaper than optimising; a time-out counts as "no" so the audit
-    errs on the side of failing.
-    """
-    lo, hi = lo.copy(), hi.copy()
-    lo[j], hi[j] = max(lo[j], side[0]), min(hi[j], side[1])
-    res = _integer_program(sub, b, lo, hi, np.zeros(sub.shape[1]), counters, time_limit)
-    return res.status == 0 and res.x is not None
-
-
-def _integer_bound(
-    sub: sparse.csr_matrix,
-    b: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    j: int,
-    sense: int,
-    counters: _Counters,
-    time_limit: float,
-) -> float:
-    """The integer attacker's bound (or its proven dual bound after a time-out) for the report."""
-    c = np.zeros(sub.shape[1])
-    c[j] = sense
-    res = _integer_program(sub, b, lo, hi, c, counters, time_limit)
-    bound = getattr(res, "mip_dual_bound", None)
-    if res.status == 0 and res.x is not None:
-        return float(res.x[j])
-    return sense * float(bound) if bound is not None else math.nan
-
-
-def _fractional(x: np.ndarray | None) -> bool:
-    return x is not None and bool(np.any(np.abs(x - np.round(x)) > EPS))
-
-
 def _bounds(
-    sub: sparse.csr_matrix,
-    b: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    model: ComponentModel,
     j: int,
     k: int,
-    counters: _Counters,
-    integer_recheck: bool,
     verdict_only: bool = False,
-    time_limit: float = 10.0,
     lo_max: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """[min, max] of x_j by LP; where a fractional LP optimum would pass, the integer attacker
     is asked for a witness (x_j = 0, x_j >= k) and the bound replaced if none exists.
     ``verdict_only`` skips the max once the min already fails (max reported as NaN).
     ``lo_max``: other lower bounds for the max (what an insider coalition knows)."""
-    if sub.shape[0] == 0:
-        return float(lo[j]), float(hi[j])
-    low, x_low = _solve(sub, b, lo, hi, j, 1, counters)
-    args = (sub, b, lo, hi, j)
+    low, x_low = model.extreme(j, 1)
     if (
-        integer_recheck
+        model.integer_recheck
         and math.ceil(low - EPS) == 0
-        and _fractional(x_low)
-        and not _integer_witness(*args, (0.0, 0.0), counters, time_limit)
+        and fractional(x_low)
+        and not model.integer_witness(j, (0.0, 0.0))
     ):
-        low = max(1.0, _integer_bound(*args, 1, counters, time_limit))
+        low = max(1.0, model.integer_bound(j, 1))
     if verdict_only and math.ceil(low - EPS) > 0:
         return low, math.nan
-    if lo_max is not None:
-        lo = lo_max
-        args = (sub, b, lo, hi, j)
-    high, x_high = _solve(sub, b, lo, hi, j, -1, counters)
+    high, x_high = model.extreme(j, -1, lo=lo_max)
     if (
-        integer_recheck
+        model.integer_recheck
         and math.isfinite(high)
         and math.floor(high + EPS) >= k
-        and _fractional(x_high)
-        and not _integer_witness(*args, (float(k), math.inf), counters, time_limit)
+        and fractional(x_high)
+        and not model.integer_witness(j, (float(k), math.inf), lo=lo_max)
     ):
-        high = min(k - 1.0, _integer_bound(*args, -1, counters, time_limit))
+        high = min(k - 1.0, model.integer_bound(j, -1, lo=lo_max))
     return low, high
 
 
-def _batch_lp(
-    c: np.ndarray,
-    a_eq: sparse.csr_matrix,
-    b: np.ndarray,
-    a_ub: sparse.csr_matrix | None,
-    bounds: np.ndarray,
-    n_int: int,
-    counters: _Counters,
-    integer_recheck: bool,
-) -> np.ndarray | None:
-    """One LP over many targets; if its optimum is fractional, the same problem as a MILP, so a
-    witness is a point the integer attacker must also accept. Returns a solution or None."""
-    counters.lps += 1
-    a_ub_args = {} if a_ub is None else {"A_ub": a_ub, "b_ub": np.zeros(a_ub.shape[0])}
-    res = linprog(c, A_eq=a_eq, b_eq=b, bounds=bounds, method="highs", **a_ub_args)
-    if res.status != 0:
-        return None
-    if not integer_recheck or not _fractional(res.x[:n_int]):
-        return res.x
-    counters.milps += 1
-    cons = [LinearConstraint(a_eq, b, b)]
-    if a_ub is not None:
-        cons.append(LinearConstraint(a_ub, -np.inf, 0))
-    integrality = np.r_[np.ones(n_int), np.zeros(len(c) - n_int)]
-    res = milp(
-        c,
-        constraints=cons,
-        integrality=integrality,
-        bounds=Bounds(bounds[:, 0], bounds[:, 1]),
-        options={"time_limit": 10.0},
-    )
-    return res.x if res.x is not None else None
-
-
 def _screen(
-    sub: sparse.csr_matrix,
-    b: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
+    model: ComponentModel,
     targets: list[int],
     ks: list[int],
-    counters: _Counters,
-    integer_recheck: bool,
     lo_max: np.ndarray | None = None,
+    blocks: np.ndarray | None = None,
 ) -> dict[int, tuple[float, float]]:
     """Clear many primaries with few solves: one point with ``x_j = 0`` proves min 0 and one
     with ``x_j >= k`` proves max >= k, and a single solution witnesses many cells at once.
 
     Minimise the sum of the open targets (zeros are witnesses), then maximise the sum of
     ``min(x_j, k)`` (values reaching k are witnesses); repeat while that clears something. Cleared
-    cells get (0, witnessed value); the rest are solved exactly by ``_bounds``. ``lo_max``: the
-    lower bounds of the maximising phase (an insider coalition's knowledge).
+    cells get (0, witnessed value); the rest are solved exactly by ``_bounds``. The integer
+    attacker must accept every witness: for one component the model re-solves with integrality
+    when the LP's point is fractional. ``blocks`` (the component of each unknown) screens many
+    components in one model; a component whose part of the point is fractional is then not used,
+    and its targets are left for its own pass. ``lo_max``: the lower bounds of the maximising
+    phase (an insider coalition's knowledge).
     """
-    if sub.shape[0] == 0 or len(targets) < 2:
+    if len(targets) < 2:
         return {}
-    v, box = sub.shape[1], np.column_stack((lo, hi))
-    box_max = box if lo_max is None else np.column_stack((lo_max, hi))
     k_of = dict(zip(targets, ks, strict=True))
+    one_component = blocks is None
+
+    def usable(x: np.ndarray | None, open_: list[int]) -> list[int]:
+        if x is None:
+            return []
+        if one_component or not model.integer_recheck:
+            return open_
+        frac = np.abs(x[: model.v] - np.round(x[: model.v])) > EPS
+        if not frac.any():
+            return open_
+        spoiled = np.isin(blocks, np.unique(blocks[frac]))
+        return [j for j in open_ if not spoiled[j]]
+
     low_ok: set[int] = set()
     open_ = sorted(set(targets))
     while len(open_) > 1:
-        c = np.zeros(v)
-        c[open_] = 1.0
-        x = _batch_lp(c, sub, b, None, box, v, counters, integer_recheck)
-        hit = [] if x is None else [j for j in open_ if x[j] <= EPS]
+        x = model.batch_min(open_, integer=one_component)
+        hit = [j for j in usable(x, open_) if x[j] <= EPS]
         if not hit:
             break
         low_ok.update(hit)
@@ -431,19 +294,8 @@ def _screen(
     witnessed: dict[int, float] = {}
     open_ = sorted(low_ok)
     while len(open_) > 1:
-        t = len(open_)
-        c = np.r_[np.zeros(v), -np.ones(t)]
-        a_eq = sparse.hstack([sub, sparse.csr_matrix((sub.shape[0], t))], format="csr")
-        a_ub = sparse.hstack(
-            [
-                sparse.csr_matrix((-np.ones(t), (np.arange(t), open_)), shape=(t, v)),
-                sparse.identity(t, format="csr"),
-            ],
-            format="csr",
-        )
-        caps = np.column_stack((np.zeros(t), [k_of[j] for j in open_]))
-        x = _batch_lp(c, a_eq, b, a_ub, np.vstack((box_max, caps)), v, counters, integer_recheck)
-        hit = [] if x is None else [j for j in open_ if x[j] >= k_of[j] - EPS]
+        x = model.batch_max(open_, lo_max, integer=one_component)
+        hit = [j for j in usable(x, open_) if x[j] >= k_of[j] - EPS]
         if not hit:
             break
         witnessed.update((j, float(x[j])) for j in hit)
@@ -483,11 +335,11 @@ def audit(
         if np.any(np.abs(pub.lattice.residuals()) > EPS):
             raise ValueError(f"{pub.name}: cells are not additive; the attacker model is wrong")
     system = _build_system(publications, link_unrevised)
-    a, b = system.matrix()
-    var_labels, row_labels = _components(a, len(system.owner))
+    var_labels, row_labels = _components(system.a, len(system.members))
     failures: list[Failure] = []
-    targets: dict[int, list[tuple[int, int]]] = {}
-    primaries = 0
+    targets: dict[int, list[int]] = {}  # component -> its unknowns to attack
+    ks: dict[int, int] = {}  # unknown -> the largest k of the releases it is a primary in
+    primaries = checked = 0
     for p, pub in enumerate(publications):
         lat, sup = pub.lattice, np.asarray(pub.suppressed, dtype=bool)
         primary = (lat.n > 0) & (lat.n < pub.k)
@@ -499,66 +351,79 @@ def audit(
         if check is not None and check[p] is not None:
             wanted &= np.asarray(check[p], dtype=bool)
         for i in np.flatnonzero(wanted):
+            checked += 1
             v = int(system.var_of[p][i])
-            targets.setdefault(int(var_labels[v]), []).append((p, v))
-    counters = _Counters()
+            if v < 0:
+                n = int(lat.n[i])
+                failures.append(Failure(pub.name, lat.keys[i], n, n, n, "published elsewhere"))
+                continue
+            if v not in ks:
+                targets.setdefault(int(var_labels[v]), []).append(v)
+            ks[v] = max(ks.get(v, 0), pub.k)
+    counters = Counters()
     bounds: dict[tuple[str, CellKey], tuple[float, float]] = {}
-    largest = 0
     rows_by_label = _group(row_labels)
     vars_by_label = _group(var_labels)
+    coalition = _insider_lower(system, publications)
+    insider_var = np.array(
+        [any(publications[p].insider for p, _ in m) for m in system.members], dtype=bool
+    )
+    # Every component at once first (block-diagonal: one LP answers for all of them), then
+    # each component with targets left on its own.
+    together = [label for label in sorted(targets) if label in rows_by_label]
+    screened: dict[int, tuple[float, float]] = {}
+    if not exact and len(together) > 1:
+        cols = np.concatenate([vars_by_label[label] for label in together])
+        rows = np.concatenate([rows_by_label[label] for label in together])
+        wanted = [v for label in together for v in targets[label]]
+        screened = _screen_block(
+            system, cols, rows, wanted, ks, coalition, counters, integer_recheck,
+            blocks=var_labels[cols],
+        )  # fmt: skip
+    largest = 0
     for label in sorted(targets):
         cols = vars_by_label[label]
         rows = rows_by_label.get(label, np.zeros(0, dtype=np.int64))
         largest = max(largest, len(cols))
-        sub = a[rows][:, cols]
+        left = [v for v in targets[label] if v not in screened]
+        model = None
+        if left and len(rows):
+            model = _model(system, cols, rows, left, ks, counters, integer_recheck)
+            if not exact:
+                screened.update(
+                    _screen_block(
+                        system, cols, rows, left, ks, coalition, counters, integer_recheck,
+                        model=model,
+                    )
+                )  # fmt: skip
         where = {int(v): j for j, v in enumerate(cols)}
-        local = [where[v] for _, v in targets[label]]
-        lo, hi = system.lo[cols], system.hi[cols]
-        coalition = _insider_lower(system, publications, cols)
-        screened = (
-            {}
-            if exact
-            else _screen(
-                sub,
-                b[rows],
-                lo,
-                hi,
-                local,
-                [publications[p].k for p, _ in targets[label]],
-                counters,
-                integer_recheck,
-                lo_max=coalition,
-            )
-        )
-        for (p, v), j in zip(targets[label], local, strict=True):
-            pub = publications[p]
-            cell = system.owner[v][1]
-            lo_max = None
-            if pub.insider:
-                lo_max = coalition.copy()
-                lo_max[j] = lo[j]
-            low, high = screened.get(j) or _bounds(
-                sub,
-                b[rows],
-                lo,
-                hi,
-                j,
-                pub.k,
-                counters,
-                integer_recheck,
-                verdict_only,
-                lo_max=lo_max,
-            )
-            key = pub.lattice.keys[cell]
-            bounds[(pub.name, key)] = (low, high)
-            reason = _verdict(low, high, pub.k)
-            if reason:
-                failures.append(Failure(pub.name, key, int(pub.lattice.n[cell]), low, high, reason))
+        for v in targets[label]:
+            j = where[v]
+            if v in screened:
+                low, high = screened[v]
+            elif model is None:  # an unknown in no equation: only its own bounds hold it
+                low, high = float(system.lo[v]), float(system.hi[v])
+            else:
+                lo_max = None
+                if insider_var[v]:
+                    lo_max = coalition[cols].copy()
+                    lo_max[j] = system.lo[v]
+                low, high = _bounds(model, j, ks[v], verdict_only, lo_max=lo_max)
+            for p, cell in system.members[v]:
+                pub = publications[p]
+                if not (0 < pub.lattice.n[cell] < pub.k):
+                    continue
+                key = pub.lattice.keys[cell]
+                bounds[(pub.name, key)] = (low, high)
+                reason = _verdict(low, high, pub.k)
+                if reason:
+                    n = int(pub.lattice.n[cell])
+                    failures.append(Failure(pub.name, key, n, low, high, reason))
     failures.sort(key=lambda f: (f.release, f.key))
     return AuditReport(
         failures=tuple(failures),
         primaries=primaries,
-        checked=sum(len(t) for t in targets.values()),
+        checked=checked,
         components=len(targets),
         largest_component=largest,
         lps=counters.lps,
@@ -568,18 +433,61 @@ def audit(
     )
 
 
-def _insider_lower(
-    system: _System, publications: Sequence[Publication], cols: np.ndarray
-) -> np.ndarray:
-    """Lower bounds of a component as the insider coalition knows them: every non-empty
-    suppressed cell of an ``insider`` release holds at least one (the attacked cell's own bound
-    is put back by the caller; for batch witnesses keeping it only makes the witness stricter).
+def _model(
+    system: _System,
+    cols: np.ndarray,
+    rows: np.ndarray,
+    wanted: list[int],
+    ks: dict[int, int],
+    counters: Counters,
+    integer_recheck: bool,
+) -> ComponentModel:
+    """The solver model of the rows and unknowns of one or more components."""
+    local = np.full(system.a.shape[1], -1, dtype=np.int64)
+    local[cols] = np.arange(len(cols))
+    block = system.a[rows].tocoo()
+    sub = sparse.csr_matrix(
+        (block.data, (block.row, local[block.col])), shape=(len(rows), len(cols))
+    )
+    return ComponentModel(
+        sub, system.b[rows], system.lo[cols], system.hi[cols], [int(local[v]) for v in wanted],
+        [ks[v] for v in wanted], counters, integer_recheck,
+    )  # fmt: skip
+
+
+def _screen_block(
+    system: _System,
+    cols: np.ndarray,
+    rows: np.ndarray,
+    wanted: list[int],
+    ks: dict[int, int],
+    coalition: np.ndarray,
+    counters: Counters,
+    integer_recheck: bool,
+    *,
+    blocks: np.ndarray | None = None,
+    model: ComponentModel | None = None,
+) -> dict[int, tuple[float, float]]:
+    """``_screen`` over the given unknowns; results keyed by system variable."""
+    if len(wanted) < 2:
+        return {}
+    if model is None:
+        model = _model(system, cols, rows, wanted, ks, counters, integer_recheck)
+    cleared = _screen(
+        model, model.targets, [ks[v] for v in wanted], lo_max=coalition[cols], blocks=blocks
+    )
+    return {int(cols[j]): found for j, found in cleared.items()}
+
+
+def _insider_lower(system: _System, publications: Sequence[Publication]) -> np.ndarray:
+    """Lower bounds as the insider coalition knows them: every non-empty suppressed cell of an
+    ``insider`` release holds at least one (the attacked cell's own bound is put back by the
+    caller; for batch witnesses keeping it only makes the witness stricter).
     """
-    lo = system.lo[cols].copy()
-    for local, v in enumerate(cols):
-        p, cell = system.owner[v]
-        if publications[p].insider and publications[p].lattice.n[cell] > 0:
-            lo[local] = max(lo[local], 1.0)
+    lo = system.lo.copy()
+    for v, members in enumerate(system.members):
+        if any(publications[p].insider and publications[p].lattice.n[c] > 0 for p, c in members):
+            lo[v] = max(lo[v], 1.0)
     return lo
 
 

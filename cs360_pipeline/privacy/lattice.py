@@ -30,7 +30,8 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,8 +54,11 @@ class CellKey(NamedTuple):
     breakdown: str
 
 
+@cache
 def breakdown_parts(breakdown: str) -> tuple[tuple[str, str], ...]:
-    """``'sex=F;age_group=0-9'`` -> sorted ``(('age_group','0-9'), ('sex','F'))``; total -> ()."""
+    """``'sex=F;age_group=0-9'`` -> sorted ``(('age_group','0-9'), ('sex','F'))``; total -> ().
+
+    Cached: a table has hundreds of thousands of cells but only a few dozen breakdowns."""
     if breakdown == TOTAL:
         return ()
     parts = []
@@ -70,6 +74,11 @@ def breakdown_parts(breakdown: str) -> tuple[tuple[str, str], ...]:
 
 def breakdown_label(parts: Iterable[tuple[str, str]]) -> str:
     """The canonical label of a breakdown (sorted pairs), ``'total'`` when empty."""
+    return _label(tuple(parts))
+
+
+@cache
+def _label(parts: tuple[tuple[str, str], ...]) -> str:
     pairs = sorted(parts)
     return ";".join(f"{d}={v}" for d, v in pairs) if pairs else TOTAL
 
@@ -78,6 +87,7 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
+@cache
 def period_parent(level: str, start: str) -> tuple[str, str] | None:
     """Month -> quarter -> year on ISO period starts; None at the top."""
     day = dt.date.fromisoformat(start)
@@ -91,9 +101,26 @@ def period_parent(level: str, start: str) -> tuple[str, str] | None:
 
 
 def normalize_key(key: Sequence[Any]) -> CellKey:
-    """Any 5-sequence (dates or strings) -> a canonical ``CellKey``."""
+    """Any 5-sequence (dates or strings) -> a canonical ``CellKey`` (a ``CellKey`` is one)."""
+    if type(key) is CellKey:
+        return key
     pl, ps, gl, gc, bd = key
-    return CellKey(str(pl), _iso(ps), str(gl), str(gc), breakdown_label(breakdown_parts(str(bd))))
+    return CellKey(str(pl), _iso(ps), str(gl), str(gc), _canonical_breakdown(str(bd)))
+
+
+@cache
+def _canonical_breakdown(breakdown: str) -> str:
+    return breakdown_label(breakdown_parts(breakdown))
+
+
+@cache
+def _breakdown_parents(breakdown: str) -> tuple[tuple[str, str], ...]:
+    """(dimension, parent breakdown) for each dimension the breakdown can be summed over."""
+    parts = breakdown_parts(breakdown)
+    return tuple(
+        (f"breakdown:{dim}", breakdown_label(parts[:i] + parts[i + 1 :]))
+        for i, (dim, _) in enumerate(parts)
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +163,7 @@ class Lattice:
         order = sorted(groups)
         ptr = np.zeros(len(order) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(groups[g]) for g in order])
-        child = np.array([c for g in order for c in sorted(groups[g])], dtype=np.int64)
+        child = np.array([c for g in order for c in groups[g]], dtype=np.int64)  # ascending
         return cls(
             keys=cell_keys,
             n=counts,
@@ -209,36 +236,34 @@ class Lattice:
         return out
 
 
-def _parent_keys(
-    key: CellKey, geo_parent: Mapping[str, str], geo_levels: tuple[str, ...]
-) -> Iterable[tuple[str, CellKey]]:
-    """Yield (dimension, parent key) for each dimension the cell has a parent in."""
-    if key.geo_level not in geo_levels:
-        raise ValueError(f"unknown geography level {key.geo_level!r}")
-    level = geo_levels.index(key.geo_level)
-    if level + 1 < len(geo_levels) and key.geo_code in geo_parent:
-        up_geo = geo_parent[key.geo_code]
-        yield "geo", key._replace(geo_level=geo_levels[level + 1], geo_code=up_geo)
-    up = period_parent(key.period_level, key.period_start)
-    if up is not None:
-        yield "period", key._replace(period_level=up[0], period_start=up[1])
-    parts = breakdown_parts(key.breakdown)
-    for i, (dim, _) in enumerate(parts):
-        rest = parts[:i] + parts[i + 1 :]
-        yield f"breakdown:{dim}", key._replace(breakdown=breakdown_label(rest))
-
-
 def _equation_groups(
     keys: tuple[CellKey, ...],
     index: dict[CellKey, int],
     geo_parent: Mapping[str, str],
     geo_levels: tuple[str, ...],
 ) -> dict[tuple[int, str], list[int]]:
-    """(parent index, dimension) -> present children: one equation each."""
+    """(parent index, dimension) -> present children: one equation each.
+
+    A cell's parent along each dimension is the cell with that one key part moved up a level
+    (geography through ``geo_parent``, period month -> quarter -> year, a breakdown pair dropped).
+    Parents are looked up as plain tuples: equal to their ``CellKey``, and cheaper to make.
+    """
+    up_level = dict(pairwise(geo_levels))
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for i, key in enumerate(keys):
-        for dim, parent in _parent_keys(key, geo_parent, geo_levels):
-            j = index.get(parent)
+    for i, (pl, ps, gl, gc, bd) in enumerate(keys):
+        if gl not in geo_levels:
+            raise ValueError(f"unknown geography level {gl!r}")
+        if gl in up_level and gc in geo_parent:
+            j = index.get((pl, ps, up_level[gl], geo_parent[gc], bd))
+            if j is not None:
+                groups[(j, "geo")].append(i)
+        up = period_parent(pl, ps)
+        if up is not None:
+            j = index.get((up[0], up[1], gl, gc, bd))
+            if j is not None:
+                groups[(j, "period")].append(i)
+        for dim, parent in _breakdown_parents(bd):
+            j = index.get((pl, ps, gl, gc, parent))
             if j is not None:
                 groups[(j, dim)].append(i)
     return groups

@@ -113,33 +113,46 @@ def audit_release(
         ).fetchall()
     )
     families = []
+    by_measure: dict[str, list[str]] = {}
     for audience, measure_id in vault.candidate_measures(con):
-        seen_by = audiences[audiences.index(audience) :]
-        pubs, unknown = [], []
-        for name in seen_by:
-            built = vault.candidate(con, name, measure_id, geo_parent)
-            if built is None:
-                continue
-            shown = published.get((name, measure_id), set())
-            unknown += sorted(key for key in shown if key not in built.lattice.index)
-            # Judge what the marts show, not what the suppressor meant to show.
-            this = replace(built, release_id=THIS_RELEASE, suppressed=~built.lattice.mask(shown))
-            past = vault.past_releases(con, name, measure_id, geo_parent, releases_public)
-            for r in [this, *past]:
-                label = r.release_id if name == audience else f"{r.release_id} ({name})"
-                pubs.append(
-                    Publication(r.lattice, r.suppressed, r.min_cell_size, label, insider=r.insider)
-                )
-        report = audit(pubs)
-        own = pubs[0]
-        families.append(
-            FamilyAudit(
-                audience=audience,
-                measure_id=measure_id,
-                cells=own.lattice.size,
-                suppressed=int(np.count_nonzero(own.suppressed)),
-                report=report,
-                unknown_cells=tuple(unknown),
+        by_measure.setdefault(measure_id, []).append(audience)
+    for measure_id, built_for in by_measure.items():
+        stored = {
+            name: (
+                vault.candidate(con, name, measure_id, geo_parent),
+                vault.past_releases(con, name, measure_id, geo_parent, releases_public),
             )
-        )
+            for name in audiences
+        }
+        for audience in built_for:
+            pubs, unknown = [], []
+            for name in audiences[audiences.index(audience) :]:
+                built, past = stored[name]
+                if built is None:
+                    continue
+                shown = published.get((name, measure_id), set())
+                unknown += sorted(key for key in shown if key not in built.lattice.index)
+                # Judge what the marts show, not what the suppressor meant to show.
+                this = replace(
+                    built, release_id=THIS_RELEASE, suppressed=~built.lattice.mask(shown)
+                )
+                for r in [this, *past]:
+                    label = r.release_id if name == audience else f"{r.release_id} ({name})"
+                    pubs.append(
+                        Publication(
+                            r.lattice, r.suppressed, r.min_cell_size, label, insider=r.insider
+                        )
+                    )
+            own = pubs[0]
+            families.append(
+                FamilyAudit(
+                    audience=audience,
+                    measure_id=measure_id,
+                    cells=own.lattice.size,
+                    suppressed=int(np.count_nonzero(own.suppressed)),
+                    report=audit(pubs),
+                    unknown_cells=tuple(unknown),
+                )
+            )
+    families.sort(key=lambda f: (audiences.index(f.audience), f.measure_id))
     return ReleaseAudit(tuple(families))

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from cs360_pipeline.privacy.lattice import KEY_COLUMNS, Lattice
+from cs360_pipeline.privacy.lattice import KEY_COLUMNS, CellKey, Lattice
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
 
@@ -151,8 +151,9 @@ def _stored(
     ).fetchall()
     if not rows:
         return None
-    lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), geo_parent)
-    suppressed = lattice.mask(r[:5] for r in rows if r[6])
+    keys = [CellKey(*r[:5]) for r in rows]  # stored from a lattice: canonical already
+    lattice = Lattice.build(keys, (r[5] for r in rows), geo_parent)
+    suppressed = lattice.mask(key for key, r in zip(keys, rows, strict=True) if r[6])
     return StoredRelease(release_id, lattice, suppressed, rows[0][7], rows[0][8])
 
 
