@@ -41,6 +41,7 @@ def _refresh(args: argparse.Namespace) -> int:
 
     from cs360_pipeline.definitions import defs
     from cs360_pipeline.publish.outputs import FULL_TAG
+    from cs360_pipeline.run_times import run_times, summary
 
     if args.full and args.provider:
         print("--full refreshes every provider; leave out --provider.", file=sys.stderr)
@@ -56,11 +57,15 @@ def _refresh(args: argparse.Namespace) -> int:
         result = job.execute_in_process(
             instance=instance, run_config=run_config, tags=tags, raise_on_error=False
         )
+        times = run_times(instance, result.run_id)
     if not result.success:
         print(f"Refresh failed (run {result.run_id}); the previous release stays published.")
-        return 1
-    print(f"Published {paths.warehouse_db}")
-    return _report_publication(result)
+        code = 1
+    else:
+        print(f"Published {paths.warehouse_db}")
+        code = _report_publication(result)
+    print(summary(times), flush=True)
+    return code
 
 
 def _report_publication(result: ExecuteInProcessResult) -> int:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS
+from cs360_pipeline.privacy.levels import level_of, sparse_levels
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
-from cs360_pipeline.privacy.protection import level_of, sparse_levels
 from cs360_pipeline.settings import PRIVACY_DIR
 
 SHIPPED = PRIVACY_DIR / "policy.yml"

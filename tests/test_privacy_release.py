@@ -139,17 +139,18 @@ def test_the_two_releases_together_pin_no_small_count(
 def test_the_audit_catches_complements_published_after_all(
     revised: tuple[Deployment, str, str], tmp_path: Path
 ) -> None:
-    """Publish the complementary cells of one measure (counts >= k, so the gate sees nothing
-    wrong): the audit finds the small cells they were protecting and names them."""
+    """Publish the complementary cells of one measure (every hidden count >= k, so the gate
+    sees nothing wrong): the audit finds the small cells they were protecting and names them."""
     deployment, _, second = revised
     build = tmp_path / "build.duckdb"
     shutil.copy(deployment.data / "build" / "build.duckdb", build)
     con = duckdb.connect(str(build))
     vault.attach(con, paths(deployment), read_only=True)
-    measure, metric = "probation__technical_violations", "probation_technical_violations"
+    measure, metric = "probation__new_offense_violations", "probation_new_offense_violations"
     complements = con.execute(
         "SELECT period_level, period_start, geo_level, geo_code, breakdown, n FROM vault.cells "
-        "WHERE release_id = ? AND audience = 'pst' AND measure_id = ? AND kind = 'secondary'",
+        "WHERE release_id = ? AND audience = 'pst' AND measure_id = ? "
+        "AND kind IN ('secondary', 'forced') AND n >= min_cell_size",
         [second, measure],
     ).fetchall()
     assert complements

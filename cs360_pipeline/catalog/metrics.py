@@ -324,13 +324,9 @@ def measure_ids(metric: Metric) -> list[str]:
     return [ref.replace(".", "__") for ref in refs if ref != POPULATION]
 
 
-def metrics_by_measure(catalog: Catalog) -> dict[str, tuple[str, ...]]:
-    """Measure id -> the metrics built on it (their privacy overrides apply to its cells)."""
-    out: dict[str, list[str]] = {}
-    for metric_id, metric in catalog.metrics.items():
-        for measure in measure_ids(metric):
-            out.setdefault(measure, []).append(metric_id)
-    return {m: tuple(ids) for m, ids in out.items()}
+def measures_by_metric(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    """Metric id -> the cells tables it reads (their privacy rules and levels follow it)."""
+    return {metric_id: tuple(measure_ids(m)) for metric_id, m in catalog.metrics.items()}
 
 
 def metric_providers(metric: Metric) -> list[str]:

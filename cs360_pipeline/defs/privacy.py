@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from cs360_pipeline.catalog.metrics import load_catalog, metrics_by_measure
+from cs360_pipeline.catalog.metrics import load_catalog, measures_by_metric
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.policy import load_policy
@@ -57,7 +57,7 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                     "Drop beats.csv into sources/city/inbox."
                 )
             vault.attach(con, paths)
-            protector = Protector(con, policy, metrics_by_measure(catalog), log=context.log.info)
+            protector = Protector(con, policy, measures_by_metric(catalog), log=context.log.info)
             done = protector.build_provider(provider, available)
         built = {d.measure_id for d in done}
         return dg.MaterializeResult(

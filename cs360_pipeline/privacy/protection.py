@@ -1,9 +1,10 @@
 """Decide which cells each audience sees: the privacy step between restricted and shared zones.
 
-Per provider, per measure, per audience:
+Per provider, per audience, per measure:
 
-1. the measure's true cells go to a temporary table (never stored);
-2. the audience's table design picks the cells it holds at all (``policy.yml`` audiences);
+1. the provider's true cells go to a temporary table (never stored);
+2. the audience's table design picks the cells it holds at all (``policy.yml`` audiences), and
+   ``levels.py`` leaves out the levels too sparse to show;
 3. ``complementary.protect`` suppresses the small cells and enough complements that none can be
    derived, keeping the cells the previous release hid (sticky) and the cells a wider audience
    hid (audiences are listed widest first: the PST also reads what the public reads, so the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -29,16 +30,22 @@ from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.audit import Publication
 from cs360_pipeline.privacy.cells import CellBuilder
 from cs360_pipeline.privacy.complementary import SuppressionResult, protect
-from cs360_pipeline.privacy.lattice import (
-    GEO_LEVELS,
-    KEY_COLUMNS,
-    PERIOD_LEVELS,
-    Lattice,
-    breakdown_parts,
-)
-from cs360_pipeline.privacy.policy import Policy
+from cs360_pipeline.privacy.lattice import KEY_COLUMNS, Lattice
+from cs360_pipeline.privacy.levels import Level, level_label, level_of, levels_left_out
+from cs360_pipeline.privacy.policy import Policy, Rule
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.sql import ident, literal
+
+TRUE_CELLS_COLUMNS = """
+    measure_id     VARCHAR NOT NULL,
+    period_level   VARCHAR NOT NULL,
+    period_start   DATE    NOT NULL,
+    geo_level      VARCHAR NOT NULL,
+    geo_code       VARCHAR NOT NULL,
+    breakdown      VARCHAR NOT NULL,
+    n              BIGINT  NOT NULL,
+    value          DOUBLE
+"""
 
 CELLS_COLUMNS = """
     audience       VARCHAR NOT NULL,
@@ -86,7 +93,8 @@ class ProtectedMeasure:
             f"complementary, {self.forced:,} forced by the previous release or a wider audience), "
             f"k={self.min_cell_size}, {self.seconds:.1f} s"
             + (
-                f"; left out as too sparse: {', '.join(self.levels_left_out)}"
+                f"; left out (mostly small counts or denominators): "
+                f"{', '.join(self.levels_left_out)}"
                 if self.levels_left_out
                 else ""
             )
@@ -99,55 +107,6 @@ def geo_parents(con: duckdb.DuckDBPyConnection, city_code: str) -> dict[str, str
     parents = {beat: district for beat, district in rows}
     parents.update({district: city_code for _, district in rows})
     return parents
-
-
-Level = tuple[str, str, frozenset[str]]
-
-
-def level_of(row: tuple) -> Level:
-    """(geo level, period level, breakdown dimensions) of a cell row keyed like the lattice."""
-    return row[2], row[0], frozenset(dim for dim, _ in breakdown_parts(row[4]))
-
-
-def level_label(level: Level) -> tuple[str, ...]:
-    geo, period, dims = level
-    return (f"{geo}/{period}", *(f"by {d}" for d in sorted(dims)))
-
-
-def _finer_or_equal(a: Level, b: Level) -> bool:
-    return (
-        GEO_LEVELS.index(a[0]) <= GEO_LEVELS.index(b[0])
-        and PERIOD_LEVELS.index(a[1]) <= PERIOD_LEVELS.index(b[1])
-        and a[2] >= b[2]
-    )
-
-
-def sparse_levels(rows: list[tuple], k: int, max_small_share: float) -> set[Level]:
-    """Levels left out of a table: those whose non-zero cells are mostly below k, and every
-    level finer than one of them.
-
-    Leaving out whole levels, closed downwards, keeps every remaining cell's parents in the
-    table, so no sum runs through a missing cell and the lattice's equations stay complete. The
-    coarsest total (the city by year) always stays, suppressed if it must be, so every measure
-    says at least that much about itself.
-    """
-    small: dict[Level, int] = {}
-    nonzero: dict[Level, int] = {}
-    for row in rows:
-        level, n = level_of(row), row[5]
-        small[level] = small.get(level, 0) + int(0 < n < k)
-        nonzero[level] = nonzero.get(level, 0) + int(n > 0)
-    top = max(
-        (lv for lv in small if not lv[2]),
-        key=lambda lv: (GEO_LEVELS.index(lv[0]), PERIOD_LEVELS.index(lv[1])),
-        default=None,
-    )
-    sparse = {
-        lv
-        for lv in small
-        if lv != top and nonzero[lv] and small[lv] / nonzero[lv] > max_small_share
-    }
-    return {lv for lv in small if any(_finer_or_equal(lv, s) for s in sparse)}
 
 
 def _kinds(result: SuppressionResult) -> list[str]:
@@ -165,27 +124,61 @@ class Protector:
         self,
         con: duckdb.DuckDBPyConnection,
         policy: Policy,
-        metrics_using: Mapping[str, tuple[str, ...]],
+        metric_measures: Mapping[str, tuple[str, ...]],
         log: Callable[[str], None] = print,
     ) -> None:
+        """``metric_measures``: metric id -> the measures it reads (numerator, then the
+        denominator of a percent); their rules and levels apply to those measures' cells."""
         self.con = con
         self.policy = policy
-        self.metrics_using = metrics_using
+        self.metric_measures = metric_measures
+        self.metrics_using: dict[str, tuple[str, ...]] = {}
+        for metric_id, measures in metric_measures.items():
+            for measure_id in measures:
+                self.metrics_using[measure_id] = (
+                    *self.metrics_using.get(measure_id, ()),
+                    metric_id,
+                )
         self.log = log
         self.builder = CellBuilder(con, policy)
         self.parents = geo_parents(con, policy.tables.city.code)
 
+    def _rows(self, audience: str) -> dict[str, list[tuple]]:
+        """Each measure's true cells in the audience's table design."""
+        shows = self.policy.audiences[audience].shows_sql()
+        rows: dict[str, list[tuple]] = {}
+        for measure_id, *row in self.con.execute(
+            f"SELECT measure_id, {', '.join(KEY_COLUMNS)}, n FROM _true_cells WHERE {shows}"
+        ).fetchall():
+            rows.setdefault(measure_id, []).append(tuple(row))
+        return rows
+
+    def _levels(
+        self, provider: Provider, audience: str, rows: dict[str, list[tuple]]
+    ) -> dict[str, set[Level]]:
+        def rule(metric_ids: tuple[str, ...]) -> Rule:
+            return self.policy.rule(provider.provider, audience, metric_ids)
+
+        percents = {
+            metric_id: (measures[0], measures[1], rule((metric_id,)))
+            for metric_id, measures in self.metric_measures.items()
+            if len(measures) == 2 and all(m in rows for m in measures)
+        }
+        measure_rules = {m: rule(self.metrics_using.get(m, ())) for m in rows}
+        return levels_left_out(rows, measure_rules, percents)
+
     def _protect(
-        self, provider: Provider, measure_id: str, audience: str, hidden_wider: list
+        self,
+        provider: Provider,
+        measure_id: str,
+        audience: str,
+        rows: list[tuple],
+        left_out: set[Level],
+        hidden_wider: list,
     ) -> tuple[ProtectedMeasure, list]:
         start = time.perf_counter()
-        shows = self.policy.audiences[audience].shows_sql()
         rule = self.policy.rule(provider.provider, audience, self.metrics_using.get(measure_id, ()))
-        rows = self.con.execute(
-            f"SELECT {', '.join(KEY_COLUMNS)}, n FROM _true_cells WHERE {shows}"
-        ).fetchall()
-        dropped = sparse_levels(rows, rule.min_cell_size, rule.max_small_share)
-        rows = [r for r in rows if level_of(r) not in dropped]
+        rows = [r for r in rows if level_of(r) not in left_out]
         lattice = Lattice.build((r[:5] for r in rows), (r[5] for r in rows), self.parents)
         past = vault.past_releases(
             self.con, audience, measure_id, self.parents, self.policy.history.releases_public
@@ -211,12 +204,14 @@ class Protector:
                 f"{measure_id} [{audience}]: no safe suppression pattern was found, so nothing "
                 f"of it is published.\n{result.audit.text()}"
             )
-        self._write(measure_id, audience, result)
+        keys = vault.key_arrays(lattice)
+        self._write(measure_id, audience, result, keys)
         vault.save_candidate(
             self.con,
             audience,
             measure_id,
-            lattice,
+            keys,
+            result.lattice.n,
             result.suppressed,
             _kinds(result),
             rule.min_cell_size,
@@ -233,16 +228,13 @@ class Protector:
             suppressed=int(result.suppressed.sum()),
             min_cell_size=rule.min_cell_size,
             seconds=time.perf_counter() - start,
-            levels_left_out=tuple(sorted(" ".join(level_label(lv)) for lv in dropped)),
+            levels_left_out=tuple(sorted(level_label(lv) for lv in left_out)),
         ), hidden
 
-    def _write(self, measure_id: str, audience: str, result: SuppressionResult) -> None:
-        pattern = pa.table(
-            {
-                **vault.key_arrays(result.lattice),
-                "suppressed": pa.array(result.suppressed, pa.bool_()),
-            }
-        )
+    def _write(
+        self, measure_id: str, audience: str, result: SuppressionResult, keys: dict[str, pa.Array]
+    ) -> None:
+        pattern = pa.table({**keys, "suppressed": pa.array(result.suppressed, pa.bool_())})
         self.con.register("_pattern", pattern)
         try:
             self.con.execute(
@@ -259,6 +251,7 @@ class Protector:
                  AND p.period_start = CAST(t.period_start AS VARCHAR)
                  AND p.geo_level = t.geo_level AND p.geo_code = t.geo_code
                  AND p.breakdown = t.breakdown
+                WHERE t.measure_id = {literal(measure_id)}
                 """
             )
         finally:
@@ -276,22 +269,33 @@ class Protector:
             if provider.table(m.dataset) in available
             and self.builder.crosswalk_ready(provider, m, available)
         ]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _true_cells ({TRUE_CELLS_COLUMNS})")
+        unlocated = {}
+        for name in delivered:
+            sql = self.builder.true_cells(provider, name)
+            self.con.execute(f"INSERT INTO _true_cells SELECT * FROM ({sql})")
+            unlocated[provider.measure_id(name)] = self.builder.unlocated_rows(provider, name)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _protected ({CELLS_COLUMNS})")
         out = []
-        for name in delivered:
-            measure_id = provider.measure_id(name)
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE _true_cells AS "
-                + self.builder.true_cells(provider, name)
-            )
-            unlocated = self.builder.unlocated_rows(provider, name)
-            hidden: list = []
-            for audience in self.policy.audiences:
-                done, shown_hidden = self._protect(provider, measure_id, audience, hidden)
-                hidden += shown_hidden
-                done = ProtectedMeasure(**{**done.__dict__, "unlocated_rows": unlocated})
+        hidden: dict[str, list] = {}
+        for audience in self.policy.audiences:
+            rows = self._rows(audience)
+            levels = self._levels(provider, audience, rows)
+            for measure_id in (provider.measure_id(n) for n in delivered):
+                done, shown_hidden = self._protect(
+                    provider,
+                    measure_id,
+                    audience,
+                    rows.get(measure_id, []),
+                    levels.get(measure_id, set()),
+                    hidden.get(measure_id, []),
+                )
+                hidden[measure_id] = hidden.get(measure_id, []) + shown_hidden
+                done = replace(done, unlocated_rows=unlocated[measure_id])
                 self.log(done.line())
                 out.append(done)
+        order = [provider.measure_id(n) for n in delivered]
+        out.sort(key=lambda d: order.index(d.measure_id))  # stable: audiences stay in order
         self.con.execute("DROP TABLE IF EXISTS _true_cells")
         vault.drop_candidates(
             self.con,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+from highspy._core import _Highs
 from scipy import sparse
 
 EPS = 1e-6
@@ -88,7 +89,9 @@ class ComponentModel:
         lp.a_matrix_.start_ = full.indptr
         lp.a_matrix_.index_ = full.indices
         lp.a_matrix_.value_ = full.data
-        self.highs = highspy.Highs()
+        # The core class: the public ``highspy.Highs`` adds Python callbacks this does not use
+        # and prints a banner to stdout when the first one of a process is made.
+        self.highs = _Highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.passModel(lp)
         self.columns = np.arange(n_col, dtype=np.int32)

@@ -90,19 +90,21 @@ def save_candidate(
     con: duckdb.DuckDBPyConnection,
     audience: str,
     measure_id: str,
-    lattice: Lattice,
+    keys: dict[str, pa.Array],
+    n: np.ndarray,
     suppressed: np.ndarray,
     kinds: list[str],
     min_cell_size: int,
     insider: bool,
 ) -> None:
-    """Replace the candidate cells of one measure and audience."""
+    """Replace the candidate cells of one measure and audience (``keys``: ``key_arrays``)."""
+    size = len(n)
     table = pa.table(
         {
-            "audience": pa.array([audience] * lattice.size, pa.string()),
-            "measure_id": pa.array([measure_id] * lattice.size, pa.string()),
-            **key_arrays(lattice),
-            "n": pa.array(lattice.n, pa.int64()),
+            "audience": pa.array([audience] * size, pa.string()),
+            "measure_id": pa.array([measure_id] * size, pa.string()),
+            **keys,
+            "n": pa.array(n, pa.int64()),
             "suppressed": pa.array(suppressed, pa.bool_()),
             "kind": pa.array(kinds, pa.string()),
         }

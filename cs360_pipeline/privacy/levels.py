@@ -1,0 +1,87 @@
+"""Table design before suppression: which levels of a measure's table an audience gets at all.
+
+A level is one cut of a table: a geography level by a period level by a set of breakdown
+dimensions (beats by month, districts by quarter by sex, ...). A level whose non-zero cells are
+mostly small would be mostly suppressed, and would drag complements into the levels around it, so
+it is left out, with every finer level. For a percent, a level where most denominators are below
+the minimum denominator is left out too, since its percents could not be shown anyway. A
+percent's numerator and denominator lose the same levels, so every row it keeps has both.
+
+Leaving out whole levels, closed downwards, keeps every remaining cell's parents in the table, so
+no sum runs through a missing cell and the lattice's equations stay complete. The coarsest total
+(the city by year) always stays, suppressed if it must be, so every measure says at least that
+much about itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS, breakdown_parts
+from cs360_pipeline.privacy.policy import Rule
+
+Level = tuple[str, str, frozenset[str]]
+
+
+def level_of(row: Sequence) -> Level:
+    """(geo level, period level, breakdown dimensions) of a cell row keyed like the lattice."""
+    return row[2], row[0], frozenset(dim for dim, _ in breakdown_parts(row[4]))
+
+
+def level_label(level: Level) -> str:
+    geo, period, dims = level
+    return " ".join((f"{geo}/{period}", *(f"by {d}" for d in sorted(dims))))
+
+
+def _finer_or_equal(a: Level, b: Level) -> bool:
+    return (
+        GEO_LEVELS.index(a[0]) <= GEO_LEVELS.index(b[0])
+        and PERIOD_LEVELS.index(a[1]) <= PERIOD_LEVELS.index(b[1])
+        and a[2] >= b[2]
+    )
+
+
+def sparse_levels(rows: Sequence[Sequence], threshold: int, max_small_share: float) -> set[Level]:
+    """Levels whose non-zero cells (``row[5]``) are mostly below ``threshold``, and every level
+    finer than one of them; never the coarsest total."""
+    small: dict[Level, int] = {}
+    nonzero: dict[Level, int] = {}
+    for row in rows:
+        level, n = level_of(row), row[5]
+        small[level] = small.get(level, 0) + int(0 < n < threshold)
+        nonzero[level] = nonzero.get(level, 0) + int(n > 0)
+    top = max(
+        (lv for lv in small if not lv[2]),
+        key=lambda lv: (GEO_LEVELS.index(lv[0]), PERIOD_LEVELS.index(lv[1])),
+        default=None,
+    )
+    sparse = {
+        lv
+        for lv in small
+        if lv != top and nonzero[lv] and small[lv] / nonzero[lv] > max_small_share
+    }
+    return {lv for lv in small if any(_finer_or_equal(lv, s) for s in sparse)}
+
+
+def levels_left_out(
+    rows: Mapping[str, Sequence[Sequence]],
+    measure_rule: Mapping[str, Rule],
+    percents: Mapping[str, tuple[str, str, Rule]],
+) -> dict[str, set[Level]]:
+    """Per measure, the levels its table leaves out for one audience.
+
+    ``rows``: each measure's cells; ``measure_rule``: the rule its cells are protected by;
+    ``percents``: metric -> (numerator, denominator, the metric's rule) for percents whose two
+    measures are both in ``rows``. A measure in several metrics leaves out what any of them does.
+    """
+    own = {
+        m: sparse_levels(r, measure_rule[m].min_cell_size, measure_rule[m].max_small_share)
+        for m, r in rows.items()
+    }
+    out = {m: set(levels) for m, levels in own.items()}
+    for numerator, denominator, rule in percents.values():
+        small_base = sparse_levels(rows[denominator], rule.min_denominator, rule.max_small_share)
+        both = own[numerator] | own[denominator] | small_base
+        out[numerator] |= both
+        out[denominator] |= both
+    return out
