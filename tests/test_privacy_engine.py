@@ -313,6 +313,30 @@ def test_sticky_pattern_survives_a_revision_and_reoptimising_does_not():
     assert audit([published, sticky.publication("R2")]).passed
 
 
+def test_unrevised_cells_are_linked_release_to_release_in_publishing_order():
+    """A count revised 18 -> 19 -> 18 is a new value in the third release: the attacker may
+    know it changed twice, not that it came back. Chained in another order, the same three
+    releases would pin the third release's small cell from below."""
+
+    def district(female: int, male: int) -> Lattice:
+        keys = [("month", JAN, "district", "D1", b) for b in ("total", "sex=F", "sex=M")]
+        return Lattice.build(keys, [female + male, female, male], {})
+
+    def release(lattice: Lattice, name: str, sequence: int) -> Publication:
+        hidden = lattice.mask(k for k in lattice.keys if k.breakdown != "total")
+        return Publication(lattice, hidden, K, name, sequence=sequence)
+
+    first, second, third = district(2, 18), district(2, 19), district(3, 18)
+    in_order = [release(first, "R1", 1), release(second, "R2", 2), release(third, "R3", 3)]
+    assert audit(in_order).passed
+    # R3 read right after R1: M = 18 is R1's (<= R1's total 20), so F = 21 - M >= 1 in R3.
+    swapped = [release(second, "R2", 1), release(first, "R1", 2), release(third, "R3", 3)]
+    report = audit(swapped)
+    assert [(f.release, f.key.breakdown, f.reason) for f in report.failures] == [
+        ("R3", "sex=F", "min 1 > 0")
+    ]
+
+
 def test_joint_audit_repairs_even_without_the_forced_pattern():
     first = months({JAN: 5, FEB: 12, MAR: 20})
     published = protect(first, K).publication("R1")

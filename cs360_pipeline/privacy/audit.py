@@ -6,9 +6,13 @@ denominators) and the equations from ``lattice.py``. The attacker's system:
 
 - every published cell is a constant, every suppressed cell an unknown ``x >= 0`` (integer);
 - every equation of every release with an unknown in it (published values moved to the right);
-- releases are namespaced; a cell that was not revised between two releases (same key, same true
-  count: the conservative assumption that the attacker knows what changed) is one value, so
-  ``x_a = x_b`` or, if published in one release, a constant in the other;
+- releases are namespaced; a cell that was not revised from one release to the next (same key,
+  same true count: the conservative assumption that the attacker knows what changed) is one
+  value, a single unknown or, if either release publishes it, a constant. Links follow the
+  releases in the order they were published (``Publication.sequence``): a count revised and
+  later revised back to its old value is a new value, since knowing *that* a cell changed does
+  not tell the attacker it changed back. Publications of one release (its audiences) share one
+  sequence, and every cell they have in common is one value;
 - a published rate ``r`` (rounded to ``decimals``) with its denominator ``d`` per ``per`` bounds the
   numerator: ``(r - h) d / per <= x <= (r + h) d / per`` with ``h = 0.5 * 10**-decimals``.
 
@@ -73,6 +77,7 @@ class Publication:
     name: str = "release"
     rates: tuple[PublishedRate, ...] = ()
     insider: bool = False
+    sequence: int = 0  # when it was published: later releases higher, one release's equal
 
 
 @dataclass(frozen=True)
@@ -137,20 +142,12 @@ class _System:
 
 
 def _build_system(pubs: Sequence[Publication], link_unrevised: bool) -> _System:
-    group_of: dict[tuple, int] = {}
-    cell_group: list[np.ndarray] = []
-    for p, pub in enumerate(pubs):
-        lat = pub.lattice
-        tags = zip(lat.keys, lat.n.tolist(), strict=True) if link_unrevised else lat.keys
-        ids = [
-            group_of.setdefault((p, tag) if not link_unrevised else tag, len(group_of))
-            for tag in tags
-        ]
-        cell_group.append(np.array(ids, dtype=np.int64))
-    known = np.zeros(len(group_of), dtype=bool)
+    cell_group = _unrevised_groups(pubs, link_unrevised)
+    values = 1 + max((int(g.max()) for g in cell_group if len(g)), default=-1)
+    known = np.zeros(values, dtype=bool)  # some release publishes the value
     for groups, pub in zip(cell_group, pubs, strict=True):
         known[groups[~np.asarray(pub.suppressed, dtype=bool)]] = True
-    var_of_group = np.full(len(group_of), -1, dtype=np.int64)
+    var_of_group = np.full(values, -1, dtype=np.int64)
     var_of_group[~known] = np.arange(int((~known).sum()))
     total = int((~known).sum())
     members: list[list[tuple[int, int]]] = [[] for _ in range(total)]
@@ -175,6 +172,29 @@ def _build_system(pubs: Sequence[Publication], link_unrevised: bool) -> _System:
     system = _System(a, b, np.zeros(total), np.full(total, np.inf), members, var_of)
     _apply_rates(system, pubs)
     return system
+
+
+def _unrevised_groups(pubs: Sequence[Publication], link: bool) -> list[np.ndarray]:
+    """Per publication, each cell's value id: one id while a key keeps its true count from one
+    release to the next (in ``sequence`` order), a new id when it is revised."""
+    latest: dict[CellKey, tuple[int, int]] = {}  # key -> (value id, count) in the last release
+    ids: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(pubs)
+    count = 0
+    for p in sorted(range(len(pubs)), key=lambda p: pubs[p].sequence):
+        lat = pubs[p].lattice
+        out = np.empty(lat.size, dtype=np.int64)
+        seen: dict[CellKey, tuple[int, int]] = {}
+        for i, (key, n) in enumerate(zip(lat.keys, lat.n.tolist(), strict=True)):
+            before = latest.get(key) if link else None
+            if before is not None and before[1] == n:
+                out[i] = before[0]
+            else:
+                out[i] = count
+                count += 1
+            seen[key] = (int(out[i]), n)
+        ids[p] = out
+        latest.update(seen)  # the same release's other audiences link to these values too
+    return ids
 
 
 def _distinct_rows(a: sparse.csr_matrix, b: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:

@@ -92,8 +92,13 @@ def stable_hash(key: Sequence[str]) -> int:
 class _LineRule:
     """Incremental state of the line rule: suppressed count and child sum per equation."""
 
-    def __init__(self, lattice: Lattice, suppressed: np.ndarray, k: int) -> None:
+    def __init__(
+        self, lattice: Lattice, suppressed: np.ndarray, k: int, known: np.ndarray | None = None
+    ) -> None:
         self.k = k
+        # Cells a release still public shows with the same count: hiding them hides nothing,
+        # so they count as published in every equation and are never a complement.
+        self.known = (np.zeros(lattice.size, dtype=bool) if known is None else known).tolist()
         self.n = lattice.n.tolist()
         self.rank = lattice.rank.tolist()
         self.tie = [stable_hash(key) for key in lattice.keys]
@@ -111,6 +116,8 @@ class _LineRule:
 
     def add(self, c: int) -> None:
         self.sup[c] = True
+        if self.known[c]:
+            return
         for e in self.cell_eqs[c]:
             self.count[e] += 1
             if self.parent[e] != c:
@@ -120,7 +127,10 @@ class _LineRule:
         count = self.count[e]
         if count == 0:
             return False
-        return count == 1 or (not self.sup[self.parent[e]] and self.child_sum[e] < self.k)
+        return count == 1 or (not self.hidden(self.parent[e]) and self.child_sum[e] < self.k)
+
+    def hidden(self, c: int) -> bool:
+        return self.sup[c] and not self.known[c]
 
     def net(self, c: int, skip: int) -> int:
         """Deficient equations ``c`` would repair minus clean ones it would open."""
@@ -135,7 +145,7 @@ class _LineRule:
         return score
 
     def candidates(self, cells: Iterable[int]) -> list[int]:
-        return [c for c in cells if not self.sup[c] and self.n[c] > 0]
+        return [c for c in cells if not self.sup[c] and not self.known[c] and self.n[c] > 0]
 
     def cheapest(self, cells: list[int], skip: int = -1) -> int:
         return min(cells, key=lambda c: (self.rank[c], -self.net(c, skip), self.n[c], self.tie[c]))
@@ -170,7 +180,7 @@ class _LineRule:
             options = self.candidates({m for e in eqs for m in self.members[e]})
             if options:
                 return self.cheapest(options)
-            frontier = [m for e in eqs for m in self.members[e] if self.sup[m] and m not in seen]
+            frontier = [m for e in eqs for m in self.members[e] if self.hidden(m) and m not in seen]
             seen.update(frontier)
         return None
 
@@ -201,7 +211,7 @@ def protect(
     forced_mask = (
         np.asarray(forced, dtype=bool) if isinstance(forced, np.ndarray) else lattice.mask(forced)
     )
-    rule = _LineRule(lattice, primary | forced_mask, k)
+    rule = _LineRule(lattice, primary | forced_mask, k, _shown_before(lattice, history))
     rule.run(e for c in np.flatnonzero(primary | forced_mask) for e in rule.cell_eqs[c])
     check: list[np.ndarray] | None = None
     rounds = 0
@@ -232,6 +242,24 @@ def protect(
         time.perf_counter() - start,
         insider,
     )
+
+
+def _shown_before(lattice: Lattice, history: Sequence[Publication]) -> np.ndarray:
+    """Cells a release still public shows with the same true count, unrevised since (walking
+    back from the newest release, a cell stops at its first revision)."""
+    known = np.zeros(lattice.size, dtype=bool)
+    open_ = np.ones(lattice.size, dtype=bool)  # not revised in any newer release so far
+    for pub in sorted(history, key=lambda p: p.sequence, reverse=True):
+        shown = ~np.asarray(pub.suppressed, dtype=bool)
+        for i, key in enumerate(pub.lattice.keys):
+            j = lattice.index.get(key)
+            if j is None or not open_[j]:
+                continue
+            if lattice.n[j] != pub.lattice.n[i]:
+                open_[j] = False
+            elif shown[i]:
+                known[j] = True
+    return known
 
 
 def _prune(
@@ -272,7 +300,8 @@ def _audit(
     insider: bool,
 ) -> AuditReport:
     """Audit the current pattern jointly with the history; ``check``: one mask per release."""
-    pubs = [*history, Publication(lattice, suppressed, k, name, insider=insider)]
+    sequence = 1 + max((p.sequence for p in history), default=0)  # this release is the newest
+    pubs = [*history, Publication(lattice, suppressed, k, name, insider=insider, sequence=sequence)]
     if check is not None and len(check) == 1 and history:
         check = [np.zeros(p.lattice.size, dtype=bool) for p in history] + check
     return audit(pubs, check=check, verdict_only=True)

@@ -184,9 +184,12 @@ class Protector:
             self.con, audience, measure_id, self.parents, self.policy.history.releases_public
         )
         history = [
-            Publication(p.lattice, p.suppressed, p.min_cell_size, p.release_id, insider=p.insider)
-            for p in past
-        ]
+            Publication(
+                p.lattice, p.suppressed, p.min_cell_size, p.release_id, insider=p.insider,
+                sequence=-age,
+            )
+            for age, p in enumerate(past, start=1)  # newest first
+        ]  # fmt: skip
         sticky = (
             [past[0].lattice.keys[i] for i in np.flatnonzero(past[0].suppressed)] if past else []
         )

@@ -136,13 +136,14 @@ def audit_release(
                 this = replace(
                     built, release_id=THIS_RELEASE, suppressed=~built.lattice.mask(shown)
                 )
-                for r in [this, *past]:
+                for age, r in enumerate([this, *past]):  # newest first
                     label = r.release_id if name == audience else f"{r.release_id} ({name})"
                     pubs.append(
                         Publication(
-                            r.lattice, r.suppressed, r.min_cell_size, label, insider=r.insider
+                            r.lattice, r.suppressed, r.min_cell_size, label, insider=r.insider,
+                            sequence=-age,
                         )
-                    )
+                    )  # fmt: skip
             own = pubs[0]
             families.append(
                 FamilyAudit(
