@@ -16,6 +16,7 @@ much about itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 
 from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS, breakdown_parts
 from cs360_pipeline.privacy.policy import Rule
@@ -25,7 +26,12 @@ Level = tuple[str, str, frozenset[str]]
 
 def level_of(row: Sequence) -> Level:
     """(geo level, period level, breakdown dimensions) of a cell row keyed like the lattice."""
-    return row[2], row[0], frozenset(dim for dim, _ in breakdown_parts(row[4]))
+    return _level(row[2], row[0], row[4])
+
+
+@cache
+def _level(geo_level: str, period_level: str, breakdown: str) -> Level:
+    return geo_level, period_level, frozenset(dim for dim, _ in breakdown_parts(breakdown))
 
 
 def level_label(level: Level) -> str:

@@ -117,17 +117,11 @@ def audit_release(
     for audience, measure_id in vault.candidate_measures(con):
         by_measure.setdefault(measure_id, []).append(audience)
     for measure_id, built_for in by_measure.items():
-        stored = {
-            name: (
-                vault.candidate(con, name, measure_id, geo_parent),
-                vault.past_releases(con, name, measure_id, geo_parent, releases_public),
-            )
-            for name in audiences
-        }
+        stored = vault.measure_releases(con, measure_id, geo_parent, releases_public)
         for audience in built_for:
             pubs, unknown = [], []
             for name in audiences[audiences.index(audience) :]:
-                built, past = stored[name]
+                built, past = stored.get(name, (None, []))
                 if built is None:
                     continue
                 shown = published.get((name, measure_id), set())

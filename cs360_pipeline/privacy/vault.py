@@ -137,26 +137,39 @@ def drop_candidates(con: duckdb.DuckDBPyConnection, measure_ids: list[str]) -> N
         )
 
 
-def _stored(
-    con: duckdb.DuckDBPyConnection,
-    release_id: str,
-    audience: str,
-    measure_id: str,
-    geo_parent: dict[str, str],
-) -> StoredRelease | None:
-    rows = con.execute(
+def _select(con: duckdb.DuckDBPyConnection, where: str, params: list) -> dict[tuple, list]:
+    """Stored cells grouped by (release id, audience, measure id)."""
+    groups: dict[tuple, list] = {}
+    for release_id, audience, measure_id, *row in con.execute(
         f"""
-        SELECT {", ".join(KEY_COLUMNS)}, n, suppressed, min_cell_size, insider
-        FROM vault.cells WHERE release_id = ? AND audience = ? AND measure_id = ?
+        SELECT release_id, audience, measure_id, {", ".join(KEY_COLUMNS)}, n, suppressed,
+               min_cell_size, insider
+        FROM vault.cells WHERE {where}
         """,
-        [release_id, audience, measure_id],
-    ).fetchall()
-    if not rows:
-        return None
+        params,
+    ).fetchall():
+        groups.setdefault((release_id, audience, measure_id), []).append(row)
+    return groups
+
+
+def _release(release_id: str, rows: list, geo_parent: dict[str, str]) -> StoredRelease:
     keys = [CellKey(*r[:5]) for r in rows]  # stored from a lattice: canonical already
     lattice = Lattice.build(keys, (r[5] for r in rows), geo_parent)
     suppressed = lattice.mask(key for key, r in zip(keys, rows, strict=True) if r[6])
     return StoredRelease(release_id, lattice, suppressed, rows[0][7], rows[0][8])
+
+
+def _past_ids(con: duckdb.DuckDBPyConnection, limit: int) -> list[str]:
+    """The last ``limit`` published releases, newest first."""
+    if limit <= 0:
+        return []
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT release_id FROM vault.releases ORDER BY published_at DESC, release_id "
+            f"LIMIT {int(limit)}"
+        ).fetchall()
+    ]
 
 
 def past_releases(
@@ -167,21 +180,39 @@ def past_releases(
     limit: int,
 ) -> list[StoredRelease]:
     """The last ``limit`` published releases of a measure and audience, newest first."""
-    if limit <= 0:
+    ids = _past_ids(con, limit)
+    if not ids:
         return []
-    ids = con.execute(
-        "SELECT release_id FROM vault.releases ORDER BY published_at DESC, release_id "
-        f"LIMIT {int(limit)}"
-    ).fetchall()
-    stored = (_stored(con, r[0], audience, measure_id, geo_parent) for r in ids)
-    return [release for release in stored if release is not None]
+    marks = ", ".join("?" * len(ids))
+    groups = _select(
+        con, f"audience = ? AND measure_id = ? AND release_id IN ({marks})",
+        [audience, measure_id, *ids],
+    )  # fmt: skip
+    return [
+        _release(r, groups[(r, audience, measure_id)], geo_parent)
+        for r in ids
+        if (r, audience, measure_id) in groups
+    ]
 
 
-def candidate(
-    con: duckdb.DuckDBPyConnection, audience: str, measure_id: str, geo_parent: dict[str, str]
-) -> StoredRelease | None:
-    """The true cells of the release being built (its pattern as the suppressor meant it)."""
-    return _stored(con, CANDIDATE, audience, measure_id, geo_parent)
+def measure_releases(
+    con: duckdb.DuckDBPyConnection, measure_id: str, geo_parent: dict[str, str], limit: int
+) -> dict[str, tuple[StoredRelease | None, list[StoredRelease]]]:
+    """Per audience, a measure's candidate and its last ``limit`` published releases (newest
+    first), read in one pass."""
+    ids = [CANDIDATE, *_past_ids(con, limit)]
+    marks = ", ".join("?" * len(ids))
+    groups = _select(con, f"measure_id = ? AND release_id IN ({marks})", [measure_id, *ids])
+    out: dict[str, tuple[StoredRelease | None, list[StoredRelease]]] = {}
+    for audience in sorted({a for _, a, _ in groups}):
+        found = [
+            _release(r, groups[(r, audience, measure_id)], geo_parent)
+            if (r, audience, measure_id) in groups
+            else None
+            for r in ids
+        ]
+        out[audience] = (found[0], [f for f in found[1:] if f is not None])
+    return out
 
 
 def candidate_measures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
