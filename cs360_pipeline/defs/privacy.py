@@ -57,9 +57,12 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                     "Drop beats.csv into sources/city/inbox."
                 )
             vault.attach(con, paths)
-            protector = Protector(con, policy, measures_by_metric(catalog), log=context.log.info)
-            done = protector.build_provider(provider, available)
+            metric_measures = measures_by_metric(catalog)
+            read = {m for measures in metric_measures.values() for m in measures}
+            protector = Protector(con, policy, metric_measures, log=context.log.info)
+            done = protector.build_provider(provider, available, read)
         built = {d.measure_id for d in done}
+        ids = [provider.measure_id(n) for n in provider.measures]
         return dg.MaterializeResult(
             metadata={
                 "cells": sum(d.cells for d in done),
@@ -73,12 +76,9 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                     )
                 ),
                 "rows_without_beat": sum(d.unlocated_rows for d in done if d.audience == "pst"),
-                "measures_without_data": ", ".join(
-                    provider.measure_id(n)
-                    for n in provider.measures
-                    if provider.measure_id(n) not in built
-                )
+                "measures_without_data": ", ".join(m for m in ids if m in read and m not in built)
                 or "none",
+                "measures_no_metric_reads": ", ".join(m for m in ids if m not in read) or "none",
                 "policy_sha256": policy.sha256,
             }
         )

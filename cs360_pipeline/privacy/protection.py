@@ -260,17 +260,24 @@ class Protector:
         finally:
             self.con.unregister("_pattern")
 
-    def build_provider(self, provider: Provider, available: set[str]) -> list[ProtectedMeasure]:
+    def build_provider(
+        self, provider: Provider, available: set[str], read: set[str] | None = None
+    ) -> list[ProtectedMeasure]:
         """Replace ``shared.cells_<provider>`` with every delivered measure's protected cells.
 
         Measures whose dataset has never been delivered get no cells; downstream they show as
-        missing rather than as zeros.
+        missing rather than as zeros. ``read``: the measures some metric reads; the others are
+        not aggregated at all (nothing would publish them).
         """
+        for name in provider.measures:
+            if read is not None and provider.measure_id(name) not in read:
+                self.log(f"{provider.measure_id(name)}: no metric reads it, so it is not built")
         delivered = [
             name
             for name, m in provider.measures.items()
             if provider.table(m.dataset) in available
             and self.builder.crosswalk_ready(provider, m, available)
+            and (read is None or provider.measure_id(name) in read)
         ]
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _true_cells ({TRUE_CELLS_COLUMNS})")
         unlocated = {}
