@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS
-from cs360_pipeline.privacy.levels import level_of, sparse_levels
+from cs360_pipeline.privacy.levels import level_of, levels_left_out, sparse_levels
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
 from cs360_pipeline.settings import PRIVACY_DIR
 
@@ -117,3 +117,24 @@ def test_sparse_levels_leave_out_mostly_small_levels_and_everything_finer() -> N
     assert sparse_levels(rows, 10, 1.0) == set()  # no share is ever more than all
     rare = [cell("year", "city", "RIV", "total", 3), cell("year", "district", "D1", "total", 3)]
     assert sparse_levels(rare, 10, 0.5) == {("district", "year", frozenset())}  # the top stays
+
+
+def test_levels_follow_the_metrics_that_read_a_measure() -> None:
+    """A percent leaves out the levels whose denominators are mostly below the minimum, for
+    both its counts; a count metric reading the numerator keeps them for that count, and then
+    the denominator keeps them too, so the percent's rows always carry both counts."""
+    rule = load_policy(SHIPPED).rule("police", "pst", ())  # k 10, minimum denominator 100
+
+    def table(n_beats: int, district: int) -> list[tuple]:
+        beats = [cell("month", "beat", f"B{i}", "total", n_beats) for i in range(4)]
+        return [*beats, cell("month", "district", "D1", "total", district)]
+
+    rows = {"cleared": table(12, 48), "crimes": table(40, 160)}  # beats: 40 crimes < 100
+    beat_month = {("beat", "month", frozenset())}
+    percent = {"clearance_rate": (("cleared", "crimes"), rule)}
+    rules = {"cleared": rule, "crimes": rule}
+    assert levels_left_out(rows, rules, percent) == {"cleared": beat_month, "crimes": beat_month}
+    with_count = {**percent, "cleared_count": (("cleared",), rule)}
+    assert levels_left_out(rows, rules, with_count) == {"cleared": set(), "crimes": set()}
+    # a measure no metric reads keeps to its own sparse levels
+    assert levels_left_out(rows, rules, {}) == {"cleared": set(), "crimes": set()}

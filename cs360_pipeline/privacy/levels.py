@@ -5,7 +5,8 @@ dimensions (beats by month, districts by quarter by sex, ...). A level whose non
 mostly small would be mostly suppressed, and would drag complements into the levels around it, so
 it is left out, with every finer level. For a percent, a level where most denominators are below
 the minimum denominator is left out too, since its percents could not be shown anyway. A
-percent's numerator and denominator lose the same levels, so every row it keeps has both.
+measure keeps every level some metric reading it can show, and a percent's numerator and
+denominator keep the same levels, so every row it has carries both.
 
 Leaving out whole levels, closed downwards, keeps every remaining cell's parents in the table, so
 no sum runs through a missing cell and the lattice's equations stay complete. The coarsest total
@@ -72,22 +73,33 @@ def sparse_levels(rows: Sequence[Sequence], threshold: int, max_small_share: flo
 def levels_left_out(
     rows: Mapping[str, Sequence[Sequence]],
     measure_rule: Mapping[str, Rule],
-    percents: Mapping[str, tuple[str, str, Rule]],
+    metrics: Mapping[str, tuple[tuple[str, ...], Rule]],
 ) -> dict[str, set[Level]]:
     """Per measure, the levels its table leaves out for one audience.
 
     ``rows``: each measure's cells; ``measure_rule``: the rule its cells are protected by;
-    ``percents``: metric -> (numerator, denominator, the metric's rule) for percents whose two
-    measures are both in ``rows``. A measure in several metrics leaves out what any of them does.
+    ``metrics``: metric -> (the measures it reads, numerator first, all in ``rows``; the
+    metric's rule). A metric leaves out its measures' sparse levels and, for a percent, the
+    levels where its denominators are mostly small. A measure keeps a level any metric reading
+    it can show, and a percent's two measures keep the same levels.
     """
     own = {
         m: sparse_levels(r, measure_rule[m].min_cell_size, measure_rule[m].max_small_share)
         for m, r in rows.items()
     }
-    out = {m: set(levels) for m, levels in own.items()}
-    for numerator, denominator, rule in percents.values():
-        small_base = sparse_levels(rows[denominator], rule.min_denominator, rule.max_small_share)
-        both = own[numerator] | own[denominator] | small_base
-        out[numerator] |= both
-        out[denominator] |= both
-    return out
+    out: dict[str, set[Level]] = {}
+    for measures, rule in metrics.values():
+        left_out = set().union(*(own[m] for m in measures))
+        if len(measures) == 2:
+            left_out |= sparse_levels(rows[measures[1]], rule.min_denominator, rule.max_small_share)
+        for m in measures:
+            out[m] = out[m] & left_out if m in out else left_out
+    pairs = [measures for measures, _ in metrics.values() if len(measures) == 2]
+    changed = True
+    while changed:  # a denominator can serve several percents: settle them together
+        changed = False
+        for numerator, denominator in pairs:
+            both = out[numerator] & out[denominator]
+            changed |= both != out[numerator] or both != out[denominator]
+            out[numerator] = out[denominator] = both
+    return {m: out.get(m, own[m]) for m in rows}

@@ -159,13 +159,13 @@ class Protector:
         def rule(metric_ids: tuple[str, ...]) -> Rule:
             return self.policy.rule(provider.provider, audience, metric_ids)
 
-        percents = {
-            metric_id: (measures[0], measures[1], rule((metric_id,)))
+        metrics = {
+            metric_id: (measures, rule((metric_id,)))
             for metric_id, measures in self.metric_measures.items()
-            if len(measures) == 2 and all(m in rows for m in measures)
+            if all(m in rows for m in measures)
         }
         measure_rules = {m: rule(self.metrics_using.get(m, ())) for m in rows}
-        return levels_left_out(rows, measure_rules, percents)
+        return levels_left_out(rows, measure_rules, metrics)
 
     def _protect(
         self,
