@@ -40,7 +40,8 @@ class Rule(_Strict):
     - ``min_denominator``: a rate or percent over fewer residents or students is not shown.
     - ``max_small_share``: a level of a table (beats by month, sex by district and quarter, ...)
       whose non-zero cells are mostly small is left out, with every finer level: it would be
-      mostly suppressed, and each of its small cells costs complements elsewhere.
+      mostly suppressed, and each of its small cells costs complements elsewhere. The same share
+      leaves out a percent's levels whose denominators are mostly under ``min_denominator``.
     """
 
     min_cell_size: int = Field(ge=2)
