@@ -50,6 +50,8 @@ from scipy.sparse import csgraph
 from cs360_pipeline.privacy.lattice import CellKey, Lattice, normalize_key
 from cs360_pipeline.privacy.solver import EPS, ComponentModel, Counters, fractional
 
+SMALL_COMPONENTS = 64  # mean unknowns per component below which they are screened together
+
 
 @dataclass(frozen=True)
 class PublishedRate:
@@ -388,11 +390,13 @@ def audit(
     insider_var = np.array(
         [any(publications[p].insider for p, _ in m) for m in system.members], dtype=bool
     )
-    # Every component at once first (block-diagonal: one LP answers for all of them), then
-    # each component with targets left on its own.
+    # Many small components: all at once first (block-diagonal: one LP answers for all of
+    # them), then each component with targets left on its own. Large components each get their
+    # own model from the start: one LP over all of them costs more than it clears.
     together = [label for label in sorted(targets) if label in rows_by_label]
+    unknowns = sum(len(vars_by_label[label]) for label in together)
     screened: dict[int, tuple[float, float]] = {}
-    if not exact and len(together) > 1:
+    if not exact and len(together) > 1 and unknowns <= SMALL_COMPONENTS * len(together):
         cols = np.concatenate([vars_by_label[label] for label in together])
         rows = np.concatenate([rows_by_label[label] for label in together])
         wanted = [v for label in together for v in targets[label]]
