@@ -36,25 +36,21 @@ from cs360_pipeline.privacy.policy import Policy, Rule
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.sql import ident, literal
 
-TRUE_CELLS_COLUMNS = """
+CELL_KEY_COLUMNS = """
     measure_id     VARCHAR NOT NULL,
     period_level   VARCHAR NOT NULL,
     period_start   DATE    NOT NULL,
     geo_level      VARCHAR NOT NULL,
     geo_code       VARCHAR NOT NULL,
-    breakdown      VARCHAR NOT NULL,
+    breakdown      VARCHAR NOT NULL,"""
+
+TRUE_CELLS_COLUMNS = f"""{CELL_KEY_COLUMNS}
     n              BIGINT  NOT NULL,
     value          DOUBLE
 """
 
-CELLS_COLUMNS = """
-    audience       VARCHAR NOT NULL,
-    measure_id     VARCHAR NOT NULL,
-    period_level   VARCHAR NOT NULL,
-    period_start   DATE    NOT NULL,
-    geo_level      VARCHAR NOT NULL,
-    geo_code       VARCHAR NOT NULL,
-    breakdown      VARCHAR NOT NULL,
+CELLS_COLUMNS = f"""
+    audience       VARCHAR NOT NULL,{CELL_KEY_COLUMNS}
     n              BIGINT,          -- NULL when suppressed
     value          DOUBLE,          -- NULL when suppressed
     suppressed     BOOLEAN NOT NULL,
