@@ -13,7 +13,7 @@ import pytest
 
 from cs360_pipeline.demo import generate
 from cs360_pipeline.privacy import vault
-from cs360_pipeline.privacy.audit import Publication, audit
+from cs360_pipeline.privacy.audit import audit
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish.gate import check
 from cs360_pipeline.registry import load_providers
@@ -125,10 +125,7 @@ def test_the_two_releases_together_pin_no_small_count(
     for measure in measures:
         past = vault.past_releases(con, "pst", measure, parents, limit=2)
         assert [p.release_id for p in past] == [second, first]
-        pubs = [
-            Publication(p.lattice, p.suppressed, p.min_cell_size, p.release_id, insider=p.insider)
-            for p in past
-        ]
+        pubs = [p.publication(p.release_id, -age) for age, p in enumerate(past)]  # newest first
         report = audit(pubs)
         assert report.passed, report.text()
         changed += int(past[0].lattice.n.sum() != past[1].lattice.n.sum())

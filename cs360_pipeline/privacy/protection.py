@@ -27,7 +27,6 @@ import numpy as np
 import pyarrow as pa
 
 from cs360_pipeline.privacy import vault
-from cs360_pipeline.privacy.audit import Publication
 from cs360_pipeline.privacy.cells import CellBuilder
 from cs360_pipeline.privacy.complementary import SuppressionResult, protect
 from cs360_pipeline.privacy.lattice import KEY_COLUMNS, Lattice
@@ -179,13 +178,7 @@ class Protector:
         past = vault.past_releases(
             self.con, audience, measure_id, self.parents, self.policy.history.releases_public
         )
-        history = [
-            Publication(
-                p.lattice, p.suppressed, p.min_cell_size, p.release_id, insider=p.insider,
-                sequence=-age,
-            )
-            for age, p in enumerate(past, start=1)  # newest first
-        ]  # fmt: skip
+        history = [p.publication(p.release_id, -age) for age, p in enumerate(past, start=1)]
         sticky = (
             [past[0].lattice.keys[i] for i in np.flatnonzero(past[0].suppressed)] if past else []
         )

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 
 from cs360_pipeline.privacy import vault
-from cs360_pipeline.privacy.audit import AuditReport, Publication, audit
+from cs360_pipeline.privacy.audit import AuditReport, audit
 from cs360_pipeline.privacy.lattice import CellKey, normalize_key
 
 THIS_RELEASE = "this release"
@@ -132,12 +132,7 @@ def audit_release(
                 )
                 for age, r in enumerate([this, *past]):  # newest first
                     label = r.release_id if name == audience else f"{r.release_id} ({name})"
-                    pubs.append(
-                        Publication(
-                            r.lattice, r.suppressed, r.min_cell_size, label, insider=r.insider,
-                            sequence=-age,
-                        )
-                    )  # fmt: skip
+                    pubs.append(r.publication(label, -age))
             own = pubs[0]
             families.append(
                 FamilyAudit(

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cs360_pipeline.privacy.audit import Publication
 from cs360_pipeline.privacy.lattice import KEY_COLUMNS, CellKey, Lattice
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
@@ -56,6 +57,13 @@ class StoredRelease:
     suppressed: np.ndarray
     min_cell_size: int
     insider: bool
+
+    def publication(self, name: str, sequence: int) -> Publication:
+        """What it published, for the attacker (``sequence``: its place in publishing order)."""
+        return Publication(
+            self.lattice, self.suppressed, self.min_cell_size, name, insider=self.insider,
+            sequence=sequence,
+        )  # fmt: skip
 
 
 def attach(con: duckdb.DuckDBPyConnection, paths: Paths, *, read_only: bool = False) -> str:
