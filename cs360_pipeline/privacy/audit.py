@@ -179,23 +179,22 @@ def _build_system(pubs: Sequence[Publication], link_unrevised: bool) -> _System:
 def _unrevised_groups(pubs: Sequence[Publication], link: bool) -> list[np.ndarray]:
     """Per publication, each cell's value id: one id while a key keeps its true count from one
     release to the next (in ``sequence`` order), a new id when it is revised."""
-    latest: dict[CellKey, tuple[int, int]] = {}  # key -> (value id, count) in the last release
+    # key -> (value id, count) where it was last seen; a later publication of the same release
+    # (another audience) finds its own release's values here too.
+    latest: dict[CellKey, tuple[int, int]] = {}
     ids: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(pubs)
     count = 0
     for p in sorted(range(len(pubs)), key=lambda p: pubs[p].sequence):
         lat = pubs[p].lattice
         out = np.empty(lat.size, dtype=np.int64)
-        seen: dict[CellKey, tuple[int, int]] = {}
         for i, (key, n) in enumerate(zip(lat.keys, lat.n.tolist(), strict=True)):
             before = latest.get(key) if link else None
-            if before is not None and before[1] == n:
-                out[i] = before[0]
-            else:
-                out[i] = count
+            if before is None or before[1] != n:
+                before = (count, n)
                 count += 1
-            seen[key] = (int(out[i]), n)
+            out[i] = before[0]
+            latest[key] = before
         ids[p] = out
-        latest.update(seen)  # the same release's other audiences link to these values too
     return ids
 
 

@@ -127,13 +127,11 @@ class Protector:
         self.con = con
         self.policy = policy
         self.metric_measures = metric_measures
-        self.metrics_using: dict[str, tuple[str, ...]] = {}
+        using: dict[str, list[str]] = {}
         for metric_id, measures in metric_measures.items():
             for measure_id in measures:
-                self.metrics_using[measure_id] = (
-                    *self.metrics_using.get(measure_id, ()),
-                    metric_id,
-                )
+                using.setdefault(measure_id, []).append(metric_id)
+        self.metrics_using = {m: tuple(ids) for m, ids in using.items()}
         self.log = log
         self.builder = CellBuilder(con, policy)
         self.parents = geo_parents(con, policy.tables.city.code)
@@ -275,12 +273,13 @@ class Protector:
             self.con.execute(f"INSERT INTO _true_cells SELECT * FROM ({sql})")
             unlocated[provider.measure_id(name)] = self.builder.unlocated_rows(provider, name)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _protected ({CELLS_COLUMNS})")
+        measure_ids = [provider.measure_id(n) for n in delivered]
         out = []
         hidden: dict[str, list] = {}
         for audience in self.policy.audiences:
             rows = self._rows(audience)
             levels = self._levels(provider, audience, rows)
-            for measure_id in (provider.measure_id(n) for n in delivered):
+            for measure_id in measure_ids:
                 done, shown_hidden = self._protect(
                     provider,
                     measure_id,
@@ -293,8 +292,7 @@ class Protector:
                 done = replace(done, unlocated_rows=unlocated[measure_id])
                 self.log(done.line())
                 out.append(done)
-        order = [provider.measure_id(n) for n in delivered]
-        out.sort(key=lambda d: order.index(d.measure_id))  # stable: audiences stay in order
+        out.sort(key=lambda d: measure_ids.index(d.measure_id))  # stable: audiences keep order
         self.con.execute("DROP TABLE IF EXISTS _true_cells")
         vault.drop_candidates(
             self.con,

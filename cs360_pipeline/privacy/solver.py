@@ -59,6 +59,7 @@ class ComponentModel:
     ) -> None:
         self.v, self.t = a.shape[1], len(targets)
         self.targets = targets
+        self._helper = {target: self.v + i for i, target in enumerate(targets)}  # its y column
         self.lo, self.hi = lo.astype(float), hi.astype(float)
         self.counters = counters
         self.integer_recheck = integer_recheck
@@ -121,9 +122,8 @@ class ComponentModel:
         self, open_: list[int], lo: np.ndarray | None, integer: bool = True
     ) -> np.ndarray | None:
         """A point maximising ``sum(min(x_t, k_t))`` over the open targets."""
-        helper = {target: i for i, target in enumerate(self.targets)}
         cost = np.zeros(self.v + self.t)
-        cost[[self.v + helper[j] for j in open_]] = -1.0
+        cost[[self._helper[j] for j in open_]] = -1.0
         return self._batch(cost, lo, integer)
 
     def integer_witness(
