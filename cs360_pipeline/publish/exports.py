@@ -5,11 +5,16 @@ published for that audience and nothing else. Suppressed cells never turn into a
 spreadsheet reads as zero: Parquet keeps a typed NULL next to the ``status`` column, and the CSV
 and Excel files write the word ``suppressed`` (or ``missing``) where the number would be. A
 blank never appears in a CSV: anything else without a value reads ``n/a``.
+
+Names come from partners' files, so no text reaches a spreadsheet as a formula: the CSV and
+Excel writers pass every text cell through ``cell_safety`` (see there). Parquet keeps the true
+values.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -17,9 +22,11 @@ from pathlib import Path
 
 import duckdb
 
+from cs360_pipeline.publish.cell_safety import FORMULA_START, csv_text, sheet_cell
 from cs360_pipeline.publish.outputs import audience_dir, sweep, write_text, write_with
+from cs360_pipeline.publish.reader import open_warehouse
 from cs360_pipeline.settings import Paths
-from cs360_pipeline.sql import connect, literal
+from cs360_pipeline.sql import ident, literal
 
 METRIC_KEY = (
     "audience", "metric_id", "period_level", "period_start", "geo_level", "geo_code", "breakdown",
@@ -28,6 +35,12 @@ NOT_APPLICABLE = "n/a"
 WITHHELD = ("suppressed", "missing")
 GEO_ORDER = "CASE v.geo_level WHEN 'city' THEN 0 WHEN 'district' THEN 1 ELSE 2 END"
 PERIOD_ORDER = "CASE v.period_level WHEN 'month' THEN 0 WHEN 'quarter' THEN 1 ELSE 2 END"
+CSV_TEXT = "cs360_csv_text"  # cell_safety.csv_text, registered on the export's connection
+# Column types a CSV writes as numbers, dates or booleans; everything else is text to guard.
+UNGUARDED_TYPE = re.compile(
+    r"BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\)"
+    r"|DATE|TIME(STAMP)?(_S|_MS|_NS)?( WITH TIME ZONE)?"
+)
 
 
 @dataclass(frozen=True)
@@ -83,15 +96,35 @@ def catalog_query(con: duckdb.DuckDBPyConnection, audience: str, *, marked: bool
     )
 
 
+def guarded_csv_query(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """``query`` with every text column (and every column name) through ``csv_text``.
+
+    Numbers, dates and booleans pass untouched, so they stay what they are in a spreadsheet.
+    The ordering of ``query`` is kept: a projection over it does not reorder rows.
+    """
+    described = con.execute(f"DESCRIBE {query}").fetchall()
+    select = []
+    for name, column_type, *_ in described:
+        column = ident(name)
+        if not UNGUARDED_TYPE.fullmatch(column_type):
+            column = f"{CSV_TEXT}(CAST({column} AS VARCHAR))"
+        select.append(f"{column} AS {ident(csv_text(name) or name)}")
+    return f"SELECT {', '.join(select)} FROM ({query})"
+
+
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path, fmt: str) -> Path:
-    options = (
-        "FORMAT parquet, COMPRESSION zstd"
-        if fmt == "parquet"
-        else f"FORMAT csv, HEADER, NULLSTR {literal(NOT_APPLICABLE)}"
-    )
+    if fmt == "parquet":  # typed and true: not a format spreadsheets open
+        options = "FORMAT parquet, COMPRESSION zstd"
+    else:
+        options = f"FORMAT csv, HEADER, NULLSTR {literal(NOT_APPLICABLE)}"
+        query = guarded_csv_query(con, query)
     return write_with(
         target, lambda tmp: con.execute(f"COPY ({query}) TO {literal(tmp)} ({options})")
     )
+
+
+def _register_csv_text(con: duckdb.DuckDBPyConnection) -> None:
+    con.create_function(CSV_TEXT, csv_text, ["VARCHAR"], "VARCHAR", side_effects=False)
 
 
 def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
@@ -101,7 +134,10 @@ def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
     sweep(folder)
     sweep(folder.parent)
     files = []
-    with closing(connect(paths.warehouse_db, read_only=True)) as con:
+    # A fresh view of the file: a connection another part of this process holds on the
+    # previous release must not hand that release to the export.
+    with closing(open_warehouse(paths.warehouse_db)) as con:
+        _register_csv_text(con)
         published = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
         if published != release_id:
             raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
@@ -138,6 +174,12 @@ geography       beat -> district -> city, with names
 
 Each table comes as Parquet (typed; a withheld number is NULL) and as CSV.
 
+Text that a spreadsheet would take for a formula (starting with =, +, -, @, a tab or a carriage
+return) is written to the CSV files with a ' in front, so that it opens as text and never runs;
+numbers, including negative ones, are written as they are. The Excel workbook stores such text
+as text cells. The Parquet files keep the true values, without the ': strip a leading ' from
+such a CSV field to get the name back.
+
 The status column says whether a number may be shown:
   published   the value is shown
   unreliable  shown, but a rate or percent resting on fewer than 20 events
@@ -162,13 +204,18 @@ MAX_SHEET_TITLE = 31
 
 
 def sheet_title(name: str, taken: set[str]) -> str:
-    """Excel sheet names: at most 31 characters, none of []:*?/\\ and unique in the workbook."""
-    clean = "".join(" " if ch in "[]:*?/\\" else ch for ch in name).strip() or "Sheet"
-    title = _clip(clean, MAX_SHEET_TITLE)
+    """Excel sheet names: at most 31 characters, none of []:*?/\\ and unique in the workbook.
+
+    A name from the data loses what could start a formula and the apostrophes Excel refuses at
+    either end; control characters become spaces.
+    """
+    clean = "".join(" " if ch in "[]:*?/\\" or ord(ch) < 32 else ch for ch in name)
+    clean = clean.lstrip("".join(FORMULA_START) + "' ").rstrip("' ") or "Sheet"
+    title = _clip(clean, MAX_SHEET_TITLE).rstrip("' ")
     n = 2
     while title.lower() in {t.lower() for t in taken}:
         suffix = f" ({n})"
-        title = _clip(clean, MAX_SHEET_TITLE - len(suffix)) + suffix
+        title = _clip(clean, MAX_SHEET_TITLE - len(suffix)).rstrip("' ") + suffix
         n += 1
     taken.add(title)
     return title
@@ -188,9 +235,11 @@ def _clip(text: str, width: int) -> str:
 def write_workbook(
     con: duckdb.DuckDBPyConnection, release_id: str, audience: str, folder: Path
 ) -> Path:
-    """``cs360_<release>_<audience>.xlsx``: notes, a sheet per CS360 dimension, provider status."""
+    """``cs360_<release>_<audience>.xlsx``: notes, a sheet per CS360 dimension, provider status.
+
+    Every value goes in through ``sheet_cell``: a string is always a text cell, never a formula.
+    """
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.formatting.rule import FormulaRule
     from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -216,7 +265,7 @@ def write_workbook(
     def header_row(ws, names: Iterable[str]) -> list:
         cells = []
         for name in names:
-            cell = WriteOnlyCell(ws, value=name)
+            cell = sheet_cell(ws, name)
             cell.font = bold
             cell.fill = header_fill
             cells.append(cell)
@@ -226,7 +275,7 @@ def write_workbook(
     notes.column_dimensions["A"].width = 110
     wrap = Alignment(wrap_text=True, vertical="top")
     for line in _notes(release_id, audience, catalog):
-        cell = WriteOnlyCell(notes, value=line)
+        cell = sheet_cell(notes, line)
         cell.alignment = wrap
         if line and not line.startswith(" ") and line.endswith(":"):
             cell.font = bold
@@ -261,7 +310,7 @@ def write_workbook(
         )  # fmt: skip
         ws.append(header_row(ws, (c for c, _ in SHEET_COLUMNS)))
         for row in rows:
-            ws.append(_marked(row))
+            ws.append([sheet_cell(ws, v) for v in _marked(row)])
 
     status_rows = con.execute(
         """
@@ -276,7 +325,7 @@ def write_workbook(
     ws.freeze_panes = "A2"
     ws.append(header_row(ws, names))
     for row in status_data:
-        ws.append([NOT_APPLICABLE if v is None else v for v in row])
+        ws.append([sheet_cell(ws, NOT_APPLICABLE if v is None else v) for v in row])
 
     target = folder / f"cs360_{release_id}_{audience}.xlsx"
     return write_with(target, lambda tmp: wb.save(tmp))
@@ -329,6 +378,11 @@ def _notes(release_id: str, audience: str, catalog: list[tuple]) -> list[str]:
         "  A withheld cell is not zero. Do not replace the word with 0, and do not fill it in "
         "from other sources before sharing: the rules in privacy/policy.yml apply to anything "
         "derived from this workbook.",
+        "",
+        "Text cells:",
+        "  Names come from the partners' files. Text that a spreadsheet would take for a formula "
+        "(starting with =, +, -, @, a tab or a carriage return) is stored as text and never runs. "
+        "The Parquet files hold the same text; in the CSV files it starts with an added '.",
         "",
         "Minimum cell size k by metric:",
     ]
