@@ -1,4 +1,5 @@
 """Exports and briefs of a release whose names are hostile: nothing opens as a formula or markup.
+And the analyst's connection: a new one sees the release swapped in, whatever else is open.
 
 The demo's published warehouse is copied and its names (beats, districts, a dimension, metric
 titles, partners, even column names) are set to strings a spreadsheet would run or a browser
@@ -10,6 +11,7 @@ csv module, the Parquet with DuckDB, the brief as text.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import zipfile
@@ -29,6 +31,7 @@ from cs360_pipeline.publish.cell_safety import (
 )
 from cs360_pipeline.publish.exports import export_audience, sheet_title
 from cs360_pipeline.publish.outputs import AUDIENCES
+from cs360_pipeline.publish.reader import open_warehouse
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.settings import Paths
 from tests.conftest import Deployment
@@ -301,3 +304,77 @@ def test_brief_escapes_names_in_html_and_svg(hostile: HostileRelease, audience: 
     assert any(escaped in label and escaped in title for label, title in svg_titles)
     if audience == "pst":
         assert page.count(escaped) >= 4  # and the partner in the freshness table
+
+
+# --- A fresh connection after the warehouse is swapped -----------------------------------
+
+
+def release_of(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+
+
+def test_open_warehouse_sees_the_release_swapped_in(demo: Deployment, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo.warehouse, warehouse)
+    first = release_of_file(warehouse)
+    staged = tmp_path / ".warehouse.next.duckdb"
+    shutil.copy(demo.warehouse, staged)
+    con = duckdb.connect(str(staged))
+    try:
+        con.execute("UPDATE metric_values SET release_id = 'r-000000000002'")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+    held = duckdb.connect(str(warehouse), read_only=True)  # e.g. an analyst's notebook
+    before = open_warehouse(warehouse)
+    try:
+        assert release_of(held) == release_of(before) == first
+        os.replace(staged, warehouse)  # as a refresh swaps a finished release in
+
+        fresh = open_warehouse(warehouse)
+        plain = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            assert release_of(fresh) == "r-000000000002"
+            # DuckDB hands a new plain connection the instance still open on the old file.
+            assert release_of(plain) == first
+            count = "SELECT count(*) FROM geography"
+            assert fresh.execute(count).fetchall() == held.execute(count).fetchall()
+            fresh.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")  # room for an analysis
+            with pytest.raises(duckdb.Error):
+                fresh.execute("DELETE FROM metric_values")
+        finally:
+            fresh.close()
+            plain.close()
+        # Connections opened before the swap keep their release and keep working.
+        assert release_of(held) == release_of(before) == first
+    finally:
+        before.close()
+        held.close()
+    # With nothing left open on the old file, even a plain connection sees the new release.
+    plain = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert release_of(plain) == "r-000000000002"
+    finally:
+        plain.close()
+
+
+def release_of_file(path: Path) -> str:
+    con = open_warehouse(path)
+    try:
+        return release_of(con)
+    finally:
+        con.close()
+
+
+def test_open_warehouse_defaults_to_the_deployment(
+    demo: Deployment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CS360_DATA_DIR", str(demo.data))
+    con = open_warehouse()
+    try:
+        assert release_of(con) == demo.query("SELECT max(release_id) FROM metric_values")[0][0]
+    finally:
+        con.close()
+    with pytest.raises(FileNotFoundError):
+        open_warehouse(tmp_path / "none.duckdb")
