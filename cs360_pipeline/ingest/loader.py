@@ -252,7 +252,12 @@ def _keep_rejects(
     dataset: Dataset,
     verdict: Verdict,
 ) -> None:
-    """Bad rows of a loaded file, one row per broken rule, in the restricted ``_rejects``."""
+    """Bad rows of a loaded file, one row per broken rule, in the restricted ``_rejects``.
+
+    ``value`` keeps the shape of the offending value (its length and kinds of characters) or
+    NULL, never the value: a row shifted by a stray delimiter puts an address or a date of birth
+    in any column, and nobody expects identifiers in a table of rejects.
+    """
     stamp = f"{literal(file_name)}, {literal(provider)}, {literal(dataset_name)}, {literal(sha)}"
     if verdict.staged_bad:
         for i, (rule, count) in enumerate(zip(verdict.rules, verdict.counts, strict=True)):
@@ -264,17 +269,22 @@ def _keep_rejects(
                 [rule.description, rule.column],
             )
     identifiers = {n for n, c in dataset.columns.items() if c.identifier}
-    for line, column, kind, _, message in verdict.parse_rejects:
-        value = WITHHELD if column in identifiers else str(message)[:VALUE_CHARS]
+    for reject in verdict.parse_rejects:
+        value = WITHHELD if reject.column in identifiers else reject.sample
         con.execute(
             f"INSERT INTO {ledger.REJECTS_TABLE} VALUES ({stamp}, ?, ?, ?, ?, now())",
-            [line, f"does not parse ({kind})", column, value],
+            [reject.line, f"does not parse ({reject.kind})", reject.column, value],
         )
 
 
 def _loaded_message(
     rows: int, staged: Staged, verdict: Verdict, dataset: Dataset, revision_of: list[str]
 ) -> str:
+    """What a loaded file became, for the log and the ledger: counts, rules and lines only.
+
+    Its parts (the rule problems, the reader's refusals, the warnings) name columns, rules and
+    lines and describe values by shape, so the message may leave the restricted zone.
+    """
     message = f"loaded {rows:,} rows"
     if verdict.bad_rows:
         message += (

@@ -11,11 +11,24 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 BLOCK = 1 << 20
 HEADER_PROBE_BYTES = 1 << 20
+# Longest line (or multi-line quoted record) accepted: DuckDB's own default maximum line size,
+# checked before DuckDB reads, because beyond its read buffer DuckDB drops such a line unsaid.
+MAX_LINE_BYTES = 2_000_000
+NAME_CHARS = 60
+# Characters that make a text unsafe to show or to publish as a label: C0/C1 controls, zero-width
+# and bidirectional marks (which reorder what a reader sees), and the byte order mark. The same
+# set twice: for Python's re and for DuckDB's RE2 (which spells code points \x{...}).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+CONTROL_SQL = r"[\x00-\x1f\x7f-\x9f\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2066}-\x{2069}\x{FEFF}]"
+NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_ .()#&%/-]*")
 
 MAGIC = {
     b"PK\x03\x04": "a ZIP archive (an .xlsx workbook or a zipped export)",
@@ -28,6 +41,90 @@ MAGIC = {
 
 class Rejected(Exception):
     """The file breaks its contract; the message is written to the quarantine reason file."""
+
+
+# -- describing untrusted text without repeating it -------------------------------------------
+
+
+def _char_class(ch: str) -> str:
+    if CONTROL.match(ch):
+        return "control characters"
+    if "0" <= ch <= "9":
+        return "digits"
+    if ch == " ":
+        return "spaces"
+    if ch.isalpha():
+        return "letters"
+    return "other characters"
+
+
+SHAPE_ORDER = ("letters", "digits", "spaces", "other characters", "control characters")
+
+
+def _join_words(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def shape(value: str) -> str:
+    """What a value looks like, never what it is: its length and the kinds of its characters.
+
+    A reason or a reject sample may leave the restricted zone, and a shifted row puts any value
+    (an address, a date of birth) in any column, so only this description is ever shown.
+    """
+    if not value:
+        return "empty"
+    kinds = {_char_class(ch) for ch in value}
+    unit = "character" if len(value) == 1 else "characters"
+    return f"{len(value)} {unit}: " + _join_words([k for k in SHAPE_ORDER if k in kinds])
+
+
+def _shape_macro() -> str:
+    """A DuckDB macro ``value_shape(v)`` computing :func:`shape` in SQL, for rows in bulk."""
+    classes = [
+        ("letters", r"\p{L}"),
+        ("digits", "[0-9]"),
+        ("spaces", " "),
+        ("other characters", "[^\\p{L}0-9 " + CONTROL_SQL[1:]),
+        ("control characters", CONTROL_SQL),
+    ]
+    found = ", ".join(
+        f"CASE WHEN regexp_matches(v, '{pattern}') THEN '{word}' END" for word, pattern in classes
+    )
+    w = f"list_filter([{found}], lambda w: w IS NOT NULL)"
+    joined = (
+        f"CASE WHEN len({w}) = 1 THEN ({w})[1] ELSE array_to_string(({w})[1:len({w}) - 1], ', ')"
+        f" || ' and ' || ({w})[len({w})] END"
+    )
+    return (
+        "CREATE OR REPLACE TEMP MACRO value_shape(v) AS (CASE WHEN v IS NULL THEN NULL "
+        "WHEN v = '' THEN 'empty' ELSE CAST(length(v) AS VARCHAR) || CASE WHEN length(v) = 1 "
+        f"THEN ' character: ' ELSE ' characters: ' END || {joined} END)"
+    )
+
+
+SHAPE_MACRO = _shape_macro()
+
+
+def shape_sql(text: str) -> str:
+    """SQL giving :func:`shape` of an expression; needs :data:`SHAPE_MACRO` run first."""
+    return f"value_shape(CAST({text} AS VARCHAR))"
+
+
+def safe_text(text: str, limit: int = NAME_CHARS) -> str:
+    """A partner-supplied name (header, sheet) made printable: controls escaped, length capped."""
+    shown = CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def header_label(text: str, position: int) -> str:
+    """A header field for a message: a name-like header by name, anything else by shape only.
+
+    A headerless export's first row is data, so a field that does not look like a column name
+    (a date, an address, quotes or controls) is described, never repeated.
+    """
+    if len(text) <= NAME_CHARS and NAME_LIKE.fullmatch(text):
+        return f"{text} (column {position})"
+    return f"column {position} (header not shown: {shape(text)})"
 
 
 @dataclass(frozen=True)
@@ -104,6 +201,79 @@ def read_header(path: Path, name: str, delimiter: str, encoding: str = "utf-8") 
     return [field.strip() for field in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
 
 
+def _too_long(name: str, number: int, length: int, limit: int) -> Rejected:
+    return Rejected(
+        f"{name}: line {number} is {length:,} bytes long, over the limit of {limit:,} bytes per "
+        "line. Rule: every line must be a record no longer than the limit, so that no row is "
+        "dropped unread. The file is probably not line-delimited text, or a field lost its "
+        "closing quote. Export it again."
+    )
+
+
+def _rest_of_line(handle: BinaryIO) -> int:
+    """Bytes up to and including the next line break, counted without keeping them."""
+    length = 0
+    for block in iter(lambda: handle.read(BLOCK), b""):
+        ends = [i for i in (block.find(b"\n"), block.find(b"\r")) if i >= 0]
+        if ends:
+            return length + min(ends)
+        length += len(block)
+    return length
+
+
+def physical_lines(handle: BinaryIO, name: str, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The file's lines (endings kept: LF, CRLF or CR), refusing the first one over ``limit``.
+
+    Streams in blocks; an over-long line is measured to its end but never held in memory.
+    """
+    carry = b""
+    number = 0
+    for block in iter(lambda: handle.read(BLOCK), b""):
+        pieces = (carry + block).splitlines(keepends=True)
+        carry = pieces.pop() if pieces and not pieces[-1].endswith(b"\n") else b""
+        for piece in pieces:
+            number += 1
+            if len(piece) > limit:
+                raise _too_long(name, number, len(piece.rstrip(b"\r\n")), limit)
+            yield piece
+        if len(carry) > limit:
+            raise _too_long(name, number + 1, len(carry) + _rest_of_line(handle), limit)
+    if carry:
+        yield carry
+
+
+def count_records(path: Path, name: str, delimiter: str, limit: int = MAX_LINE_BYTES) -> int:
+    """Data records in a delimited file by Python's csv module: a check on DuckDB's reader.
+
+    Blank lines are not records (DuckDB skips them too). The header must be on line 1, since
+    DuckDB takes line 1 as the header whatever it holds. A quoted record spanning lines may not
+    exceed ``limit`` either.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), limit))
+    records = 0
+    with path.open("rb") as handle:
+        lines = physical_lines(handle, name, limit)
+        first = next(lines, b"")
+        if first.lstrip(b"\xef\xbb\xbf").strip(b" \t\r\n") == b"":
+            raise Rejected(
+                f"{name}: line 1 is blank. Rule: the header row must be the file's first line. "
+                "Remove the blank line(s) above the header and re-send."
+            )
+        texts = (line.decode("utf-8", "replace") for line in lines)
+        reader = csv.reader(texts, delimiter=delimiter, quotechar='"', doublequote=True)
+        try:
+            for row in reader:
+                if row:
+                    records += 1
+        except csv.Error as exc:
+            raise Rejected(
+                f"{name}: the record starting near line {reader.line_num + 1} cannot be read as "
+                f"CSV ({str(exc).split('(')[0].strip()}): a quoted field is longer than "
+                f"{limit:,} bytes or lost its closing quote. Export it again."
+            ) from None
+    return records
+
+
 def transcode(source: Path, target: Path, name: str, encoding: str) -> None:
     """Rewrite a latin-1 / cp1252 file as UTF-8, block by block."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
@@ -136,53 +306,129 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def xlsx_to_csv(source: Path, target: Path, name: str, sheet: str) -> list[str]:
+@dataclass
+class Sheet:
+    """A worksheet streamed to CSV: its header, the rows written, and rows refused on the way."""
+
+    header: list[str]
+    rows: int
+    rejects: list[tuple[int, str]]  # (sheet row, kind) for rows not written
+
+
+def check_workbook_size(source: Path, name: str, max_bytes: int) -> None:
+    """Refuse a workbook whose parts unpack to more than ``max_bytes``, before any is read.
+
+    An .xlsx is a zip: a few kilobytes can unpack to gigabytes of sheet XML. The sizes come from
+    the zip directory; Python's zipfile stops a part at its declared size (and fails its CRC),
+    so a part cannot unpack to more than it declares.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(source) as archive:
+            parts = [(i.filename, i.file_size) for i in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise Rejected(
+            f"{name}: not a readable .xlsx workbook ({type(exc).__name__}). "
+            "Save it again from Excel as .xlsx, or send a CSV export."
+        ) from exc
+    total = sum(size for _, size in parts)
+    if total > max_bytes:
+        part, size = max(parts, key=lambda p: p[1])
+        raise Rejected(
+            f"{name}: the workbook unpacks to {total / 1048576:,.2f} MB (its largest part, "
+            f"{safe_text(part)}, to {size / 1048576:,.2f} MB), over this dataset's size cap of "
+            f"{max_bytes / 1048576:g} MB (max_file_mb), which applies to the unpacked sheets. "
+            "Split the delivery or send a CSV export."
+        )
+
+
+def _sheet_rows(book: object, name: str, sheet: str) -> Iterator[tuple[int, tuple]]:
+    """(sheet row number, values) of every row, reading past a wrong ``<dimension>``.
+
+    openpyxl in read-only mode trusts the sheet's stored dimension (A1:E2 reads two rows of five
+    columns, whatever the sheet holds), so the dimension is reset and every row is read.
+    """
+    worksheet = book[sheet]  # type: ignore[index]
+    worksheet.reset_dimensions()
+    number = 0
+    try:
+        for number, row in enumerate(worksheet.iter_rows(min_row=1, values_only=True), 1):
+            yield number, row
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise Rejected(
+            f"{name}: sheet {safe_text(sheet)!r} row {number + 1} cannot be read "
+            f"({type(exc).__name__}: a cell holds a value of the wrong kind for its type). "
+            "Save the workbook again from Excel, or send a CSV export."
+        ) from None
+
+
+def xlsx_to_csv(
+    source: Path, target: Path, name: str, sheet: str, max_bytes: int, limit: int = MAX_LINE_BYTES
+) -> Sheet:
     """Stream one worksheet into a UTF-8 CSV whose first column is the sheet's row number.
 
-    Returns the header (the first non-empty row). Wholly empty rows are skipped; every other
-    row keeps its sheet row number, so rejects point at the row the data owner sees in Excel.
+    The header is the first non-empty row. Wholly empty rows are skipped; every other row keeps
+    its sheet row number, so rejects point at the row the data owner sees in Excel. A row with
+    filled cells beyond the header is refused (not cut short), and a row longer than ``limit``
+    quarantines the file, as for CSV.
     """
     import zipfile
 
     import openpyxl  # heavy: only when a workbook arrives
     from openpyxl.utils.exceptions import InvalidFileException
 
+    check_workbook_size(source, name, max_bytes)
     handle = source.open("rb")  # a file object: openpyxl then does not judge the name
     try:
         book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        handle.close()
         raise Rejected(
-            f"{name}: not a readable .xlsx workbook ({type(exc).__name__}: {exc}). "
+            f"{name}: not a readable .xlsx workbook ({type(exc).__name__}). "
             "Save it again from Excel as .xlsx, or send a CSV export."
         ) from exc
-    finally:
-        if "book" not in locals():
-            handle.close()
     try:
         if sheet not in book.sheetnames:
             raise Rejected(
                 f"{name}: the workbook has no sheet {sheet!r} (it has: "
-                f"{', '.join(map(repr, book.sheetnames))}). Put the table on a sheet named "
-                f"{sheet!r}, or change the dataset's sheet in provider.yml."
+                f"{', '.join(repr(safe_text(s)) for s in book.sheetnames)}). Put the table on a "
+                f"sheet named {sheet!r}, or change the dataset's sheet in provider.yml."
             )
-        header: list[str] | None = None
         with target.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            for number, row in enumerate(book[sheet].iter_rows(min_row=1, values_only=True), 1):
-                cells = [_cell_text(v) for v in row]
-                if not any(c.strip() for c in cells):
-                    continue
-                if header is None:
-                    while cells and not cells[-1].strip():
-                        cells.pop()
-                    header = [c.strip() for c in cells]
-                    writer.writerow(["_line", *header])
-                    continue
-                cells = (cells + [""] * len(header))[: len(header)]
-                writer.writerow([number, *cells])
+            written = _write_sheet(_sheet_rows(book, name, sheet), out, name, limit)
     finally:
         book.close()
         handle.close()
-    if header is None:
+    if written is None:
         raise Rejected(f"{name}: sheet {sheet!r} is empty. Export it again with its header row.")
-    return header
+    return written
+
+
+def _write_sheet(
+    rows: Iterator[tuple[int, tuple]], out: io.TextIOBase, name: str, limit: int
+) -> Sheet | None:
+    """Write the sheet's rows as CSV; None when the sheet has no non-empty row at all."""
+    writer = csv.writer(out, lineterminator="\n")
+    header: list[str] | None = None
+    sheet = Sheet([], 0, [])
+    for number, row in rows:
+        cells = [_cell_text(v) for v in row]
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None:
+            while cells and not cells[-1].strip():
+                cells.pop()
+            header = [c.strip() for c in cells]
+            sheet.header = header
+            writer.writerow(["_line", *header])
+            continue
+        length = sum(len(c.encode("utf-8")) + 1 for c in cells)
+        if length > limit:
+            raise _too_long(name, number, length, limit)
+        if any(c.strip() for c in cells[len(header) :]):
+            sheet.rejects.append((number, "TOO MANY COLUMNS"))
+            continue
+        writer.writerow([number, *(cells + [""] * len(header))[: len(header)]])
+        sheet.rows += 1
+    return sheet if header is not None else None

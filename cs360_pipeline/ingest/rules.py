@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import duckdb
 
 from cs360_pipeline.ingest.readers import (
+    CONTROL_SQL,
+    SHAPE_MACRO,
     Rejected,
+    shape_sql,
 )
 from cs360_pipeline.ingest.staging import (
     BAD,
@@ -18,10 +20,14 @@ from cs360_pipeline.ingest.staging import (
     STAGE,
     WITHHELD,
     Staged,
+    duckdb_reason,
 )
 from cs360_pipeline.registry import Column, Dataset
 from cs360_pipeline.registry.models import TEMPORAL_TYPES
 from cs360_pipeline.sql import ident, literal
+
+# A label starting with one of these is run as a formula by a spreadsheet that opens the table.
+FORMULA_START = r"^[=+\-@\t\r]"
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class Rule:
     description: str
     condition: str  # SQL over _rows marking a violating row
     column: str | None
-    value: str  # SQL giving the value sample of a violating row
+    value: str  # SQL giving what _rejects keeps of a violating row: a shape, never the value
 
 
 @dataclass
@@ -55,12 +61,49 @@ def _bound_sql(col: Column, q: str, bound: float | str, op: str) -> tuple[str, s
     return f"{q} {op} {float(bound)!r}", f"be {word} {float(bound):g}"
 
 
+def label_columns(dataset: Dataset) -> list[str]:
+    """Text columns whose values become labels in published tables: checked as labels.
+
+    A reference dataset (``load: replace``: beats, districts, tracts, schools) supplies the
+    names that tables and spreadsheets show, so each of its free-text columns (VARCHAR, not an
+    identifier, without an ``allowed`` list) must be a safe label.
+    """
+    if dataset.load != "replace":
+        return []
+    return [
+        name
+        for name, col in dataset.columns.items()
+        if col.type == "VARCHAR" and not col.identifier and col.allowed is None
+    ]
+
+
+def _label_rules(name: str, shown: str) -> list[Rule]:
+    """A label may not start like a spreadsheet formula, nor hide control characters."""
+    q = ident(name)
+    return [
+        Rule(
+            f"{name} must not start with a spreadsheet formula character (=, +, -, @, tab or "
+            "carriage return)",
+            f"regexp_matches({q}, {literal(FORMULA_START)})",
+            name,
+            shown,
+        ),
+        Rule(
+            f"{name} must not contain control characters (e.g. tab, line break, zero-width or "
+            "bidirectional marks)",
+            f"regexp_matches({q}, {literal(CONTROL_SQL)})",
+            name,
+            shown,
+        ),
+    ]
+
+
 def _rules(dataset: Dataset, converted: list[str], dupes: bool) -> list[Rule]:
     """Every contract rule as SQL over ``_rows``; one row may break several."""
     rules = []
     for name, col in dataset.columns.items():
         q = ident(name)
-        shown = f"CAST({q} AS VARCHAR)" if not col.identifier else literal(WITHHELD)
+        shown = shape_sql(q) if not col.identifier else literal(WITHHELD)
         if name in converted:
             raw = ident("_raw_" + name)
             if col.values and col.type not in TEMPORAL_TYPES:
@@ -77,7 +120,7 @@ def _rules(dataset: Dataset, converted: list[str], dupes: bool) -> list[Rule]:
                     f"{name} must be {what}",
                     f"{raw} IS NOT NULL",
                     name,
-                    raw if not col.identifier else literal(WITHHELD),
+                    shape_sql(raw) if not col.identifier else literal(WITHHELD),
                 )
             )
             if col.required:
@@ -102,14 +145,15 @@ def _rules(dataset: Dataset, converted: list[str], dupes: bool) -> list[Rule]:
         if col.max is not None:
             cond, said = _bound_sql(col, q, col.max, ">")
             rules.append(Rule(f"{name} must {said}", cond, name, shown))
+        if name in label_columns(dataset):
+            rules += _label_rules(name, shown)
     if dupes:
-        key = " || '|' || ".join(f"coalesce(CAST({ident(k)} AS VARCHAR), '')" for k in dataset.key)
         rules.append(
             Rule(
                 f"({', '.join(dataset.key)}) must be unique in the file",
                 "_dup IS NOT NULL",
                 ", ".join(dataset.key),
-                key,
+                "NULL",
             )
         )
     for name, condition in dataset.checks.items():
@@ -121,6 +165,7 @@ def validate(
     con: duckdb.DuckDBPyConnection, file_name: str, dataset: Dataset, staged: Staged
 ) -> Verdict:
     """One pass counts every rule (and computes derived columns); bad rows go to ``_bad``."""
+    con.execute(SHAPE_MACRO)
     dupes = False
     if dataset.key:
         key = ", ".join(ident(k) for k in dataset.key)
@@ -163,8 +208,8 @@ def validate(
         raise Rejected(
             f"{file_name}: a derived column or check "
             f"({', '.join([*dataset.derived, *dataset.checks])}) cannot be computed from the "
-            f"delivered values: {exc}. Check the values it is computed from."
-        ) from exc
+            f"delivered values ({duckdb_reason(exc)}). Check the values it is computed from."
+        ) from None
     counts = list(counts_row[: len(rules)])
     staged_bad = counts_row[len(rules)]
     months = counts_row[len(rules) + 1] or []
@@ -212,17 +257,19 @@ def validate(
 
 
 def parse_problem(file_name: str, dataset: Dataset, staged: Staged) -> str | None:
-    """The reader's refusals, by line and column. No line text: this reason reaches the ledger,
-    which is shared; only a value that failed to parse as a number or date is quoted."""
+    """The reader's refusals, by line and column, each value described by its shape only.
+
+    This reason reaches the ledger, which is shared, and a shifted row puts any value in any
+    column: no line text and no value is quoted.
+    """
     if not staged.parse_rejects:
         return None
     samples = []
-    for line, col, kind, _, message in staged.parse_rejects[:SAMPLE_ROWS]:
-        sample = f"line {line} column {col or '?'} ({kind})"
-        column = dataset.columns.get(col or "")
-        value = re.search(r'Could not convert string "(.{0,40})" to', str(message))
-        if kind == "CAST" and value and column is not None and not column.identifier:
-            sample += f": {value.group(1)!r}"
+    for reject in staged.parse_rejects[:SAMPLE_ROWS]:
+        sample = f"line {reject.line} column {reject.column or '?'} ({reject.kind})"
+        column = dataset.columns.get(reject.column or "")
+        if reject.sample and column is not None and not column.identifier:
+            sample += f": {reject.sample}"
         samples.append(sample)
     return (
         f"{staged.rejected_lines} line(s) do not match the contract's types or the CSV "

@@ -7,17 +7,23 @@ SQL: columns are read under positional names (``c0``, ``c1``...) and renamed by 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.ingest.readers import (
+    MAX_LINE_BYTES,
     Rejected,
     check_text,
+    count_records,
+    header_label,
     read_header,
+    shape,
     transcode,
     xlsx_to_csv,
 )
@@ -37,6 +43,18 @@ STRUCTURAL_ERRORS = ("INVALID ENCODING", "LINE SIZE OVER MAXIMUM")
 ISO_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
 
 
+CAST_VALUE = re.compile(r'Could not convert string "(.*)" to ', re.DOTALL)
+
+
+class ReaderReject(NamedTuple):
+    """A record the reader refused: where, which column, why, and the value's shape only."""
+
+    line: int
+    column: str | None  # canonical column, a described header position, or None
+    kind: str  # DuckDB's error type: CAST, TOO MANY COLUMNS, MISSING COLUMNS...
+    sample: str | None  # :func:`shape` of the refused value, never the value itself
+
+
 @dataclass
 class Staged:
     """What reading the file produced: the staged rows and what the reader itself refused."""
@@ -44,7 +62,7 @@ class Staged:
     rows: int
     line_expr: str  # SQL giving a staged row's line (CSV), sheet row (xlsx) or row (Parquet)
     converted: list[str]  # canonical columns parsed in SQL, with a "_raw_<name>" failure column
-    parse_rejects: list[tuple[int, str | None, str, str, str]] = field(default_factory=list)
+    parse_rejects: list[ReaderReject] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -53,6 +71,7 @@ class Staged:
 
 
 def check_size(name: str, size: int, dataset: Dataset) -> None:
+    """Refuse a file over the dataset's cap before reading a byte of it."""
     if size > dataset.max_file_mb * 1024 * 1024:
         raise Rejected(
             f"{name}: the file is {size / 1048576:,.2f} MB, over this dataset's size cap of "
@@ -81,50 +100,90 @@ def stage_file(
             folder.readable_copy(path, found.sha256) as readable,
             folder.work_file(found.sha256, ".sheet.csv") as sheet_csv,
         ):
-            header = xlsx_to_csv(readable, sheet_csv, name, dataset.sheet or "")
-            return _stage_csv(con, sheet_csv, name, dataset, header, sheet=True)
+            max_bytes = int(dataset.max_file_mb * 1024 * 1024)
+            sheet = xlsx_to_csv(readable, sheet_csv, name, dataset.sheet or "", max_bytes)
+            staged = _stage_csv(con, sheet_csv, name, dataset, sheet.header, sheet.rows, sheet=True)
+            staged.parse_rejects += [ReaderReject(r, None, k, None) for r, k in sheet.rejects]
+            return staged
     check_text(name, found, dataset.encoding, dataset.format)
     if dataset.encoding in ("latin-1", "cp1252"):
         with folder.work_file(found.sha256, ".utf8.csv") as utf8:
             transcode(path, utf8, name, dataset.encoding)
+            records = count_records(utf8, name, dataset.field_delimiter)
             header = read_header(utf8, name, dataset.field_delimiter)
-            return _stage_csv(con, utf8, name, dataset, header, sheet=False)
+            return _stage_csv(con, utf8, name, dataset, header, records, sheet=False)
     with folder.readable_copy(path, found.sha256) as readable:
+        records = count_records(readable, name, dataset.field_delimiter)
         header = read_header(readable, name, dataset.field_delimiter, dataset.encoding)
-        return _stage_csv(con, readable, name, dataset, header, sheet=False)
+        return _stage_csv(con, readable, name, dataset, header, records, sheet=False)
+
+
+def _delimiter_hint(header: list[str], dataset: Dataset) -> str:
+    """When the header is one field holding another delimiter: say which (only the character)."""
+    if len(header) != 1:
+        return ""
+    others = [d for d in (",", ";", "\t", "|") if d != dataset.field_delimiter]
+    seen = [d for d in others if d in header[0]]
+    if not seen:
+        return ""
+    return (
+        f" The header is one single field containing {seen[0]!r}: the file looks "
+        f"{seen[0]!r}-delimited, the contract says {dataset.field_delimiter!r}."
+    )
+
+
+def _found_fields(header: list[str], known: set[str]) -> str:
+    """The header as found, for a reason; withheld when no field is a contract header.
+
+    A row holding none of the contract's headers is likely data (a headerless export), so its
+    fields are only counted. Otherwise each field is shown by name if it looks like a name.
+    """
+    if not any(h in known for h in header):
+        return (
+            f"{len(header)} field(s), none of them a header of the contract, so line 1 may be "
+            "data (an export without its header row); its fields are not shown"
+        )
+    return (
+        ", ".join(h if h in known else header_label(h, i) for i, h in enumerate(header, 1))
+        or "nothing"
+    )
 
 
 def _match_header(name: str, header: list[str], dataset: Dataset) -> tuple[dict[str, int], list]:
-    """Canonical column -> position in the file; refuses missing required or repeated names."""
+    """Canonical column -> position in the file, and labels of the fields not in the contract.
+
+    Refuses missing required or repeated names, naming header fields only by
+    :func:`header_label`.
+    """
     positions: dict[str, int] = {}
     for column_name, col in dataset.columns.items():
         source = col.source or column_name
         if source in header:
             positions[column_name] = header.index(source)
+    known = {col.source or n for n, col in dataset.columns.items()}
     missing = [
         (col.source or n)
         for n, col in dataset.columns.items()
         if col.required and n not in positions
     ]
     if missing:
-        hint = ""
-        if len(header) == 1:
-            others = [d for d in (",", ";", "\t", "|") if d != dataset.field_delimiter]
-            seen = [d for d in others if d in header[0]]
-            if seen:
-                hint = (
-                    f" The header is one single field containing {seen[0]!r}: the file looks "
-                    f"{seen[0]!r}-delimited, the contract says {dataset.field_delimiter!r}."
-                )
         raise Rejected(
             f"{name}: required column(s) {', '.join(missing)} missing from the header "
-            f"(found: {', '.join(header) or 'nothing'}). Rule: the dataset contract requires "
-            f"them.{hint}"
+            f"(found: {_found_fields(header, known)}). Rule: the dataset contract requires "
+            f"them.{_delimiter_hint(header, dataset)}"
         )
-    if len(set(header)) != len(header):
-        raise Rejected(f"{name}: the header repeats a column name: {', '.join(header)}")
-    known = {col.source or n for n, col in dataset.columns.items()}
-    extra = [h for h in header if h not in known]
+    repeated = [h for i, h in enumerate(header) if h in header[:i]]
+    if repeated:
+        shown = ", ".join(
+            f"{header_label(h, header.index(h) + 1)} again at column {i}"
+            for i, h in enumerate(header, 1)
+            if h in header[: i - 1]
+        )
+        raise Rejected(
+            f"{name}: the header repeats a column name: {shown}. Rule: each header names one "
+            "column. Rename or remove the repeated column and re-send."
+        )
+    extra = [header_label(h, i) for i, h in enumerate(header, 1) if h not in known]
     return positions, extra
 
 
@@ -196,24 +255,89 @@ def _stage_select(
     return extra_select + ", ".join(inner), ", ".join(outer), converted
 
 
+def duckdb_reason(exc: duckdb.Error) -> str:
+    """DuckDB's error, cut to its kind (and line): its full text quotes the line it read."""
+    kind = str(exc).split(":", 1)[0].strip()[:60] or type(exc).__name__
+    line = re.search(r"[Ll]ine:? (\d+)", str(exc))
+    return f"{kind}{f' on line {line.group(1)}' if line else ''}"
+
+
+def _reader_rejects(
+    con: duckdb.DuckDBPyConnection, header: list[str], positions: dict[str, int]
+) -> list[ReaderReject]:
+    """DuckDB's refused records, columns named by the contract; values kept as shapes only."""
+    by_position = {f"c{p}": n for n, p in positions.items()}
+    rejects = []
+    for line, col, kind, message in con.execute(
+        "SELECT line, column_name, error_type, error_message FROM reject_errors "
+        "ORDER BY line, column_name"
+    ).fetchall():
+        column = by_position.get(col) if col else None
+        if col and column is None and col[1:].isdigit() and int(col[1:]) < len(header):
+            column = header_label(header[int(col[1:])], int(col[1:]) + 1)
+        value = CAST_VALUE.search(str(message)) if kind == "CAST" else None
+        rejects.append(ReaderReject(line, column, kind, shape(value.group(1)) if value else None))
+    return rejects
+
+
+def _refuse_structural(name: str, dataset: Dataset, rejects: list[ReaderReject]) -> None:
+    """A record the reader could not split or decode makes the whole file unreadable."""
+    structural = [r for r in rejects if r.kind in STRUCTURAL_ERRORS]
+    if not structural:
+        return
+    first = structural[0]
+    count = len({r.line for r in structural})
+    if first.kind == "INVALID ENCODING":
+        raise Rejected(
+            f"{name}: the file is not valid {dataset.encoding} text: {count} line(s) hold "
+            f"undecodable bytes, e.g. line {first.line} column {first.column or '?'} "
+            f"({first.kind}). Export it as UTF-8, or declare its real encoding in provider.yml "
+            "(e.g. encoding: cp1252)."
+        )
+    raise Rejected(
+        f"{name}: line {first.line} is longer than the reader's maximum line size of "
+        f"{MAX_LINE_BYTES:,} bytes ({first.kind}): the file is probably not line-delimited text "
+        "or a field lost its closing quote. Export it again."
+    )
+
+
+def _refuse_unaccounted(name: str, expected: int, rows: int, rejected: int) -> None:
+    """Every record of the file must be staged or rejected with its line: none may vanish.
+
+    ``expected`` comes from a second, independent reader (Python's csv module, or the count of
+    rows written from a sheet); if DuckDB accounts for fewer or more records, nothing loads.
+    """
+    if rows + rejected == expected:
+        return
+    raise Rejected(
+        f"{name}: the file holds {expected:,} data record(s), but the CSV reader accounted for "
+        f"{rows + rejected:,} ({rows:,} read, {rejected:,} refused). Rule: every record is "
+        "loaded or rejected with its line, never dropped. Look for a stray quote, a field that "
+        "lost its closing quote, or an over-long line, and export it again."
+    )
+
+
 def _stage_csv(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     name: str,
     dataset: Dataset,
     header: list[str],
+    expected: int,
     *,
     sheet: bool,
 ) -> Staged:
-    """Stage delimited text; ``sheet``: a converted worksheet whose column 0 is the row number."""
-    fields = header
-    positions, extra = _match_header(name, fields, dataset)
+    """Stage delimited text; ``sheet``: a converted worksheet whose column 0 is the row number.
+
+    ``expected`` is the number of data records an independent count found in the same bytes.
+    """
+    positions, extra = _match_header(name, header, dataset)
     direct = (
         set()
         if sheet
         else {n for n in positions if not _needs_sql_parse(dataset.columns[n], dataset)}
     )
-    types = ["VARCHAR"] * len(fields)
+    types = ["VARCHAR"] * len(header)
     for column_name in direct:
         types[positions[column_name]] = dataset.columns[column_name].type
     spec = [("_line", "BIGINT")] if sheet else []
@@ -233,7 +357,8 @@ def _stage_csv(
                 SELECT {inner}
                 FROM read_csv({literal(path)}, header = true, auto_detect = false,
                               columns = {{{columns}}}, delim = {literal(delimiter)},
-                              quote = '"', escape = '"',
+                              quote = '"', escape = '"', strict_mode = true,
+                              max_line_size = {MAX_LINE_BYTES},
                               timestampformat = {literal(dataset.timestamp_format)},
                               dateformat = {literal(dataset.date_format)},
                               store_rejects = true)
@@ -241,32 +366,13 @@ def _stage_csv(
             """
         )
     except duckdb.Error as exc:
-        raise Rejected(f"{name}: DuckDB cannot read it as CSV: {exc}") from exc
-    by_position = {f"c{p}": n for n, p in positions.items()}
-    rejects = [
-        (line, by_position.get(col, header[int(col[1:])] if col and col[1:].isdigit() else col),
-         kind, text, message)
-        for line, col, kind, text, message in con.execute(
-            "SELECT line, column_name, error_type, csv_line, error_message FROM reject_errors "
-            "ORDER BY line, column_name"
-        ).fetchall()
-    ]  # fmt: skip
-    structural = [r for r in rejects if r[2] in STRUCTURAL_ERRORS]
-    if structural:
-        line, col, kind, _, _ = structural[0]
-        count = len({r[0] for r in structural})
-        if kind == "INVALID ENCODING":
-            raise Rejected(
-                f"{name}: the file is not valid {dataset.encoding} text: {count} line(s) hold "
-                f"undecodable bytes, e.g. line {line} column {col or '?'} ({kind}). Export it "
-                "as UTF-8, or declare its real encoding in provider.yml (e.g. encoding: cp1252)."
-            )
         raise Rejected(
-            f"{name}: line {line} is longer than the reader's maximum line size ({kind}): "
-            "the file is probably not line-delimited text or a field lost its closing quote. "
-            "Export it again."
-        )
+            f"{name}: DuckDB cannot read it as CSV ({duckdb_reason(exc)}). Export it again."
+        ) from None
+    rejects = _reader_rejects(con, header, positions)
+    _refuse_structural(name, dataset, rejects)
     rows = con.execute(f"SELECT count(*) FROM {STAGE}").fetchall()[0][0]
+    _refuse_unaccounted(name, expected, rows, len({r.line for r in rejects}))
     line_expr = "_line" if sheet else "rowid + 2"
     row_view(con, dataset, line_expr)
     warnings = []
@@ -283,8 +389,8 @@ def _stage_parquet(
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     except duckdb.Error as exc:
         raise Rejected(
-            f"{name}: not a readable Parquet file ({str(exc).splitlines()[0]}). Export it again."
-        ) from exc
+            f"{name}: not a readable Parquet file ({duckdb_reason(exc)}). Export it again."
+        ) from None
     header = [r[0] for r in described]
     kinds = {r[0]: r[1] for r in described}
     positions, extra = _match_header(name, header, dataset)
@@ -307,7 +413,9 @@ def _stage_parquet(
             f"CREATE TEMP TABLE {STAGE} AS SELECT {outer} FROM (SELECT {inner} FROM {source})"
         )
     except duckdb.Error as exc:
-        raise Rejected(f"{name}: DuckDB cannot read the Parquet file: {exc}") from exc
+        raise Rejected(
+            f"{name}: DuckDB cannot read the Parquet file ({duckdb_reason(exc)}). Export it again."
+        ) from None
     rows = con.execute(f"SELECT count(*) FROM {STAGE}").fetchall()[0][0]
     row_view(con, dataset, "rowid + 1")
     warnings = [f"column(s) {', '.join(extra)} not in the contract were ignored"] if extra else []
