@@ -1,6 +1,12 @@
 """The provider registry: who delivers which dataset, in what shape, and what it measures."""
 
-from cs360_pipeline.registry.loader import RegistryError, load_providers
+from cs360_pipeline.registry.loader import (
+    Problem,
+    Registry,
+    RegistryError,
+    load_providers,
+    load_registry,
+)
 from cs360_pipeline.registry.models import (
     Column,
     Dataset,
@@ -14,7 +20,10 @@ __all__ = [
     "Dataset",
     "Geography",
     "Measure",
+    "Problem",
     "Provider",
+    "Registry",
     "RegistryError",
     "load_providers",
+    "load_registry",
 ]

@@ -1,7 +1,9 @@
 """Typed shape of ``sources/<provider>/provider.yml``.
 
-The YAML is reviewed configuration: SQL expressions in it (derived columns, measure filters) are
-written by the project's maintainers, never by partners, and run inside DuckDB.
+The YAML is the deployment operator's configuration, never the partners'. Its SQL expressions
+(derived columns, checks, measure filters, values, entities, breakdowns) run inside DuckDB, so
+each one is accepted only as one scalar expression over its dataset's columns
+(:mod:`cs360_pipeline.registry.expressions`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cs360_pipeline.registry.expressions import ExpressionRefused, Scope, why_refused
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 DUCKDB_TYPES = {"VARCHAR", "INTEGER", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP", "BOOLEAN"}
@@ -44,6 +48,13 @@ def _check_keys(mapping: dict) -> dict:
     for name in mapping:
         _check_identifier(name)
     return mapping
+
+
+def _check_expression(where: tuple[str, ...], text: str, scope: Scope) -> None:
+    """Refuse ``text`` unless it is one scalar expression in ``scope``; ``where`` names the key."""
+    reason = why_refused(text, scope)
+    if reason is not None:
+        raise ExpressionRefused(where, reason)
 
 
 class Person(_Strict):
@@ -273,7 +284,20 @@ class Dataset(_Strict):
         clash = sorted(set(self.derived) & set(self.columns))
         if clash:
             raise ValueError(f"derived column(s) {clash} also named as delivered columns")
+        # Derived columns and checks are computed over the staged file, identifiers included.
+        staged = Scope(frozenset(known))
+        for key, expressions in (("derived", self.derived), ("checks", self.checks)):
+            for name, text in expressions.items():
+                _check_expression((key, name), text, staged)
         return self
+
+    def measure_scope(self, table: str | None = None) -> Scope:
+        """What a measure over this dataset may name: the columns kept at ingest."""
+        return Scope(
+            frozenset([*self.kept_columns, *self.derived]),
+            withheld=frozenset(n for n, c in self.columns.items() if c.identifier),
+            table=table,
+        )
 
     @property
     def revises_months(self) -> bool:
@@ -361,7 +385,22 @@ class Provider(_Strict):
                 )
             if dataset.geography is None:
                 raise ValueError(f"measure {name!r}: dataset {measure.dataset!r} has no geography")
+            self._check_measure_expressions(name, measure, dataset)
         return self
+
+    def _check_measure_expressions(self, name: str, measure: Measure, dataset: Dataset) -> None:
+        """Every SQL text of a measure, in the scope the cells query splices it into."""
+        rows = dataset.measure_scope()
+        texts: list[tuple[tuple[str, ...], str | None, Scope]] = [
+            (("where",), measure.where, dataset.measure_scope(self.table(measure.dataset))),
+            (("value",), measure.value, rows),
+            (("entity",), measure.entity, rows),
+            (("having",), measure.having, Scope(rows.columns, rows.withheld, aggregates=True)),
+            *((("breakdowns", b), text, rows) for b, text in measure.breakdowns.items()),
+        ]
+        for where, text, scope in texts:
+            if text is not None:
+                _check_expression(("measures", name, *where), text, scope)
 
     def dataset_owner(self, dataset: str) -> Person | None:
         """Who owns a dataset: its own ``owner``, else the provider's ``data_owner``."""
