@@ -39,7 +39,7 @@ def _refresh(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     from dagster import DagsterInstance
 
-    from cs360_pipeline.definitions import defs
+    from cs360_pipeline.definitions import defs, registry
     from cs360_pipeline.publish.outputs import FULL_TAG
     from cs360_pipeline.run_times import run_times, summary
 
@@ -48,6 +48,10 @@ def _refresh(args: argparse.Namespace) -> int:
         return 2
     paths = current_paths().ensure()
     job_name = f"refresh_{args.provider}" if args.provider else "refresh_all"
+    if args.provider in registry.failed:  # its provider.yml is invalid: it has no job
+        for problem in registry.problems:
+            print(f"ERROR: {problem.line}", file=sys.stderr)
+        return 1
     job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     # --full: rewrite exports, expectations and briefs even when the release is unchanged.
@@ -65,7 +69,10 @@ def _refresh(args: argparse.Namespace) -> int:
         print(f"Published {paths.warehouse_db}")
         code = _report_publication(result)
     print(summary(times), flush=True)
-    return code
+    # A provider whose provider.yml is invalid was left out: the others refreshed, it did not.
+    for problem in registry.problems:
+        print(f"ERROR: {problem.line}", file=sys.stderr)
+    return 1 if registry.problems else code
 
 
 def _report_publication(result: ExecuteInProcessResult) -> int:
@@ -229,7 +236,16 @@ def _status(args: argparse.Namespace) -> int:
     unowned = [m for m in metrics if m[1] != "owned"]
     for m in unowned:
         print(f"ERROR: metric {m[0]} has no owner.", file=sys.stderr)
-    return 1 if errors or unowned else 0
+    from cs360_pipeline.registry import load_registry
+
+    invalid = [
+        p
+        for p in load_registry(paths.sources_dir).problems
+        if args.provider in (None, p.file.parent.name)
+    ]
+    for problem in invalid:
+        print(f"ERROR: {problem.line} (it is not refreshed)", file=sys.stderr)
+    return 1 if errors or unowned or invalid else 0
 
 
 def parser() -> argparse.ArgumentParser:

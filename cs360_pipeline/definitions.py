@@ -1,6 +1,10 @@
 """The Dagster code location: every area's definitions merged into one.
 
-Loaded by ``workspace.yaml`` (UI and daemon) and by ``cs360 refresh`` (headless).
+Loaded by ``workspace.yaml`` (UI and daemon) and by ``cs360 refresh`` (headless). A provider
+whose provider.yml fails validation gets no ingest, cells, sensor or job: none of its SQL runs
+and its inbox waits. Its last valid copy (if any) still describes it to the catalog, the
+scorecard and the privacy gate, so its cells from the last good refresh stay published and
+every other provider refreshes. ``registry.problems`` says what failed, for the operator.
 """
 
 from __future__ import annotations
@@ -16,23 +20,37 @@ from cs360_pipeline.defs import (
     publish,
     transform,
 )
-from cs360_pipeline.registry import load_providers
+from cs360_pipeline.registry import Registry, load_registry
 from cs360_pipeline.settings import current_paths
 
 
-def build_definitions() -> dg.Definitions:
-    providers = load_providers(current_paths().sources_dir)
+def load() -> Registry:
+    """The providers of the deployment, keeping each valid file as its last valid copy."""
+    paths = current_paths()
+    return load_registry(paths.sources_dir, keep_dir=paths.build_dir / "registry")
+
+
+def _privacy_defs(registry: Registry) -> dg.Definitions:
+    """Cells only for providers that load now; the catalog the cells read knows them all."""
+    failed = {privacy.shared_key(f"cells_{name}") for name in registry.last_valid}
+    built = privacy.build_defs(registry.known)
+    return dg.Definitions(assets=[a for a in built.assets or [] if a.key not in failed])
+
+
+def build_definitions(registry: Registry) -> dg.Definitions:
+    current, known = registry.providers, registry.known
     return dg.Definitions.merge(
-        ingest.build_defs(providers),
-        privacy.build_defs(providers),
-        catalog.build_defs(providers),
+        ingest.build_defs(current),
+        _privacy_defs(registry),
+        catalog.build_defs(known),
         transform.defs,
-        publish.build_defs(providers),
-        freshness.build_defs(providers),
-        automation.build_defs(providers),
+        publish.build_defs(known),
+        freshness.build_defs(current),
+        automation.build_defs(current),
         # One process, one step at a time: DuckDB files take a single writer.
         dg.Definitions(executor=dg.in_process_executor),
     )
 
 
-defs = build_definitions()
+registry = load()
+defs = build_definitions(registry)
