@@ -72,3 +72,21 @@ def current_paths() -> Paths:
     data_dir = Path(os.environ.get("CS360_DATA_DIR") or PROJECT_DIR / "data")
     sources_dir = Path(os.environ.get("CS360_SOURCES_DIR") or PROJECT_DIR / "sources")
     return Paths(data_dir=data_dir.resolve(), sources_dir=sources_dir.resolve())
+
+
+def settle_seconds() -> float:
+    """Seconds a delivered file must sit unchanged before it is taken (``CS360_SETTLE_SECONDS``).
+
+    A partner's upload may still be growing when a run starts; a file modified more recently
+    than this is left for the next run. One setting for the CLI, the schedule and the sensors.
+    """
+    raw = os.environ.get("CS360_SETTLE_SECONDS", "").strip()
+    if not raw:
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"CS360_SETTLE_SECONDS must be a number of seconds, not {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"CS360_SETTLE_SECONDS must be zero or more seconds, not {raw!r}")
+    return value

@@ -38,6 +38,8 @@ class Deployment:
             "CS360_AS_OF": self.as_of,
             # Great Expectations costs ~8 s a refresh; the tests that need it turn it on.
             "CS360_EXPECTATIONS": os.environ.get("CS360_EXPECTATIONS", "off"),
+            # Test files are written just before each refresh: take them without waiting.
+            "CS360_SETTLE_SECONDS": "0",
         }
 
     @property

@@ -286,7 +286,7 @@ def test_corpus_is_large_enough() -> None:
 
 @pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
 def test_corpus(tmp_path: Path, con: duckdb.DuckDBPyConnection, case: Case) -> None:
-    folder = DropFolder(tmp_path / "sources" / "police")
+    folder = DropFolder(tmp_path / "sources" / "police", settle_seconds=0)
     folder.inbox.mkdir(parents=True)
     sent = []
     for name, content in case.files:

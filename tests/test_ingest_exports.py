@@ -79,7 +79,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def drop_folder(tmp_path: Path, provider: str) -> DropFolder:
-    folder = DropFolder(tmp_path / "sources" / provider)
+    folder = DropFolder(tmp_path / "sources" / provider, settle_seconds=0)
     folder.inbox.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -47,7 +47,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> DropFolder:
-    drop = DropFolder(tmp_path / "police")
+    drop = DropFolder(tmp_path / "police", settle_seconds=0)
     drop.inbox.mkdir(parents=True)
     return drop
 
@@ -110,14 +110,17 @@ def test_hostile_parquet_column_names(
 def test_odd_file_names_stay_inside_their_folders(
     con: duckdb.DuckDBPyConnection, folder: DropFolder, name: str
 ) -> None:
-    """Names with dots, encoded slashes, backslashes, newlines or emoji are kept as given."""
+    """Names with dots, encoded slashes, backslashes, newlines or emoji load; a control
+    character is kept as a printable escape (``\\x0a``), in the ledger and the archive name."""
     data = b"call_number\nC1\n"
     (folder.inbox / name).write_bytes(data)
+    shown = name.replace("\n", "\\x0a")
 
     outcomes = ingest_dataset(con, provider(), "calls", folder, log=lambda _: None)
 
-    assert [(o.file_name, o.status) for o in outcomes] == [(name, "loaded")]
-    kept = folder.archive / f"{hashlib.sha256(data).hexdigest()[:16]}__{name}"
+    assert [(o.file_name, o.status) for o in outcomes] == [(shown, "loaded")]
+    assert ledger_rows(con) == [(shown, "loaded")]
+    kept = folder.archive / f"{hashlib.sha256(data).hexdigest()[:16]}__{shown}"
     assert kept.read_bytes() == data
     assert sorted(p.name for p in folder.root.rglob("*") if p.is_file()) == [kept.name]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 
 LEDGER_TABLE = "_ingest_ledger"
@@ -28,8 +30,12 @@ CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
 # Columns added after the first release: added in place to an existing ledger.
 LEDGER_ADDED = {
     "rows_rejected": "BIGINT",  # rows of a loaded file kept in _rejects
-    "revision_of": "VARCHAR",  # files whose months this file replaced
-    "superseded_by": "VARCHAR",  # the later file that replaced this one's months
+    "revision_of": "VARCHAR",  # files whose rows this file replaced
+    "superseded_by": "VARCHAR",  # name of the later file that replaced this one
+    "delivery_id": "VARCHAR",  # this row's own id (one delivered file, one id)
+    "superseded_by_id": "VARCHAR",  # delivery_id of the file that replaced this one
+    "inbox_identity": "VARCHAR",  # dev:inode:size:mtime_ns of the inbox file when taken
+    "snapshot": "VARCHAR",  # the copy in .work/ that was loaded and then moved to stored_as
 }
 
 # Rows of loaded files that broke a rule: restricted zone, like the tables themselves.
@@ -53,39 +59,132 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     for name, kind in LEDGER_ADDED.items():
         con.execute(f"ALTER TABLE {LEDGER_TABLE} ADD COLUMN IF NOT EXISTS {name} {kind}")
     con.execute(REJECTS_DDL)
+    _name_older_rows(con)
+    _chain_same_name_files(con)
+
+
+def _name_older_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Rows written before rows had ids get one derived from what they record."""
+    con.execute(
+        f"UPDATE {LEDGER_TABLE} SET delivery_id = left(md5(concat_ws('/', provider, dataset, "
+        "file_name, sha256, status, CAST(processed_at AS VARCHAR))), 16) "
+        "WHERE delivery_id IS NULL"
+    )
+
+
+def _chain_same_name_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Older ledgers left every version of a re-sent name current; the latest one wins."""
+    con.execute(
+        f"""
+        UPDATE {LEDGER_TABLE} AS l SET superseded_by = n.next_name, superseded_by_id = n.next_id
+        FROM (
+            SELECT delivery_id,
+                   lead(delivery_id) OVER w AS next_id, lead(file_name) OVER w AS next_name
+            FROM {LEDGER_TABLE} WHERE status = 'loaded' AND superseded_by IS NULL
+            WINDOW w AS (PARTITION BY provider, dataset, file_name
+                         ORDER BY processed_at, delivery_id)
+        ) AS n
+        WHERE l.delivery_id = n.delivery_id AND n.next_id IS NOT NULL
+        """
+    )
+
+
+CURRENT = "status = 'loaded' AND superseded_by IS NULL"
+
+
+def current_files(
+    con: duckdb.DuckDBPyConnection, provider: str, dataset: str
+) -> list[tuple[str, str, str]]:
+    """(delivery_id, file_name, sha256) of the dataset's current files: loaded, not replaced."""
+    return con.execute(
+        f"SELECT delivery_id, file_name, sha256 FROM {LEDGER_TABLE} "
+        f"WHERE provider = ? AND dataset = ? AND {CURRENT} ORDER BY processed_at, file_name",
+        [provider, dataset],
+    ).fetchall()
 
 
 def contained_files(
     con: duckdb.DuckDBPyConnection, provider: str, dataset: str, first: object, last: object
-) -> list[str]:
-    """Loaded, not yet superseded files of a dataset whose months all lie in [first, last]."""
-    rows = con.execute(
-        f"SELECT file_name FROM {LEDGER_TABLE} WHERE provider = ? AND dataset = ? "
-        "AND status = 'loaded' AND superseded_by IS NULL AND first_period >= ? "
+) -> list[tuple[str, str, str]]:
+    """Current files of a dataset whose months all lie in [first, last]."""
+    return con.execute(
+        f"SELECT delivery_id, file_name, sha256 FROM {LEDGER_TABLE} "
+        f"WHERE provider = ? AND dataset = ? AND {CURRENT} AND first_period >= ? "
         "AND last_period <= ? ORDER BY processed_at, file_name",
         [provider, dataset, first, last],
     ).fetchall()
-    return [r[0] for r in rows]
 
 
 def mark_superseded(
-    con: duckdb.DuckDBPyConnection, provider: str, dataset: str, files: list[str], by: str
+    con: duckdb.DuckDBPyConnection, delivery_ids: list[str], by_id: str, by_name: str
 ) -> None:
+    """Close the earlier files' links in the chain: each now points at the file replacing it."""
     con.execute(
-        f"UPDATE {LEDGER_TABLE} SET superseded_by = ? WHERE provider = ? AND dataset = ? "
-        "AND status = 'loaded' AND superseded_by IS NULL AND list_contains(?, file_name) "
-        "AND file_name <> ?",
-        [by, provider, dataset, files, by],
+        f"UPDATE {LEDGER_TABLE} SET superseded_by = ?, superseded_by_id = ? "
+        f"WHERE {CURRENT} AND list_contains(?, delivery_id)",
+        [by_name, by_id, delivery_ids],
     )
 
 
-def already_loaded(con: duckdb.DuckDBPyConnection, sha256: str) -> str | None:
-    """The name under which these exact bytes were loaded before, if they were."""
+def current_copy(
+    con: duckdb.DuckDBPyConnection, provider: str, dataset: str, sha256: str
+) -> str | None:
+    """The name of the dataset's current file with exactly these bytes, if there is one.
+
+    Bytes loaded once but replaced since are no duplicate: sending them again restores them.
+    """
     row = con.execute(
-        f"SELECT file_name FROM {LEDGER_TABLE} WHERE sha256 = ? AND status = 'loaded' LIMIT 1",
-        [sha256],
+        f"SELECT file_name FROM {LEDGER_TABLE} WHERE provider = ? AND dataset = ? "
+        f"AND sha256 = ? AND {CURRENT} ORDER BY processed_at LIMIT 1",
+        [provider, dataset, sha256],
     ).fetchall()
     return row[0][0] if row else None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a committed ledger row says about where a delivered file's bytes belong."""
+
+    delivery_id: str
+    file_name: str
+    status: str
+    reason: str | None
+    stored_as: str
+    snapshot: str | None
+
+
+def _committed(rows: list[tuple]) -> Committed | None:
+    return Committed(*rows[0]) if rows else None
+
+
+COMMITTED_COLUMNS = "delivery_id, file_name, status, reason, stored_as, snapshot"
+
+
+def committed_delivery(
+    con: duckdb.DuckDBPyConnection, provider: str, delivery_id: str
+) -> Committed | None:
+    """The ledger row of a snapshot found in ``.work/``, if its run got as far as the commit."""
+    return _committed(
+        con.execute(
+            f"SELECT {COMMITTED_COLUMNS} FROM {LEDGER_TABLE} "
+            "WHERE provider = ? AND delivery_id = ? AND stored_as IS NOT NULL",
+            [provider, delivery_id],
+        ).fetchall()
+    )
+
+
+def committed_inbox_file(
+    con: duckdb.DuckDBPyConnection, provider: str, file_name: str, identity: str
+) -> Committed | None:
+    """The ledger row of an inbox file that was taken already (same name, same identity)."""
+    return _committed(
+        con.execute(
+            f"SELECT {COMMITTED_COLUMNS} FROM {LEDGER_TABLE} WHERE provider = ? "
+            "AND file_name = ? AND inbox_identity = ? AND stored_as IS NOT NULL "
+            "ORDER BY processed_at DESC LIMIT 1",
+            [provider, file_name, identity],
+        ).fetchall()
+    )
 
 
 def record(con: duckdb.DuckDBPyConnection, **entry: object) -> None:

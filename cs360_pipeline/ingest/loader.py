@@ -17,18 +17,27 @@ link, its columns under positional names (``c0``, ``c1``...), and values only as
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from cs360_pipeline.faults import fault_point
 from cs360_pipeline.ingest import ledger
-from cs360_pipeline.ingest.dropfolder import DropFolder
+from cs360_pipeline.ingest.dropfolder import (
+    DropFolder,
+    Snapshot,
+    identity_of,
+    new_delivery_id,
+    printable_name,
+)
 from cs360_pipeline.ingest.readers import (
     Rejected,
     read_header,
-    scan,
 )
 from cs360_pipeline.ingest.rules import Verdict, validate
 from cs360_pipeline.ingest.staging import (
@@ -63,6 +72,46 @@ class FileOutcome:
     message: str
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    """One inbox entry on its way through: which dataset takes it and what it is called."""
+
+    provider: Provider
+    dataset_name: str
+    dataset: Dataset
+    folder: DropFolder
+    path: Path
+    name: str  # printable rendering of the delivered name, as the ledger stores it
+    delivery_id: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.provider}/{self.dataset_name}: {self.name}"
+
+    def ledger_entry(self, sha256: str, size: int, identity: str) -> dict[str, object]:
+        return {
+            "file_name": self.name,
+            "provider": self.provider.provider,
+            "dataset": self.dataset_name,
+            "sha256": sha256,
+            "size_bytes": size,
+            "delivery_id": self.delivery_id,
+            "inbox_identity": identity,
+        }
+
+
+@dataclass(frozen=True)
+class _Replaced:
+    """The earlier files a load replaces."""
+
+    by_month: list[str]  # names whose rows of this file's months were replaced (the message)
+    names: list[str]  # names of the files now superseded (the ledger's revision_of)
+    ids: list[str]  # their delivery ids
+
+
+NOTHING_REPLACED = _Replaced([], [], [])
+
+
 def ingest_dataset(
     con: duckdb.DuckDBPyConnection,
     provider: Provider,
@@ -70,55 +119,126 @@ def ingest_dataset(
     folder: DropFolder,
     log: Callable[[str], None] = print,
 ) -> list[FileOutcome]:
-    """Process every pending file of one dataset, oldest name first."""
+    """Process every settled file of one dataset, oldest name first.
+
+    First whatever a stopped run left half done is finished. A file that fails for a reason
+    outside its contract (a database error, a full disk) stays in the inbox and is reported,
+    the other files are still processed, and that error is raised at the end so the run fails
+    where an operator sees it: one file never holds up another.
+    """
     dataset = provider.datasets[dataset_name]
     ledger.ensure_ledger(con)
     con.execute(AGE_MACRO)
+    for note in _recover(con, provider.provider, dataset.file_pattern, folder):
+        log(f"{provider.provider}/{dataset_name}: {note}")
     outcomes = []
-    for path in folder.pending(dataset.file_pattern):
-        outcome = _ingest_file(con, provider, dataset_name, dataset, folder, path)
-        log(f"{provider.provider}/{dataset_name}: {outcome.file_name}: {outcome.message}")
+    failures: list[Exception] = []
+    for path, regular in _entries(folder, dataset.file_pattern):
+        delivery = _Delivery(
+            provider,
+            dataset_name,
+            dataset,
+            folder,
+            path,
+            printable_name(path.name),
+            new_delivery_id(),
+        )
+        try:
+            outcome = _ingest_file(con, delivery) if regular else _refuse(con, delivery, None)
+        except Exception as exc:
+            log(f"{delivery.label}: left in the inbox: {type(exc).__name__}: {exc}")
+            failures.append(exc)
+            continue
+        if outcome is None:
+            log(f"{delivery.label}: changed while it was copied (still being written); it waits")
+            continue
+        log(f"{delivery.label}: {outcome.message}")
         outcomes.append(outcome)
+    if failures:
+        raise failures[0]
     return outcomes
 
 
-def _ingest_file(
-    con: duckdb.DuckDBPyConnection,
-    provider: Provider,
-    dataset_name: str,
-    dataset: Dataset,
-    folder: DropFolder,
-    path: Path,
-) -> FileOutcome:
-    found = scan(path)
-    sha = found.sha256
-    entry = {
-        "file_name": path.name,
-        "provider": provider.provider,
-        "dataset": dataset_name,
-        "sha256": sha,
-        "size_bytes": found.size,
-    }
-    previous = ledger.already_loaded(con, sha)
-    if previous is not None:
-        stored = folder.archive_file(path, sha)
-        message = f"duplicate of {previous} (same sha256), nothing loaded"
-        ledger.record(con, **entry, status="duplicate", reason=message, stored_as=str(stored))
-        return FileOutcome(path.name, "duplicate", 0, message)
+def _entries(folder: DropFolder, pattern: str) -> list[tuple[Path, bool]]:
+    """(path, is a regular file) of every settled inbox entry the dataset takes, by name."""
+    files = [(p, True) for p in folder.pending(pattern)]
+    strays = [(p, False) for p in folder.strays(pattern)]
+    return sorted(files + strays)
 
-    table = provider.table(dataset_name)
+
+# -- one file ---------------------------------------------------------------------------------
+
+
+def _ingest_file(con: duckdb.DuckDBPyConnection, d: _Delivery) -> FileOutcome | None:
+    """Snapshot, then load, quarantine or skip as a duplicate; None if it is still changing."""
+    try:
+        snap = d.folder.take_snapshot(d.path, d.delivery_id, d.name)
+    except PermissionError:
+        return _refuse(con, d, UNREADABLE)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None  # gone or replaced since the listing: the next run sees what is there
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # swapped for a symlink since the listing
+            return None
+        raise
+    if snap is None:
+        return None
+    fault_point("ingest:snapshot_taken")
+    sha = snap.scan.sha256
+    entry = {**d.ledger_entry(sha, snap.scan.size, snap.identity), "snapshot": str(snap.path)}
+    current = ledger.current_copy(con, d.provider.provider, d.dataset_name, sha)
+    if current is not None:
+        message = f"duplicate of {current} (same sha256), nothing loaded"
+        target = d.folder.archive_path(d.name, sha)
+        ledger.record(con, **entry, status="duplicate", reason=message, stored_as=str(target))
+        _keep(d, snap, target, None, "ingest:committed", "ingest:archived")
+        return FileOutcome(d.name, "duplicate", 0, message)
+    try:
+        rows_loaded, message = _load_file(con, d, snap, entry)
+    except Rejected as exc:
+        reason = str(exc)
+        target = d.folder.quarantine_path(d.name, sha)
+        ledger.record(con, **entry, status="quarantined", reason=reason, stored_as=str(target))
+        _keep(d, snap, target, reason, "ingest:quarantine_committed", "ingest:quarantined")
+        return FileOutcome(d.name, "quarantined", 0, f"quarantined: {reason}")
+    except BaseException:
+        d.folder.drop_snapshot(d.delivery_id)  # nothing was committed: the inbox file stays
+        raise
+    target = d.folder.archive_path(d.name, sha)
+    _keep(d, snap, target, None, "ingest:committed", "ingest:archived")
+    return FileOutcome(d.name, "loaded", rows_loaded, message)
+
+
+def _keep(
+    d: _Delivery, snap: Snapshot, target: Path, reason: str | None, committed: str, kept: str
+) -> None:
+    """After the ledger row is committed: the snapshot to its place, then the inbox file out.
+
+    Each step can be cut short by a crash; the ledger row says how to finish it (``_recover``).
+    """
+    fault_point(committed)
+    d.folder.keep(snap.path, target, reason)
+    fault_point(kept)
+    d.folder.remove_if_unchanged(d.path, snap.identity)
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection, d: _Delivery, snap: Snapshot, entry: dict[str, object]
+) -> tuple[int, str]:
+    """Check and load the snapshot; rows, rejects and ledger row commit together or not at all."""
+    name, sha, dataset = d.name, snap.scan.sha256, d.dataset
     in_transaction = False
     try:
-        check_size(path.name, found.size, dataset)
-        staged = stage_file(con, folder, path, found, dataset)
-        verdict = validate(con, path.name, dataset, staged)
+        check_size(name, snap.scan.size, dataset)
+        staged = stage_file(con, d.folder, snap.path, snap.scan, dataset)
+        verdict = validate(con, name, dataset, staged)
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
-        rows_loaded, first, last, revision_of = _load(
-            con, table, provider.provider, dataset_name, dataset, path.name, sha, verdict
-        )
-        _keep_rejects(con, path.name, provider.provider, dataset_name, sha, dataset, verdict)
-        message = _loaded_message(rows_loaded, staged, verdict, dataset, revision_of)
+        rows_loaded, first, last, replaced = _load(con, d, sha, verdict)
+        _keep_rejects(con, name, d.provider.provider, d.dataset_name, sha, dataset, verdict)
+        message = _loaded_message(rows_loaded, staged, verdict, dataset, replaced.by_month)
+        if replaced.ids and not replaced.by_month and dataset.load != "replace":
+            message += f"; revision of the earlier {name} (same file name): its rows replaced"
         ledger.record(
             con,
             **entry,
@@ -129,20 +249,12 @@ def _ingest_file(
             reason=message if message != f"loaded {rows_loaded:,} rows" else None,
             first_period=first,
             last_period=last,
-            revision_of=", ".join(revision_of) or None,
-            stored_as=str(folder.archive_path(path, sha)),
+            revision_of=", ".join(replaced.names) or None,
+            stored_as=str(d.folder.archive_path(name, sha)),
         )
-        if revision_of:
-            ledger.mark_superseded(con, provider.provider, dataset_name, revision_of, path.name)
+        ledger.mark_superseded(con, replaced.ids, d.delivery_id, name)
         con.execute("COMMIT")
         in_transaction = False
-    except Rejected as exc:
-        if in_transaction:
-            con.execute("ROLLBACK")
-        reason = str(exc)
-        stored = folder.quarantine_file(path, sha, reason)
-        ledger.record(con, **entry, status="quarantined", reason=reason, stored_as=str(stored))
-        return FileOutcome(path.name, "quarantined", 0, f"quarantined: {reason}")
     except BaseException:
         if in_transaction:
             con.execute("ROLLBACK")
@@ -152,37 +264,126 @@ def _ingest_file(
             f"DROP VIEW IF EXISTS {ROWS}; DROP TABLE IF EXISTS {STAGE}; "
             f"DROP TABLE IF EXISTS {BAD}; DROP TABLE IF EXISTS {DUPES}"
         )
-    folder.archive_file(path, sha)
-    return FileOutcome(path.name, "loaded", rows_loaded, message)
+    return rows_loaded, message
+
+
+# -- entries that are not files ---------------------------------------------------------------
+
+UNREADABLE = (
+    "the file cannot be read (permission denied), so it was not loaded. Give the pipeline's "
+    "account read access, or deliver it again as a plain readable file."
+)
+
+
+def _stray_reason(path: Path) -> str:
+    """Why an inbox entry that is not a regular file is refused, in a data owner's words."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return (
+            "this is a symbolic link, not a file; links are never followed, so nothing was "
+            "read. Deliver the file itself into the inbox."
+        )
+    if stat.S_ISDIR(mode):
+        return (
+            "this is a folder, not a file; folders are not opened. Deliver each file directly "
+            "into the inbox."
+        )
+    return "this is not a regular file (a pipe, socket or device). Deliver a plain file."
+
+
+def _refuse(con: duckdb.DuckDBPyConnection, d: _Delivery, why: str | None) -> FileOutcome:
+    """Quarantine an inbox entry that cannot be read as a file, moving the entry itself."""
+    info = os.lstat(d.path)
+    reason = f"{d.name}: {why or _stray_reason(d.path)}"
+    target = d.folder.quarantine_path(d.name, d.delivery_id)
+    size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+    ledger.record(
+        con,
+        **d.ledger_entry("", size, identity_of(info)),
+        status="quarantined",
+        reason=reason,
+        stored_as=str(target),
+    )
+    fault_point("ingest:quarantine_committed")
+    d.folder.keep(d.path, target, reason)
+    fault_point("ingest:quarantined")
+    return FileOutcome(d.name, "quarantined", 0, f"quarantined: {reason}")
+
+
+# -- after a crash ----------------------------------------------------------------------------
+
+
+def _recover(
+    con: duckdb.DuckDBPyConnection, provider: str, pattern: str, folder: DropFolder
+) -> list[str]:
+    """Finish what a stopped run left: the ledger row decides, the folders follow it.
+
+    A snapshot whose row was committed goes to its archive or quarantine place (reason file
+    rewritten); one without a row is thrown away, its inbox file is simply taken again. An
+    inbox entry whose name and identity match a committed row was already taken: a copied file
+    is removed (its bytes are kept), a refused entry is moved to quarantine. A re-send of the
+    same bytes is a new file (new inode or mtime) and never matches.
+    """
+    notes = []
+    for delivery_id, snapshot in folder.leftover_deliveries():
+        row = ledger.committed_delivery(con, provider, delivery_id)
+        if row is None or snapshot is None:
+            folder.drop_snapshot(delivery_id)
+            if row is None and snapshot is not None:
+                notes.append(f"{snapshot.name}: an unfinished copy was removed from .work/")
+            continue
+        reason = row.reason if row.status == "quarantined" else None
+        folder.keep(snapshot, Path(row.stored_as), reason)
+        notes.append(f"{row.file_name}: kept as {Path(row.stored_as).name} (recorded earlier)")
+    folder.clear_scratch()
+    for path in folder.matching(pattern):
+        note = _recover_inbox_entry(con, provider, folder, path)
+        if note:
+            notes.append(note)
+    return notes
+
+
+def _recover_inbox_entry(
+    con: duckdb.DuckDBPyConnection, provider: str, folder: DropFolder, path: Path
+) -> str | None:
+    """Take an already recorded entry out of the inbox; None if it is a file not yet taken."""
+    row = ledger.committed_inbox_file(
+        con, provider, printable_name(path.name), identity_of(os.lstat(path))
+    )
+    if row is None:
+        return None
+    if row.snapshot is None:
+        folder.keep(path, Path(row.stored_as), row.reason)
+        return f"{row.file_name}: moved to quarantine (recorded earlier)"
+    if not os.path.lexists(row.stored_as):
+        return None  # its kept copy is missing: take the file again rather than lose it
+    path.unlink()
+    return f"{row.file_name}: removed from the inbox (recorded and kept earlier)"
+
+
+# -- loading ----------------------------------------------------------------------------------
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    provider: str,
-    dataset_name: str,
-    dataset: Dataset,
-    file_name: str,
-    sha: str,
-    verdict: Verdict,
-) -> tuple[int, object, object, list[str]]:
-    """Insert the good rows (replacing revised months); a column the contract gained is added."""
+    con: duckdb.DuckDBPyConnection, d: _Delivery, sha: str, verdict: Verdict
+) -> tuple[int, object, object, _Replaced]:
+    """Insert the good rows (replacing what they revise); a column the contract gained is added."""
+    dataset = d.dataset
+    table = d.provider.table(d.dataset_name)
     target = ident(table)
     kept = [ident(n) for n in dataset.kept_columns] + [ident(n) for n in dataset.derived]
     source = f"{ROWS} ANTI JOIN {BAD} USING (_rid)" if verdict.staged_bad else ROWS
     select = (
-        f"SELECT {', '.join(kept)}, {literal(file_name)} AS _source_file, "
+        f"SELECT {', '.join(kept)}, {literal(d.name)} AS _source_file, "
         f"{literal(sha)} AS _file_sha256, now() AS _loaded_at FROM {source}"
     )
-    revision_of: list[str] = []
     if dataset.load == "replace":
+        earlier = ledger.current_files(con, d.provider.provider, d.dataset_name)
+        replaced = _Replaced([], [e[1] for e in earlier], [e[0] for e in earlier])
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {select}")
     else:
         exists = _table_exists(con, table)
-        if exists and dataset.revises_months and verdict.months:
-            revision_of = _replace_revised_months(
-                con, target, provider, dataset_name, dataset, verdict.months
-            )
+        replaced = _replace_earlier(con, target, d, verdict) if exists else NOTHING_REPLACED
         if not exists:
             con.execute(f"CREATE TABLE {target} AS {select} LIMIT 0")
         existing = {
@@ -200,7 +401,7 @@ def _load(
     rows = verdict.total - verdict.bad_rows
     first = verdict.months[0] if verdict.months else None
     last = verdict.months[-1] if verdict.months else None
-    return rows, first, last, revision_of
+    return rows, first, last, replaced
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -213,34 +414,68 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
+def _replace_earlier(
+    con: duckdb.DuckDBPyConnection, target: str, d: _Delivery, verdict: Verdict
+) -> _Replaced:
+    """The files this one revises: the current file of the same name, and revised months.
+
+    A file sent again under its name replaces that file whole. Its rows go first (same
+    transaction as the insert), then the months rule below applies as well.
+    """
+    current = ledger.current_files(con, d.provider.provider, d.dataset_name)
+    same_name = [(i, n) for i, n, _ in current if n == d.name]
+    if same_name:
+        con.execute(f"DELETE FROM {target} WHERE _source_file = ?", [d.name])
+    by_month: list[str] = []
+    month_ids: list[str] = []
+    if d.dataset.revises_months and verdict.months:
+        by_month, month_ids = _replace_revised_months(con, target, d, verdict.months, current)
+    ids = list(dict.fromkeys([i for i, _ in same_name] + month_ids))
+    names = sorted({n for i, n, _ in current if i in ids})
+    return _Replaced(by_month, names, ids)
+
+
 def _replace_revised_months(
     con: duckdb.DuckDBPyConnection,
     target: str,
-    provider: str,
-    dataset_name: str,
-    dataset: Dataset,
+    d: _Delivery,
     months: list,
-) -> list[str]:
+    current: list[tuple[str, str, str]],
+) -> tuple[list[str], list[str]]:
     """A revision: earlier files whose months all lie within this file's months are replaced.
 
     Then every row of this file's months is deleted before the insert (same transaction), so a
     corrected re-delivery never duplicates a period. A file covering new months only (or an
-    earlier file reaching beyond them) is no revision and nothing is deleted.
+    earlier file reaching beyond them) is no revision and nothing is deleted. Returns the names
+    whose rows were replaced and the ids of the files left with no row (now superseded).
     """
-    earlier = ledger.contained_files(con, provider, dataset_name, months[0], months[-1])
+    earlier = ledger.contained_files(
+        con, d.provider.provider, d.dataset_name, months[0], months[-1]
+    )
     if not earlier:
-        return []
-    period = f"CAST(date_trunc('month', {ident(dataset.period)}) AS DATE)"
+        return [], []
+    period = f"CAST(date_trunc('month', {ident(d.dataset.period)}) AS DATE)"
     month_list = f"CAST({[m.isoformat() for m in months]!r} AS DATE[])"
-    touched = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT _source_file FROM {target} "
-            f"WHERE list_contains({month_list}, {period}) ORDER BY 1"
-        ).fetchall()
-    ]
+    touched = con.execute(
+        f"SELECT DISTINCT _source_file, _file_sha256 FROM {target} "
+        f"WHERE list_contains({month_list}, {period}) ORDER BY 1, 2"
+    ).fetchall()
     con.execute(f"DELETE FROM {target} WHERE list_contains({month_list}, {period})")
-    return sorted(set(touched) | set(earlier))
+    emptied = {(n, s) for n, s in touched if not _has_rows(con, target, n, s)}
+    contained = {e[0] for e in earlier}
+    ids = [i for i, n, s in current if i in contained or (n, s) in emptied]
+    names = sorted({n for n, _ in touched} | {e[1] for e in earlier})
+    return names, ids
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, target: str, name: str, sha: str) -> bool:
+    return bool(
+        con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {target} "
+            "WHERE _source_file = ? AND _file_sha256 = ? LIMIT 1)",
+            [name, sha],
+        ).fetchall()[0][0]
+    )
 
 
 def _keep_rejects(
