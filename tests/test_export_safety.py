@@ -141,8 +141,8 @@ def hostile(demo: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Hosti
     shutil.copy(demo.warehouse, data / "warehouse.duckdb")
     beat_names = make_hostile(data / "warehouse.duckdb")
     paths = Paths(data_dir=data, sources_dir=demo.sources)
-    release = HostileRelease(paths, demo.query("SELECT max(release_id) FROM metric_values")[0][0],
-                             beat_names)  # fmt: skip
+    release_id = demo.query("SELECT max(release_id) FROM metric_values")[0][0]
+    release = HostileRelease(paths, release_id, beat_names)
     for audience in AUDIENCES:
         export_audience(paths, release.release_id, audience)
         write_brief(paths, release.release_id, audience)
