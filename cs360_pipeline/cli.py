@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from contextlib import closing
 from typing import TYPE_CHECKING
 
-from cs360_pipeline.settings import current_paths
+from cs360_pipeline.settings import Paths, current_paths
 
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
+
+    from cs360_pipeline.refresh_lock import Holder
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -35,18 +38,62 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _refresh(args: argparse.Namespace) -> int:
     from cs360_pipeline.instance import ensure_dagster_home
-
-    ensure_dagster_home()
-    from dagster import DagsterInstance
-
-    from cs360_pipeline.definitions import defs, registry
-    from cs360_pipeline.publish.outputs import FULL_TAG
-    from cs360_pipeline.run_times import run_times, summary
+    from cs360_pipeline.refresh_lock import RefreshRunning, refresh_lock
 
     if args.full and args.provider:
         print("--full refreshes every provider; leave out --provider.", file=sys.stderr)
         return 2
+    ensure_dagster_home()
     paths = current_paths().ensure()
+    shortfall = _disk_shortfall(paths)
+    if shortfall:
+        print(f"Refresh not started: {shortfall}. {_live_words(paths)}", file=sys.stderr)
+        return 1
+    from dagster._core.utils import make_new_run_id
+
+    run_id = make_new_run_id()
+    try:
+        with refresh_lock(
+            paths,
+            "cs360 refresh",
+            run_id=run_id,
+            wait_seconds=args.wait,
+            on_wait=_say_waiting,
+        ) as died:
+            return _refresh_locked(args, paths, run_id, died)
+    except RefreshRunning as exc:
+        print(f"Refresh not started: {exc}. {_live_words(paths)}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        where = exc.filename or paths.data_dir
+        print(
+            f"Refresh stopped: no space left on the disk holding {where}. "
+            f"{_live_words(paths)} Free some space and refresh again.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _say_waiting(holder: Holder | None) -> None:
+    who = holder.describe() if holder else "a refresh that has not said who it is yet"
+    print(f"Waiting for the running refresh ({who}) ...", flush=True)
+
+
+def _refresh_locked(
+    args: argparse.Namespace, paths: Paths, run_id: str, died: Holder | None
+) -> int:
+    """The refresh itself, with the deployment's writer lock held."""
+    from dagster import DagsterInstance
+
+    from cs360_pipeline.definitions import defs, registry
+    from cs360_pipeline.instance import fail_interrupted_run
+    from cs360_pipeline.privacy.policy import load_policy
+    from cs360_pipeline.publish.outputs import FULL_TAG
+    from cs360_pipeline.publish.publication import reconcile
+    from cs360_pipeline.run_times import run_times, summary
+
     job_name = f"refresh_{args.provider}" if args.provider else "refresh_all"
     if args.provider in registry.failed:  # its provider.yml is invalid: it has no job
         for problem in registry.problems:
@@ -56,23 +103,75 @@ def _refresh(args: argparse.Namespace) -> int:
     run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     # --full: rewrite exports, expectations and briefs even when the release is unchanged.
     tags = {FULL_TAG: "true"} if args.full else {}
-    print(f"Running {job_name} (data in {paths.data_dir}) ...", flush=True)
     with DagsterInstance.get() as instance:
+        if died is not None:
+            print(f"Note: {fail_interrupted_run(instance, died)}.", flush=True)
+        for line in reconcile(paths, load_policy().history.releases_public):
+            print(f"Recovered: {line}.", flush=True)
+        before = _live_release(paths)
+        print(f"Running {job_name} (data in {paths.data_dir}) ...", flush=True)
         result = job.execute_in_process(
-            instance=instance, run_config=run_config, tags=tags, raise_on_error=False
-        )
+            instance=instance, run_config=run_config, tags=tags, raise_on_error=False,
+            run_id=run_id,
+        )  # fmt: skip
         times = run_times(instance, result.run_id)
+    after = _live_release(paths)
     if not result.success:
-        print(f"Refresh failed (run {result.run_id}); the previous release stays published.")
+        if after is not None and after != before:
+            print(f"Refresh failed after publishing (run {result.run_id}): release {after} is "
+                  "live; a step after publication failed (see the run's log).")  # fmt: skip
+        else:
+            print(f"Refresh failed (run {result.run_id}). {_live_words(paths)}")
         code = 1
     else:
-        print(f"Published {paths.warehouse_db}")
+        print(f"Published release {after} to {paths.warehouse_db}")
         code = _report_publication(result)
     print(summary(times), flush=True)
     # A provider whose provider.yml is invalid was left out: the others refreshed, it did not.
     for problem in registry.problems:
         print(f"ERROR: {problem.line}", file=sys.stderr)
     return 1 if registry.problems else code
+
+
+def _live_release(paths: Paths) -> str | None:
+    from cs360_pipeline.publish.warehouse import live_release
+
+    return live_release(paths)
+
+
+def _live_words(paths: Paths) -> str:
+    """Which release readers get now, in a sentence."""
+    live = _live_release(paths)
+    return f"Release {live} stays published." if live else "No release is published yet."
+
+
+# Free space a refresh needs beyond what it rewrites: DuckDB temp files, Dagster's event log.
+MIN_FREE_BYTES = 256 * 1024 * 1024
+MIN_FREE_ENV = "CS360_MIN_FREE_BYTES"
+
+
+def _disk_shortfall(paths: Paths) -> str | None:
+    """Why the data folder's disk is too full to refresh safely, or None.
+
+    A refresh writes a new build and a new warehouse beside the old ones, so it needs about
+    their size again, plus room for the inboxes' files to be archived.
+    """
+    import os
+    import shutil
+
+    rewritten = sum(
+        p.stat().st_size for p in (paths.build_db, paths.warehouse_db, paths.raw_db) if p.exists()
+    )
+    floor = int(os.environ.get(MIN_FREE_ENV) or MIN_FREE_BYTES)
+    needed = rewritten + floor
+    free = shutil.disk_usage(paths.data_dir).free
+    if free >= needed:
+        return None
+    mb = 1024 * 1024
+    return (
+        f"only {free // mb:,} MB free on the disk holding {paths.data_dir}; a refresh needs "
+        f"about {needed // mb:,} MB ({MIN_FREE_ENV} sets the reserve)"
+    )
 
 
 def _report_publication(result: ExecuteInProcessResult) -> int:
@@ -160,21 +259,25 @@ def _print_table(header: tuple[str, ...], rows: list[tuple]) -> None:
 
 
 def _files(args: argparse.Namespace) -> int:
-    """The ingest ledger of the last refresh: every delivered file and what became of it."""
-    from cs360_pipeline.sql import connect
+    """The ingest ledger of the last refresh: every delivered file and what became of it.
 
-    paths = current_paths()
-    if not paths.build_db.exists():
+    Read from the ledger's snapshot file, so it works while a refresh is writing the build.
+    """
+    from cs360_pipeline.catalog.deliveries_snapshot import snapshot_path
+    from cs360_pipeline.sql import connect, literal
+
+    snapshot = snapshot_path(current_paths())
+    if not snapshot.exists():
         print("Nothing ingested yet.")
         return 0
     where = "WHERE provider = ?" if args.provider else ""
-    with closing(connect(paths.build_db, read_only=True)) as con:
+    with closing(connect(None)) as con:
         rows = con.execute(
             f"""
             SELECT provider, dataset, file_name, status, rows_loaded, rows_rejected,
                    strftime(processed_at, '%Y-%m-%d %H:%M'), left(sha256, 12),
                    coalesce(reason, '')
-            FROM shared.deliveries {where} ORDER BY processed_at, file_name
+            FROM read_parquet({literal(snapshot)}) {where} ORDER BY processed_at, file_name
             """,
             [args.provider] if args.provider else [],
         ).fetchall()
@@ -274,6 +377,14 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rebuild and republish everything, even when no input changed (after a policy or "
         "code change): exports, expectations and briefs are rewritten too",
+    )
+    refresh.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another refresh of this deployment is running, wait up to this long for it "
+        "(default: exit at once, with code 3, naming the running refresh)",
     )
     refresh.set_defaults(func=_refresh)
 

@@ -20,6 +20,7 @@ from cs360_pipeline.defs import (
     publish,
     transform,
 )
+from cs360_pipeline.defs.executor import locked_in_process_executor
 from cs360_pipeline.registry import Registry, load_registry
 from cs360_pipeline.settings import current_paths
 
@@ -47,8 +48,8 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         publish.build_defs(known),
         freshness.build_defs(current),
         automation.build_defs(current),
-        # One process, one step at a time: DuckDB files take a single writer.
-        dg.Definitions(executor=dg.in_process_executor),
+        # One process, one step at a time, under the deployment's writer lock.
+        dg.Definitions(executor=locked_in_process_executor),
     )
 
 

@@ -4,22 +4,64 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cs360_pipeline.settings import current_paths
 
-DAGSTER_YAML = """\
-# Written by cs360-pipeline. Local SQLite storage; see README for a server set-up.
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+    from cs360_pipeline.refresh_lock import Holder
+
+HEADER = "# Written by cs360-pipeline."
+DAGSTER_YAML = f"""\
+{HEADER} Local SQLite storage; see README for a server set-up.
 telemetry:
   enabled: false
+# One refresh at a time: sensors and the schedule queue their runs instead of failing on
+# DuckDB's single-writer lock (cs360 refresh, outside the queue, takes the same file lock).
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+# A run that never got going is marked failed instead of staying STARTING forever.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  poll_interval_seconds: 60
 """
+CONFIG_VERSION = "max_concurrent_runs: 1"  # a file of ours without it predates the run queue
 
 
 def ensure_dagster_home() -> Path:
-    """Use ``$DAGSTER_HOME`` if set, else ``<data>/dagster_home``, with telemetry off."""
+    """Use ``$DAGSTER_HOME`` if set, else ``<data>/dagster_home``, with telemetry off.
+
+    A ``dagster.yaml`` this project wrote earlier is brought up to date; one an operator wrote
+    is left alone.
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or current_paths().dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    text = config.read_text(encoding="utf-8") if config.exists() else None
+    if text is None or (text.startswith(HEADER) and CONFIG_VERSION not in text):
         config.write_text(DAGSTER_YAML, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def fail_interrupted_run(instance: DagsterInstance, died: Holder) -> str:
+    """Mark the run of a refresh that died holding the writer lock as failed; say what happened.
+
+    A killed process cannot report its own end, so Dagster would show it running forever.
+    """
+    from dagster import DagsterRunStatus
+
+    what = f"the refresh {died.describe()} was interrupted before it finished"
+    run = instance.get_run_by_id(died.run_id) if died.run_id else None
+    if run is not None and run.status in (
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.NOT_STARTED,
+    ):
+        instance.report_run_failed(run, message=f"{what}; marked failed by the next refresh")
+        return f"{what}; its run is now marked failed"
+    return what

@@ -5,6 +5,7 @@ from contextlib import closing
 import dagster as dg
 
 from cs360_pipeline.catalog.datasets import write_datasets
+from cs360_pipeline.catalog.deliveries_snapshot import write_snapshot
 from cs360_pipeline.catalog.metrics import (
     check_against_policy,
     load_catalog,
@@ -104,10 +105,17 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         deps=every_dataset,
         group_name=GROUP,
         kinds={"duckdb"},
-        description="The ingest ledger: every delivered file, its hash, rows and status.",
+        description=(
+            "The ingest ledger: every delivered file, its hash, rows and status; also written "
+            "to data/deliveries.parquet, which `cs360 status --files` reads during a refresh."
+        ),
     )
     def deliveries() -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"files": write_deliveries(current_paths())})
+        paths = current_paths()
+        files = write_deliveries(paths)
+        return dg.MaterializeResult(
+            metadata={"files": files, "snapshot": str(write_snapshot(paths))}
+        )
 
     @dg.asset(
         key=shared_key("datasets"),

@@ -16,7 +16,8 @@ from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish import expectations, outputs, release_log
 from cs360_pipeline.publish.exports import export_audience
 from cs360_pipeline.publish.gate import check
-from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, publish
+from cs360_pipeline.publish.publication import publish_release
+from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, live_release
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.settings import Paths, current_paths
@@ -31,11 +32,6 @@ EXPECTATIONS_KEY = dg.AssetKey(["published", "expectations"])
 BRIEF_KEY = dg.AssetKey(["published", "brief"])
 DBT_LAYERS = {"staging", "intermediate", "marts"}
 DOWNLOADS = {".csv", ".parquet", ".xlsx", ".txt"}  # what the brief links to
-
-
-def published_release(paths: Paths) -> str:
-    with closing(connect(paths.warehouse_db, read_only=True)) as con:
-        return con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
 
 
 def full_refresh(context: dg.AssetExecutionContext) -> bool:
@@ -133,19 +129,22 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         group_name=GROUP,
         kinds={"duckdb"},
         description=(
-            "data/warehouse.duckdb: the marts copied into a new file and swapped in atomically. "
-            "Analysts open it read-only."
+            "data/warehouse.duckdb: the marts copied into a new file with the release's manifest "
+            "and swapped in atomically, in step with the privacy vault and the release log "
+            "(publish/publication.py). Analysts open it read-only."
         ),
     )
     def warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths()
-        published = publish(paths)
-        vault.record_published(paths, published.release_id, load_policy().history.releases_public)
+        published = publish_release(
+            paths, run_checks(context), load_policy().history.releases_public
+        )
         context.log.info(f"published release {published.release_id} to {paths.warehouse_db}")
         return dg.MaterializeResult(
             metadata={
                 "release_id": published.release_id,
                 "path": str(paths.warehouse_db),
+                "releases_in_log": len(published.log),
                 **{f"rows_{t}": n for t, n in published.rows.items()},
             }
         )
@@ -166,23 +165,24 @@ def after_publication() -> list[dg.AssetsDefinition]:
         description=(
             "data/releases.duckdb, table release_log: every release published (id, time, input "
             "file hashes, policy hash, code version, checks), the last N kept "
-            "(CS360_RELEASES_KEPT). Also removes the exports of releases no longer public."
+            "(CS360_RELEASES_KEPT); written by the publication itself. This step removes the "
+            "exports of releases no longer public."
         ),
     )
     def release_log_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths()
         releases_public = load_policy().history.releases_public
-        entry = release_log.describe_published(paths, run_checks(context))
-        entries = release_log.record(paths, entry, release_log.keep_releases(releases_public))
+        entries = release_log.read(paths)
         public = [e.release_id for e in entries[: releases_public + 1]]
         removed = outputs.prune(paths, public)
         for release_id in removed:
             context.log.info(f"removed the exports of {release_id}: no longer a public release")
+        current = entries[0]
         return dg.MaterializeResult(
             metadata={
-                "release_id": entry.release_id,
+                "release_id": current.release_id,
                 "releases_in_log": len(entries),
-                "checks": entry.checks_summary,
+                "checks": current.checks_summary,
                 "exports_removed": ", ".join(removed) or "none",
                 "path": str(release_log.log_path(paths)),
             }
@@ -201,7 +201,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
     )
     def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths()
-        release_id = published_release(paths)
+        release_id = live_release(paths)
         written, skipped = [], []
         for audience in outputs.AUDIENCES:
             step = f"exports/{audience}"
@@ -247,7 +247,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
     )
     def expectations_asset(context: dg.AssetExecutionContext) -> Iterator[Any]:
         paths = current_paths()
-        release_id = published_release(paths)
+        release_id = live_release(paths)
         if not expectations.enabled():
             context.log.warning(f"expectations not run: {expectations.ENABLE_ENV} is off")
             yield dg.MaterializeResult(metadata={"release_id": release_id, "run": False})
@@ -324,7 +324,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
     )
     def brief(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths()
-        release_id = published_release(paths)
+        release_id = live_release(paths)
         log = release_log.read(paths)
         history = "|".join(f"{e.release_id}@{e.first_published_at}" for e in log)
         checks = next((e.checks_summary for e in log if e.release_id == release_id), "")

@@ -11,6 +11,7 @@ the candidate under its release id. Only the last ``keep`` published releases ar
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,7 +46,10 @@ SCHEMA = """
         release_id   VARCHAR PRIMARY KEY,
         published_at TIMESTAMP NOT NULL
     );
+    -- pending: stored just before the warehouse swap; published once readers can open it.
+    ALTER TABLE {db}.releases ADD COLUMN IF NOT EXISTS state VARCHAR DEFAULT 'published';
 """
+PENDING, PUBLISHED = "pending", "published"
 
 
 @dataclass(frozen=True)
@@ -174,8 +178,8 @@ def _past_ids(con: duckdb.DuckDBPyConnection, limit: int) -> list[str]:
     return [
         r[0]
         for r in con.execute(
-            "SELECT release_id FROM vault.releases ORDER BY published_at DESC, release_id "
-            f"LIMIT {int(limit)}"
+            "SELECT release_id FROM vault.releases WHERE state = 'published' "
+            f"ORDER BY published_at DESC, release_id LIMIT {int(limit)}"
         ).fetchall()
     ]
 
@@ -231,31 +235,93 @@ def candidate_measures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
-def record_published(paths: Paths, release_id: str, keep: int) -> None:
-    """Copy the candidate under ``release_id`` and forget releases beyond the last ``keep``."""
+def release_states(paths: Paths) -> dict[str, str]:
+    """release id -> pending | published, for every release the vault holds."""
+    if not paths.vault_db.exists():
+        return {}
+    with opened(paths) as con:
+        return dict(con.execute("SELECT release_id, state FROM vault.releases").fetchall())
+
+
+def record_pending(paths: Paths, release_id: str) -> None:
+    """Store the candidate under ``release_id`` before the warehouse swap makes it readable.
+
+    A release already published keeps its record: the same id means the same inputs and the
+    same pattern, so its true counts and pattern are the candidate's already.
+    """
     with opened(paths) as con:
         con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM vault.cells WHERE release_id = ?", [release_id])
-        con.execute("DELETE FROM vault.releases WHERE release_id = ?", [release_id])
+        known = con.execute(
+            "SELECT count(*) FROM vault.releases WHERE release_id = ?", [release_id]
+        ).fetchall()[0][0]
+        if not known:
+            con.execute("DELETE FROM vault.cells WHERE release_id = ?", [release_id])
+            con.execute(
+                """
+                INSERT INTO vault.cells
+                SELECT ? AS release_id, * EXCLUDE (release_id) FROM vault.cells
+                WHERE release_id = ?
+                """,
+                [release_id, CANDIDATE],
+            )
+            con.execute(
+                "INSERT INTO vault.releases (release_id, published_at, state) VALUES (?, now(), ?)",
+                [release_id, PENDING],
+            )
+        con.execute("COMMIT")
+
+
+def mark_published(paths: Paths, release_id: str, keep: int) -> None:
+    """The release is live: it joins the history; releases beyond the last ``keep`` go."""
+    with opened(paths) as con:
+        con.execute("BEGIN TRANSACTION")
         con.execute(
-            """
-            INSERT INTO vault.cells
-            SELECT ? AS release_id, * EXCLUDE (release_id) FROM vault.cells WHERE release_id = ?
-            """,
-            [release_id, CANDIDATE],
+            "UPDATE vault.releases SET state = ?, published_at = now() WHERE release_id = ?",
+            [PUBLISHED, release_id],
         )
-        con.execute("INSERT INTO vault.releases VALUES (?, now())", [release_id])
         con.execute(
             f"""
-            DELETE FROM vault.releases WHERE release_id NOT IN (
-                SELECT release_id FROM vault.releases
+            DELETE FROM vault.releases WHERE state = '{PUBLISHED}' AND release_id NOT IN (
+                SELECT release_id FROM vault.releases WHERE state = '{PUBLISHED}'
                 ORDER BY published_at DESC, release_id LIMIT {int(keep)}
             )
             """
         )
-        con.execute(
-            "DELETE FROM vault.cells WHERE release_id <> ? "
-            "AND release_id NOT IN (SELECT release_id FROM vault.releases)",
-            [CANDIDATE],
-        )
+        _drop_orphan_cells(con)
         con.execute("COMMIT")
+
+
+def drop_pending(paths: Paths, release_id: str) -> None:
+    """Forget a release stored for a swap that never happened: no reader ever saw it."""
+    with opened(paths) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM vault.releases WHERE release_id = ? AND state = ?",
+            [release_id, PENDING],
+        )
+        _drop_orphan_cells(con)
+        con.execute("COMMIT")
+
+
+def _drop_orphan_cells(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "DELETE FROM vault.cells WHERE release_id <> ? "
+        "AND release_id NOT IN (SELECT release_id FROM vault.releases)",
+        [CANDIDATE],
+    )
+
+
+def candidate_pattern_sha256(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of the candidate's suppression pattern (which cells of which table are hidden).
+
+    Part of the release id: two builds that hide different cells can never share an id.
+    """
+    count, total = con.execute(
+        f"""
+        SELECT count(*), coalesce(sum(hash(audience, measure_id, {", ".join(KEY_COLUMNS)},
+                                           suppressed)::HUGEINT), 0)
+        FROM vault.cells WHERE release_id = ?
+        """,
+        [CANDIDATE],
+    ).fetchall()[0]
+    return hashlib.sha256(f"{count}:{total}".encode()).hexdigest()

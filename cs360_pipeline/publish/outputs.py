@@ -28,7 +28,7 @@ from cs360_pipeline.sql import ident
 AUDIENCES = ("pst", "public")
 FULL_TAG = "cs360/full"
 # Bump when the layout or content of the outputs changes, so the next refresh rewrites them.
-OUTPUT_FORMAT = "1"
+OUTPUT_FORMAT = "2"
 FINGERPRINTS = ".fingerprints.json"
 RELEASE_DIR = re.compile(r"^r-[0-9a-f]{12}$")
 

@@ -256,37 +256,19 @@ def _write(paths: Paths, entries: list[Entry]) -> None:
     os.replace(staging, target)
 
 
-def describe_published(paths: Paths, checks: list[Check]) -> Entry:
-    """The entry for the release now in the warehouse, from the build's release record."""
-    with closing(connect(paths.warehouse_db, read_only=True)) as con:
-        release_id, rows = con.execute(
-            "SELECT max(release_id), count(*) FROM metric_values"
-        ).fetchall()[0]
-        as_of = con.execute("SELECT max(as_of) FROM provider_status").fetchall()[0][0]
-    with closing(connect(paths.build_db, read_only=True)) as con:
-        built = con.execute(
-            "SELECT release_id, policy_sha256, code_version, input_sha256 FROM shared.release"
-        ).fetchall()[0]
-        files = con.execute(
-            "SELECT provider, file_name, sha256 FROM shared.deliveries "
-            "WHERE status = 'loaded' AND superseded_by IS NULL ORDER BY provider, file_name"
-        ).fetchall()
-    if built[0] != release_id:
-        raise RuntimeError(
-            f"the warehouse holds {release_id} but the build describes {built[0]}: "
-            "publish the build first"
-        )
+def entry_from_manifest(manifest: dict[str, object]) -> Entry:
+    """The log entry of a release, from the manifest its warehouse file carries."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     return Entry(
-        release_id=release_id,
+        release_id=str(manifest["release_id"]),
         published_at=now,
         first_published_at=now,
         times_published=1,
-        data_as_of=as_of,
-        input_files=[InputFile(*f) for f in files],
-        input_sha256=built[3],
-        policy_sha256=built[1],
-        code_version=built[2],
-        metric_values_rows=rows,
-        checks=checks,
+        data_as_of=manifest["data_as_of"],  # type: ignore[arg-type]
+        input_files=[InputFile(**f) for f in manifest["input_files"]],  # type: ignore[attr-defined]
+        input_sha256=str(manifest["input_sha256"]),
+        policy_sha256=str(manifest["policy_sha256"]),
+        code_version=str(manifest["code_version"]),
+        metric_values_rows=manifest["metric_values_rows"],  # type: ignore[arg-type]
+        checks=[Check(**c) for c in manifest["checks"]],  # type: ignore[attr-defined]
     )

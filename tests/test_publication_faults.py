@@ -1,0 +1,222 @@
+"""Publication survives a kill at every step: the vault and the release log always catch up with
+what readers could open, one release id is one set of tables, and no pair of releases still
+public pins a small count.
+
+A real deployment is refreshed again and again with a revised probation file each time; each
+refresh is killed by SIGKILL at another step of publication (the test-only fault hook), or the
+moment the warehouse file changes. Every later refresh must first reconcile what the dead one
+left, and the final state is audited independently from the vault's true counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import signal
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cs360_pipeline.demo import generate
+from cs360_pipeline.privacy import vault
+from cs360_pipeline.privacy.audit import audit
+from cs360_pipeline.settings import Paths
+from tests.conftest import BIN, Deployment, new_deployment
+
+POINTS = (
+    "publish:staged",
+    "publish:vault_pending",
+    "publish:swapped",
+    "publish:vault_published",
+    "publish:logged",
+)
+RELEASES_PUBLIC = 2  # privacy/policy.yml history.releases_public
+
+
+def paths_of(deployment: Deployment) -> Paths:
+    return Paths(data_dir=deployment.data, sources_dir=deployment.sources)
+
+
+def refresh(deployment: Deployment, fault: str | None = None) -> subprocess.Popen[str]:
+    env = {**deployment.env, **({"CS360_FAULT_AT": fault} if fault else {})}
+    return subprocess.Popen(
+        [str(BIN / "cs360"), "refresh"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def live(deployment: Deployment) -> tuple[str, str] | None:
+    """The live release id and a digest of what its metric_values table shows."""
+    if not deployment.warehouse.exists():
+        return None
+    rows = deployment.query(
+        "SELECT * EXCLUDE (release_id), release_id FROM metric_values ORDER BY ALL"
+    )
+    ids = {r[-1] for r in rows}
+    assert len(ids) == 1, ids  # one release per warehouse, never a mix
+    return ids.pop(), hashlib.sha256(repr([r[:-1] for r in rows]).encode()).hexdigest()
+
+
+def vault_releases(deployment: Deployment) -> list[tuple[str, str]]:
+    con = duckdb.connect(str(paths_of(deployment).vault_db), read_only=True)
+    try:
+        return con.execute(
+            "SELECT release_id, state FROM releases ORDER BY published_at DESC, release_id"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def logged(deployment: Deployment) -> list[str]:
+    con = duckdb.connect(str(deployment.data / "releases.duckdb"), read_only=True)
+    try:
+        return [r[0] for r in con.execute("SELECT release_id FROM release_log").fetchall()]
+    finally:
+        con.close()
+
+
+def revise_probation(deployment: Deployment, month: str, step: int) -> None:
+    """The probation office re-sends a month with some records withdrawn."""
+    archived = sorted((deployment.sources / "probation" / "archive").glob(f"*events_{month}*.csv"))
+    with archived[-1].open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    kept = [rows[0], *(r for i, r in enumerate(rows[1:]) if (i + step) % 4)]
+    target = deployment.sources / "probation" / "inbox" / f"events_{month}.csv"
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(kept)
+
+
+def kill_when_warehouse_changes(process: subprocess.Popen[str], warehouse: Path) -> bool:
+    """SIGKILL the refresh the moment the warehouse file is replaced; False if it never was."""
+    before = warehouse.stat().st_ino
+    while process.poll() is None:
+        try:
+            if warehouse.stat().st_ino != before:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return True
+        except FileNotFoundError:
+            pass
+        time.sleep(0.002)
+    return False
+
+
+def assert_audit_passes(deployment: Deployment, release_ids: list[str]) -> int:
+    """Attack every table with all ``release_ids`` at once, from the vault's true counts."""
+    con = duckdb.connect()
+    vault.attach(con, paths_of(deployment), read_only=True)
+    build = deployment.data / "build" / "build.duckdb"
+    con.execute(f"ATTACH '{build}' AS build (READ_ONLY)")
+    parents = dict(
+        con.execute(
+            "SELECT geo_code, parent_code FROM build.shared.geography WHERE parent_code IS NOT NULL"
+        ).fetchall()
+    )
+    families = 0
+    for audience, measure in vault.candidate_measures(con):
+        past = vault.past_releases(con, audience, measure, parents, limit=len(release_ids))
+        assert [p.release_id for p in past] == release_ids, (audience, measure)
+        report = audit([p.publication(p.release_id, -age) for age, p in enumerate(past)])
+        assert report.passed, report.text()
+        families += 1
+    con.close()
+    return families
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    deployment = replace(new_deployment(tmp_path_factory.mktemp("faults")), as_of="2025-07-10")
+    generate(deployment.sources, seed=7, scale=0.05, end_month="2025-06", months=6)
+    deployment.cs360("refresh")
+    return deployment
+
+
+def test_a_kill_at_any_step_of_publication_is_reconciled(deployment: Deployment) -> None:
+    went_live = [live(deployment)]
+    months = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06"]
+    for step, point in enumerate((*POINTS, "warehouse file replaced")):
+        revise_probation(deployment, months[step % len(months)], step)
+        process = refresh(deployment, None if point.startswith("warehouse") else point)
+        if point.startswith("warehouse"):
+            assert kill_when_warehouse_changes(process, deployment.warehouse), point
+        else:
+            output, _ = process.communicate(timeout=600)
+            assert process.returncode == -signal.SIGKILL, f"{point}: not killed\n{output}"
+        now_live = live(deployment)
+        assert now_live is not None
+        went_live.append(now_live)
+        states = dict(vault_releases(deployment))
+        # The release readers open is in the vault at every instant, published or pending.
+        assert now_live[0] in states, (point, now_live, states)
+
+    finish = refresh(deployment)
+    output, _ = finish.communicate(timeout=600)
+    assert finish.returncode == 0, output
+    went_live.append(live(deployment))
+
+    # One release id, one set of tables.
+    digests: dict[str, set[str]] = {}
+    for release_id, digest in went_live:
+        digests.setdefault(release_id, set()).add(digest)
+    assert all(len(d) == 1 for d in digests.values()), digests
+
+    distinct = list(dict.fromkeys(r for r, _ in reversed(went_live)))  # newest first
+    assert len(distinct) >= 4, went_live  # the revisions made new releases, also after kills
+    # The vault holds exactly the newest releases readers could open, all published.
+    assert vault_releases(deployment)[:RELEASES_PUBLIC] == [
+        (r, "published") for r in distinct[:RELEASES_PUBLIC]
+    ]
+    assert all(state == "published" for _, state in vault_releases(deployment))
+    # The release log knows every release that ever went live.
+    assert set(distinct) <= set(logged(deployment))
+    assert not list(deployment.data.glob(".warehouse.next*"))
+    assert not list((deployment.sources / "probation" / "inbox").iterdir())
+    assert assert_audit_passes(deployment, distinct[:RELEASES_PUBLIC]) > 0
+
+
+def test_a_second_refresh_is_refused_with_the_running_one_named(deployment: Deployment) -> None:
+    first = refresh(deployment)
+    lock = deployment.data / ".refresh.lock"
+    deadline = time.monotonic() + 60
+    while not lock.read_text(encoding="utf-8").strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = deployment.cs360("refresh", check=False)
+    first.communicate(timeout=600)
+    assert first.returncode == 0
+    assert second.returncode == 3, second.stdout + second.stderr
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, second.stderr
+    assert f"pid {first.pid}" in lines[0] and "cs360 refresh" in lines[0]
+    assert "stays published" in lines[0]
+    assert lock.read_text(encoding="utf-8") == ""  # a clean exit leaves no holder
+
+
+def test_a_refresh_that_died_holding_the_lock_is_marked_failed(deployment: Deployment) -> None:
+    process = refresh(deployment, "publish:staged")
+    process.communicate(timeout=600)
+    assert process.returncode == -signal.SIGKILL
+    holder = (deployment.data / ".refresh.lock").read_text(encoding="utf-8")
+    assert '"how": "cs360 refresh"' in holder  # the dead holder is still named
+    after = deployment.cs360("refresh")
+    assert "was interrupted before it finished; its run is now marked failed" in after.stdout
+    assert "removed a staged warehouse file that was never published" in after.stdout
+
+
+def test_a_full_disk_stops_before_anything_is_touched(deployment: Deployment) -> None:
+    before = live(deployment)
+    env = {**deployment.env, "CS360_MIN_FREE_BYTES": str(1 << 60)}
+    result = subprocess.run(
+        [str(BIN / "cs360"), "refresh"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Refresh not started: only" in result.stderr
+    assert str(deployment.data) in result.stderr
+    assert before is not None and f"Release {before[0]} stays published." in result.stderr
+    assert live(deployment) == before
