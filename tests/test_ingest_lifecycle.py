@@ -509,3 +509,30 @@ def test_a_file_that_fails_to_load_holds_up_no_other(
     assert all("left in the inbox" in line for line in log)
     assert sorted(p.name for p in folder.inbox.iterdir()) == ["calls_a.csv", "calls_b.csv"]
     assert list(folder.work.iterdir()) == [] and ledger(con) == []
+
+
+def test_an_older_ledger_gets_ids_and_its_same_name_chains(
+    con: duckdb.DuckDBPyConnection, folder: DropFolder
+) -> None:
+    """Rows written before ids existed get one; of two current files of one name, the later wins."""
+    con.execute(
+        "CREATE TABLE _ingest_ledger (file_name VARCHAR NOT NULL, provider VARCHAR NOT NULL, "
+        "dataset VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, "
+        "rows_read BIGINT, rows_loaded BIGINT, status VARCHAR NOT NULL, reason VARCHAR, "
+        "stored_as VARCHAR, first_period DATE, last_period DATE, "
+        "processed_at TIMESTAMPTZ NOT NULL, superseded_by VARCHAR)"
+    )
+    for digest, at in [("a" * 64, "2025-09-01"), ("b" * 64, "2025-10-01")]:
+        con.execute(
+            "INSERT INTO _ingest_ledger (file_name, provider, dataset, sha256, size_bytes, "
+            "status, processed_at) VALUES ('calls_2025-08.csv', 'police', 'calls', ?, 1, "
+            "'loaded', CAST(? AS TIMESTAMPTZ))",
+            [digest, at],
+        )
+
+    assert run(con, folder) == []
+
+    first, second = chain(con)
+    assert first[0] and second[0] and first[0] != second[0]
+    assert first[4] == second[0] and second[4] is None
+    assert current(con) == ["police/calls_2025-08.csv"]

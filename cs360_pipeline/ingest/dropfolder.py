@@ -142,12 +142,13 @@ class DropFolder:
         target_dir.mkdir(parents=True)
         target = _inside(target_dir, fit(name, NAME_MAX))
         try:
-            scan, before = _copy_and_scan(path, target)
+            scan, opened = _copy_and_scan(path, target)
             after = identity_of(os.lstat(path))
         except BaseException:
             shutil.rmtree(target_dir, ignore_errors=True)
             raise
-        if after != before or scan.size != int(before.split(":")[2]):
+        before = identity_of(opened)
+        if after != before or scan.size != opened.st_size:
             shutil.rmtree(target_dir, ignore_errors=True)
             return None
         return Snapshot(target, scan, before)
@@ -305,8 +306,8 @@ def _mtime(path: Path) -> float:
         return time.time()
 
 
-def _copy_and_scan(path: Path, target: Path) -> tuple[Scan, str]:
-    """One pass over the file: copy, hash, first bytes, first NUL; identity from the handle."""
+def _copy_and_scan(path: Path, target: Path) -> tuple[Scan, os.stat_result]:
+    """One pass over the file: copy, hash, first bytes, first NUL; its stat from the handle."""
     digest = hashlib.sha256()
     head = b""
     nul_at = None
@@ -329,7 +330,7 @@ def _copy_and_scan(path: Path, target: Path) -> tuple[Scan, str]:
                 size += len(block)
             out.flush()
             os.fsync(out.fileno())
-    return Scan(digest.hexdigest(), size, head, nul_at), identity_of(info)
+    return Scan(digest.hexdigest(), size, head, nul_at), info
 
 
 def _inside(folder: Path, name: str) -> Path:

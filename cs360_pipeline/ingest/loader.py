@@ -13,6 +13,13 @@ pass. Then the file is either
 
 Names and values from the file never reach SQL unquoted: the file is read through a hex-named
 link, its columns under positional names (``c0``, ``c1``...), and values only as data.
+
+Every file is copied into ``.work/`` while it is hashed, and only that snapshot is read, loaded
+and kept. The ledger row is committed (with the rows, for a load) before anything moves; then
+the snapshot goes to archive or quarantine and the inbox file is removed if it is unchanged. A
+run killed between two steps is finished by the next one from the ledger (``_recover``). A file
+sent again under its name, or covering the same months, supersedes the earlier one; only bytes
+identical to the current file are a duplicate.
 """
 
 from __future__ import annotations
