@@ -81,7 +81,7 @@ TYPES = frozenset(
     }
 )  # fmt: skip
 
-# Names DuckDB reads as a column reference but resolves to a value of the session's clock.
+# Names DuckDB reads as a column reference but resolves to the connection's clock.
 CLOCK_NAMES = frozenset({"current_date", "current_timestamp"})
 
 STATEMENT_KEYWORDS = frozenset(
@@ -109,7 +109,7 @@ KNOWN_DANGEROUS = {
     "getenv": "reads the environment",
     "current_setting": "reads settings",
     "duckdb_settings": "reads settings",
-    "getvariable": "reads session variables",
+    "getvariable": "reads variables set on the connection",
 }
 
 
