@@ -29,3 +29,23 @@ def connect(path: Path | None, *, read_only: bool = False) -> duckdb.DuckDBPyCon
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2})
     return con
+
+
+def confine_file_access(con: duckdb.DuckDBPyConnection, folders: Iterable[Path]) -> None:
+    """Let the database touch files only under ``folders``, for as long as it stays open.
+
+    Defence in depth around the SQL expressions from provider files (which are also parsed and
+    allow-listed when loaded): with external access off, DuckDB refuses every file, ``COPY`` and
+    ``ATTACH`` outside these folders, and the setting cannot be switched back on. It holds for
+    the database instance, so every connection to the same file shares it until all are closed.
+    """
+    wanted = sorted({str(Path(f).resolve()).rstrip("/") + "/" for f in folders})
+    enabled = con.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0]
+    if enabled:
+        con.execute(f"SET allowed_directories = {literal_list(wanted)}")
+        con.execute("SET enable_external_access = false")
+        return
+    allowed = con.execute("SELECT current_setting('allowed_directories')").fetchall()[0][0]
+    missing = [f for f in wanted if not any(f.startswith(a) for a in allowed or [])]
+    if missing:
+        raise RuntimeError(f"file access is already confined and excludes {', '.join(missing)}")

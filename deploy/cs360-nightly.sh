@@ -21,7 +21,8 @@ log="$logs/refresh-$(date +%F).log"
 status=0
 {
     echo "== $(date -Is) cs360 refresh"
-    .venv/bin/cs360 refresh --log-level WARNING
+    # A refresh the daemon or an operator started first is waited for (up to two hours).
+    .venv/bin/cs360 refresh --log-level WARNING --wait 7200
 } >>"$log" 2>&1 || { status=$?; echo "cs360 refresh failed (exit $status); see $log"; }
 {
     echo "== $(date -Is) cs360 status"

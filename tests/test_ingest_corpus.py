@@ -175,7 +175,10 @@ CASES: dict[str, Case] = {
     "unparseable_value_partly_loads": Case(
         [("calls_01.csv", csv_file(row(1), row(2, priority="high"), *TEN[2:]))],
         [("loaded", 9)],
-        ["1 line(s) do not match the contract's types", "line 3 column priority (CAST): 4 characters: letters"],
+        [
+            "1 line(s) do not match the contract's types",
+            "line 3 column priority (CAST): 4 characters: letters",
+        ],
     ),
     "too_many_bad_rows_quarantine": Case(
         [("calls_01.csv", csv_file(*TEN[:5], row(6, code="X"), row(7, code="Y")))],
@@ -213,7 +216,8 @@ CASES: dict[str, Case] = {
     "huge_line": Case(
         [("calls_01.csv", csv_file(row(1), "C002,THEFT,2,2025-01-05 10:00:00,B1," + "x" * 3_000_000
                                    + "\n"))],
-        [("quarantined", 0)], ["line 3 is 3,000,036 bytes long, over the limit of 2,000,000 bytes per line"],
+        [("quarantined", 0)],
+        ["line 3 is 3,000,036 bytes long, over the limit of 2,000,000 bytes per line"],
     ),
     "unterminated_quote": Case(
         [("calls_01.csv", csv_file(*TEN[:9], 'C010,THEFT,2,2025-01-05 10:00:00,B1,"Roe\n'))],

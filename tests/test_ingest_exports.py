@@ -128,7 +128,8 @@ def test_two_police_export_shapes_load_to_the_same_canonical_table(
             "cad_calls_2025-01.csv",
             "loaded",
             4,
-            "loaded 4 rows; warning: column(s) Narrative (column 13) not in the contract were ignored",
+            "loaded 4 rows; warning: column(s) Narrative (column 13) not in the contract "
+            "were ignored",
         )
     ]
     assert describe(con, "police__calls") == CANONICAL_COLUMNS

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -22,6 +23,7 @@ from cs360_pipeline.registry import RegistryError, load_providers, load_registry
 from cs360_pipeline.registry.expressions import PREFIX, Scope, why_refused
 from cs360_pipeline.registry.loader import load_provider
 from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.sql import confine_file_access
 from tests.conftest import DEMO_SCALE, DEMO_SEED, new_deployment
 
 PROJECT_FILES = sorted((PROJECT_DIR / "sources").glob("*/provider.yml")) + sorted(
@@ -328,3 +330,32 @@ def test_refresh_skips_a_hostile_provider_and_publishes_the_others(tmp_path: Pat
     assert f"ERROR: {config}: cannot read provider file" in status.stderr
     only = deployment.cs360("refresh", "--provider", "survey", check=False)
     assert only.returncode == 1 and f"ERROR: {config}: cannot read provider file" in only.stderr
+
+
+def test_a_confined_connection_reaches_no_file_outside_its_folders(tmp_path: Path) -> None:
+    """The second wall behind the parser: even SQL that got through reads and writes nothing
+    outside the folders the step needs, and cannot lift the confinement."""
+    inside, outside = tmp_path / "restricted", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not yours\n", encoding="utf-8")
+    con = duckdb.connect(str(inside / "raw.duckdb"))
+    try:
+        confine_file_access(con, [inside])
+        con.execute(f"COPY (SELECT 1 AS a) TO '{inside / 'ok.csv'}'")
+        assert con.execute(f"SELECT a FROM read_csv('{inside / 'ok.csv'}')").fetchall() == [(1,)]
+        for sql in (
+            f"SELECT * FROM read_text('{outside / 'secret.txt'}')",
+            f"COPY (SELECT 1) TO '{outside / 'leak.csv'}'",
+            f"ATTACH '{outside / 'other.duckdb'}' AS other",
+        ):
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(sql)
+        with pytest.raises(duckdb.InvalidInputException):
+            con.execute("SET enable_external_access = true")
+        confine_file_access(con, [inside])  # asking again for the same folders is fine
+        with pytest.raises(RuntimeError, match="excludes"):
+            confine_file_access(con, [outside])
+    finally:
+        con.close()
+    assert not (outside / "leak.csv").exists()

@@ -41,12 +41,14 @@ def paths_of(deployment: Deployment) -> Paths:
     return Paths(data_dir=deployment.data, sources_dir=deployment.sources)
 
 
-def refresh(deployment: Deployment, fault: str | None = None) -> subprocess.Popen[str]:
+def refresh(
+    deployment: Deployment, fault: str | None = None, *, quiet: bool = False
+) -> subprocess.Popen[str]:
     env = {**deployment.env, **({"CS360_FAULT_AT": fault} if fault else {})}
     return subprocess.Popen(
         [str(BIN / "cs360"), "refresh"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,  # nobody reads a killed one
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -140,15 +142,18 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
 
 def test_a_kill_at_any_step_of_publication_is_reconciled(deployment: Deployment) -> None:
     went_live = [live(deployment)]
+    outputs = []
     months = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06"]
     for step, point in enumerate((*POINTS, "warehouse file replaced")):
         revise_probation(deployment, months[step % len(months)], step)
-        process = refresh(deployment, None if point.startswith("warehouse") else point)
-        if point.startswith("warehouse"):
+        watched = point.startswith("warehouse")
+        process = refresh(deployment, None if watched else point, quiet=watched)
+        if watched:
             assert kill_when_warehouse_changes(process, deployment.warehouse), point
         else:
             output, _ = process.communicate(timeout=600)
             assert process.returncode == -signal.SIGKILL, f"{point}: not killed\n{output}"
+            outputs.append(output)
         now_live = live(deployment)
         assert now_live is not None
         went_live.append(now_live)
@@ -159,7 +164,16 @@ def test_a_kill_at_any_step_of_publication_is_reconciled(deployment: Deployment)
     finish = refresh(deployment)
     output, _ = finish.communicate(timeout=600)
     assert finish.returncode == 0, output
+    outputs.append(output)
     went_live.append(live(deployment))
+
+    # Each refresh after a kill says the dead one's run is now marked failed (not STARTED).
+    for after_kill in outputs[1:]:
+        assert "was interrupted before it finished; its run is now marked failed" in after_kill
+    assert "removed a staged warehouse file that was never published" in outputs[1]
+    assert "was stored for a publication that never happened: dropped" in outputs[2]
+    assert "went live before the vault recorded it: recorded now" in outputs[3]
+    assert "was live but missing from the release log: logged now" in outputs[4]
 
     # One release id, one set of tables.
     digests: dict[str, set[str]] = {}
@@ -181,32 +195,42 @@ def test_a_kill_at_any_step_of_publication_is_reconciled(deployment: Deployment)
     assert assert_audit_passes(deployment, distinct[:RELEASES_PUBLIC]) > 0
 
 
-def test_a_second_refresh_is_refused_with_the_running_one_named(deployment: Deployment) -> None:
-    first = refresh(deployment)
+def dagster_run(deployment: Deployment, job: str) -> subprocess.Popen[str]:
+    """A run as the daemon launches it: the job's own executor, in its own process."""
+    return subprocess.Popen(
+        [str(BIN / "dagster"), "job", "execute", "-m", "cs360_pipeline.definitions", "-j", job],
+        env=deployment.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_triggers_at_once_wait_their_turn_or_name_the_running_refresh(
+    deployment: Deployment,
+) -> None:
     lock = deployment.data / ".refresh.lock"
-    deadline = time.monotonic() + 60
+    first = dagster_run(deployment, "refresh_survey")
+    deadline = time.monotonic() + 120
     while not lock.read_text(encoding="utf-8").strip() and time.monotonic() < deadline:
         time.sleep(0.05)
-    second = deployment.cs360("refresh", check=False)
-    first.communicate(timeout=600)
-    assert first.returncode == 0
-    assert second.returncode == 3, second.stdout + second.stderr
-    lines = [line for line in second.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, second.stderr
-    assert f"pid {first.pid}" in lines[0] and "cs360 refresh" in lines[0]
+    second = dagster_run(deployment, "refresh_survey")
+    cli = deployment.cs360("refresh", check=False)
+    readers = [deployment.cs360("status", "--files") for _ in range(3)]  # never a lock error
+    first_out, _ = first.communicate(timeout=600)
+    second_out, _ = second.communicate(timeout=600)
+
+    assert first.returncode == 0, first_out
+    assert second.returncode == 0, second_out  # it waited instead of failing on DuckDB's lock
+    assert "waiting for the running refresh to finish" in second_out
+    assert "Conflicting lock" not in first_out + second_out
+    assert cli.returncode == 3, cli.stdout + cli.stderr
+    lines = [line for line in cli.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, cli.stderr  # one line, naming who runs
+    assert f"pid {first.pid}" in lines[0] and "Dagster run" in lines[0]
     assert "stays published" in lines[0]
     assert lock.read_text(encoding="utf-8") == ""  # a clean exit leaves no holder
-
-
-def test_a_refresh_that_died_holding_the_lock_is_marked_failed(deployment: Deployment) -> None:
-    process = refresh(deployment, "publish:staged")
-    process.communicate(timeout=600)
-    assert process.returncode == -signal.SIGKILL
-    holder = (deployment.data / ".refresh.lock").read_text(encoding="utf-8")
-    assert '"how": "cs360 refresh"' in holder  # the dead holder is still named
-    after = deployment.cs360("refresh")
-    assert "was interrupted before it finished; its run is now marked failed" in after.stdout
-    assert "removed a staged warehouse file that was never published" in after.stdout
+    assert all("events_2025-01.csv" in r.stdout for r in readers)
 
 
 def test_a_full_disk_stops_before_anything_is_touched(deployment: Deployment) -> None:

@@ -8,7 +8,7 @@ from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import connect, ident
+from cs360_pipeline.sql import confine_file_access, connect, ident
 
 
 def raw_key(provider: str, dataset: str) -> dg.AssetKey:
@@ -39,7 +39,10 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths().ensure()
         folder = DropFolder(paths.provider_dir(provider.provider))
+        folder.work.mkdir(parents=True, exist_ok=True)
         with closing(connect(paths.raw_db)) as con:
+            # provider.yml's expressions run here: no file outside these two folders is reachable.
+            confine_file_access(con, [paths.raw_db.parent, folder.work])
             outcomes = ingest_dataset(con, provider, dataset_name, folder, log=context.log.info)
             table = provider.table(dataset_name)
             exists = con.execute(

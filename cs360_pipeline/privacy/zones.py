@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import duckdb
 
 from cs360_pipeline.settings import Paths
-from cs360_pipeline.sql import connect, literal
+from cs360_pipeline.sql import confine_file_access, connect, literal
 
 
 @contextmanager
@@ -16,6 +16,7 @@ def restricted_to_shared(paths: Paths) -> Iterator[duckdb.DuckDBPyConnection]:
     """The build database, writable, with the restricted database attached read-only as ``raw``.
 
     Only the privacy step uses this: everything it writes to the build database is aggregated.
+    Files outside the build and restricted folders are out of reach while it is open.
     """
     if not paths.raw_db.exists():
         raise FileNotFoundError(
@@ -25,6 +26,7 @@ def restricted_to_shared(paths: Paths) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect(paths.build_db)
     try:
         con.execute(f"ATTACH {literal(paths.raw_db)} AS raw (READ_ONLY)")
+        confine_file_access(con, [paths.build_dir, paths.raw_db.parent])
         yield con
     finally:
         con.close()
