@@ -425,7 +425,13 @@ def test_bad_file_does_not_block_good_ones(box: Delivery, con: duckdb.DuckDBPyCo
     assert "rule 'priority must be at least 1': 1 row(s), e.g. line(s) 2" in outcomes[3].message
     assert con.execute(
         "SELECT _source_file, count(*) FROM police__calls GROUP BY ALL ORDER BY 1"
-    ).fetchall() == [("calls_2025_01.csv", 3), ("calls_2025_02.csv", 1)]
+    ).fetchall() == [("calls_2025_01.csv", 2), ("calls_2025_02.csv", 1)]
+    # C003 (received 1 February) gave way to the later file of February: the latest delivery of
+    # a month wins, and January's file no longer provides February.
+    assert con.execute(
+        "SELECT file_name, superseded_by, replaced_months FROM _ingest_ledger "
+        "WHERE status = 'loaded' ORDER BY file_name"
+    ).fetchall() == [("calls_2025_01.csv", None, "2025-02"), ("calls_2025_02.csv", None, None)]
     box.assert_nothing_lost()
 
 
@@ -570,8 +576,9 @@ def test_contract_gaining_a_column_extends_the_table(
     outcomes = ingest_dataset(con, evolved, "calls", box.folder, log=box.log.append)
 
     assert [o.status for o in outcomes] == ["loaded"]
+    # January's three rows but C003 (1 February, now February's file's month), and F001.
     assert con.execute("SELECT count(*), count(disposition) FROM police__calls").fetchall() == [
-        (4, 0)
+        (3, 0)
     ]
     box.assert_nothing_lost()
 

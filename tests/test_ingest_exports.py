@@ -525,10 +525,14 @@ def test_corrected_redelivery_replaces_its_months(
         kept(folder, name, data)
 
 
-def test_a_file_reaching_into_a_loaded_month_is_not_a_revision(
+def test_a_file_reaching_into_the_next_month_gives_it_up_to_that_months_file(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
-    """January (with one call received on 1 Feb) then February: both kept, nothing replaced."""
+    """January (with one call received on 1 Feb) then February: February's file wins February.
+
+    The latest delivery of a month wins, so February is never counted from two files; January's
+    file stays current for January and the ledger says it no longer provides February.
+    """
     folder = drop_folder(tmp_path, "metro_pd")
     jan = metro_rows(GOOD_ROW.format(n=1, d=1), "M002,484,Late,P3,2/1/2025 12:10:00 AM,,,B1,,,,RPT")
     feb = metro_rows("F001,484,Theft,P3,2/2/2025 9:00:00 AM,,,B12,,,,RPT")
@@ -538,7 +542,17 @@ def test_a_file_reaching_into_a_loaded_month_is_not_a_revision(
     outcomes = ingest_dataset(con, METRO, "calls", folder, log=print)
 
     assert [(o.status, o.rows_loaded) for o in outcomes] == [("loaded", 2), ("loaded", 1)]
-    assert con.execute("SELECT count(*) FROM metro_pd__calls").fetchall() == [(3,)]
+    assert con.execute(
+        "SELECT _source_file, list(call_number ORDER BY call_number) FROM metro_pd__calls "
+        "GROUP BY ALL ORDER BY 1"
+    ).fetchall() == [("cad_calls_2025-01.csv", ["M001"]), ("cad_calls_2025-02.csv", ["F001"])]
+    assert con.execute(
+        "SELECT file_name, revision_of, superseded_by, replaced_months FROM _ingest_ledger "
+        "ORDER BY processed_at"
+    ).fetchall() == [
+        ("cad_calls_2025-01.csv", None, None, "2025-02"),
+        ("cad_calls_2025-02.csv", "cad_calls_2025-01.csv", None, None),
+    ]
 
 
 def test_daily_cadence_files_in_one_month_append(

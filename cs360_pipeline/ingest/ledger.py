@@ -36,6 +36,9 @@ LEDGER_ADDED = {
     "superseded_by_id": "VARCHAR",  # delivery_id of the file that replaced this one
     "inbox_identity": "VARCHAR",  # dev:inode:size:mtime_ns of the inbox file when taken
     "snapshot": "VARCHAR",  # the copy in .work/ that was loaded and then moved to stored_as
+    # months (YYYY-MM, comma separated) a still current file no longer provides: later files
+    # delivered them again and their rows replaced this file's rows of those months
+    "replaced_months": "VARCHAR",
 }
 
 # Rows of loaded files that broke a rule: restricted zone, like the tables themselves.
@@ -103,16 +106,22 @@ def current_files(
     ).fetchall()
 
 
-def contained_files(
-    con: duckdb.DuckDBPyConnection, provider: str, dataset: str, first: object, last: object
-) -> list[tuple[str, str, str]]:
-    """Current files of a dataset whose months all lie in [first, last]."""
-    return con.execute(
-        f"SELECT delivery_id, file_name, sha256 FROM {LEDGER_TABLE} "
-        f"WHERE provider = ? AND dataset = ? AND {CURRENT} AND first_period >= ? "
-        "AND last_period <= ? ORDER BY processed_at, file_name",
-        [provider, dataset, first, last],
-    ).fetchall()
+def periods_overlap(con: duckdb.DuckDBPyConnection, provider: str, dataset: str) -> bool:
+    """Whether two current files of a dataset span overlapping months (from the ledger alone).
+
+    Only then can a month have rows from two files, so the raw table need not be read otherwise.
+    """
+    return bool(
+        con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {LEDGER_TABLE} a JOIN {LEDGER_TABLE} b "
+            "ON a.delivery_id < b.delivery_id AND a.first_period <= b.last_period "
+            "AND b.first_period <= a.last_period "
+            "WHERE a.provider = ? AND a.dataset = ? AND b.provider = a.provider "
+            "AND b.dataset = a.dataset AND a.status = 'loaded' AND a.superseded_by IS NULL "
+            "AND b.status = 'loaded' AND b.superseded_by IS NULL LIMIT 1)",
+            [provider, dataset],
+        ).fetchall()[0][0]
+    )
 
 
 def mark_superseded(
@@ -126,16 +135,34 @@ def mark_superseded(
     )
 
 
+def mark_months_replaced(
+    con: duckdb.DuckDBPyConnection, delivery_id: str, months: list[str]
+) -> None:
+    """Note months a current file no longer provides; it stays current for the rest of them.
+
+    The months add to those replaced before, so the row always tells which of the file's months
+    still come from it: a partly replaced file is still an input of every release.
+    """
+    con.execute(
+        f"UPDATE {LEDGER_TABLE} SET replaced_months = array_to_string(list_sort(list_distinct("
+        "list_concat(coalesce(string_split(replaced_months, ', '), []), ?))), ', ') "
+        f"WHERE {CURRENT} AND delivery_id = ?",
+        [months, delivery_id],
+    )
+
+
 def current_copy(
     con: duckdb.DuckDBPyConnection, provider: str, dataset: str, sha256: str
 ) -> str | None:
     """The name of the dataset's current file with exactly these bytes, if there is one.
 
-    Bytes loaded once but replaced since are no duplicate: sending them again restores them.
+    Bytes loaded once but replaced since, whole or some of their months, are no duplicate:
+    sending them again restores them, as the latest delivery of each of their months.
     """
     row = con.execute(
         f"SELECT file_name FROM {LEDGER_TABLE} WHERE provider = ? AND dataset = ? "
-        f"AND sha256 = ? AND {CURRENT} ORDER BY processed_at LIMIT 1",
+        f"AND sha256 = ? AND {CURRENT} AND replaced_months IS NULL "
+        "ORDER BY processed_at LIMIT 1",
         [provider, dataset, sha256],
     ).fetchall()
     return row[0][0] if row else None

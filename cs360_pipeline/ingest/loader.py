@@ -18,8 +18,10 @@ Every file is copied into ``.work/`` while it is hashed, and only that snapshot 
 and kept. The ledger row is committed (with the rows, for a load) before anything moves; then
 the snapshot goes to archive or quarantine and the inbox file is removed if it is unchanged. A
 run killed between two steps is finished by the next one from the ledger (``_recover``). A file
-sent again under its name, or covering the same months, supersedes the earlier one; only bytes
-identical to the current file are a duplicate.
+sent again under its name supersedes the earlier one. Where a dataset revises by month, the
+latest delivery of a month wins: a file's rows replace every earlier row of its months, whichever
+file delivered them, so an annual file corrected by one month keeps its other eleven. Only bytes
+identical to a current file none of whose months were replaced are a duplicate.
 """
 
 from __future__ import annotations
@@ -109,14 +111,16 @@ class _Delivery:
 
 @dataclass(frozen=True)
 class _Replaced:
-    """The earlier files a load replaces."""
+    """What a load takes over from the dataset's earlier current files."""
 
-    by_month: list[str]  # names whose rows of this file's months were replaced (the message)
-    names: list[str]  # names of the files now superseded (the ledger's revision_of)
-    ids: list[str]  # their delivery ids
+    names: list[str]  # files whose rows it replaced, whole or some months (the revision_of)
+    months: list[str]  # months (YYYY-MM) whose earlier rows it replaced
+    ids: list[str]  # files left without a row: now superseded by this one
+    partly: dict[str, list[str]]  # delivery id -> months replaced, of files still current
+    same_name: bool = False  # an earlier file of this name was replaced whole
 
 
-NOTHING_REPLACED = _Replaced([], [], [])
+NOTHING_REPLACED = _Replaced([], [], [], {})
 
 
 def ingest_dataset(
@@ -140,6 +144,12 @@ def ingest_dataset(
         log(f"{provider.provider}/{dataset_name}: {note}")
     outcomes = []
     failures: list[Exception] = []
+    try:
+        for note in _settle_overlapping_months(con, provider, dataset_name):
+            log(f"{provider.provider}/{dataset_name}: {note}")
+    except Exception as exc:  # the files are still tried; the error is raised at the end
+        log(f"{provider.provider}/{dataset_name}: months loaded twice left as they are: {exc}")
+        failures.append(exc)
     for path, regular in _entries(folder, dataset.file_pattern):
         delivery = _Delivery(
             provider,
@@ -243,9 +253,7 @@ def _load_file(
         in_transaction = True
         rows_loaded, first, last, replaced = _load(con, d, sha, verdict)
         _keep_rejects(con, name, d.provider.provider, d.dataset_name, sha, dataset, verdict)
-        message = _loaded_message(rows_loaded, staged, verdict, dataset, replaced.by_month)
-        if replaced.ids and not replaced.by_month and dataset.load != "replace":
-            message += f"; revision of the earlier {name} (same file name): its rows replaced"
+        message = _loaded_message(rows_loaded, staged, verdict, dataset, replaced)
         ledger.record(
             con,
             **entry,
@@ -260,6 +268,8 @@ def _load_file(
             stored_as=str(d.folder.archive_path(name, sha)),
         )
         ledger.mark_superseded(con, replaced.ids, d.delivery_id, name)
+        for delivery_id, months in replaced.partly.items():
+            ledger.mark_months_replaced(con, delivery_id, months)
         con.execute("COMMIT")
         in_transaction = False
     except BaseException:
@@ -386,7 +396,7 @@ def _load(
     )
     if dataset.load == "replace":
         earlier = ledger.current_files(con, d.provider.provider, d.dataset_name)
-        replaced = _Replaced([], [e[1] for e in earlier], [e[0] for e in earlier])
+        replaced = _Replaced([e[1] for e in earlier], [], [e[0] for e in earlier], {})
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {select}")
     else:
         exists = _table_exists(con, table)
@@ -424,55 +434,135 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def _replace_earlier(
     con: duckdb.DuckDBPyConnection, target: str, d: _Delivery, verdict: Verdict
 ) -> _Replaced:
-    """The files this one revises: the current file of the same name, and revised months.
+    """Delete the rows this file replaces (same transaction as the insert) and say whose they were.
 
-    A file sent again under its name replaces that file whole. Its rows go first (same
-    transaction as the insert), then the months rule below applies as well.
+    A file sent again under its name replaces that file whole. Where the dataset revises by
+    month, every row of this file's months goes too, whichever file delivered it: the latest
+    delivery of a month wins, so no month is ever counted from two files. An earlier file left
+    without a row is superseded; one that keeps other months stays current, short of these.
     """
     current = ledger.current_files(con, d.provider.provider, d.dataset_name)
-    same_name = [(i, n) for i, n, _ in current if n == d.name]
+    month = _month_of(d.dataset)
+    in_months = _in_months(month, verdict.months) if d.dataset.revises_months else None
+    # With no current file there is nothing to revise (and a table made by hand is not read).
+    touched = _months_by_file(con, target, month, in_months) if in_months and current else {}
+    same_name = any(n == d.name for _, n, _ in current)
     if same_name:
         con.execute(f"DELETE FROM {target} WHERE _source_file = ?", [d.name])
-    by_month: list[str] = []
-    month_ids: list[str] = []
-    if d.dataset.revises_months and verdict.months:
-        by_month, month_ids = _replace_revised_months(con, target, d, verdict.months, current)
-    ids = list(dict.fromkeys([i for i, _ in same_name] + month_ids))
-    names = sorted({n for i, n, _ in current if i in ids})
-    return _Replaced(by_month, names, ids)
+    if touched:
+        con.execute(f"DELETE FROM {target} WHERE {in_months}")
+    ids: list[str] = []
+    partly: dict[str, list[str]] = {}
+    for delivery_id, name, sha in current:
+        if name == d.name:
+            ids.append(delivery_id)
+        elif (name, sha) in touched:
+            if _has_rows(con, target, name, sha):
+                partly[delivery_id] = touched[(name, sha)]
+            else:
+                ids.append(delivery_id)
+    names = sorted({n for i, n, _ in current if i in ids or i in partly})
+    months = sorted({m for file_months in touched.values() for m in file_months})
+    return _Replaced(names, months, ids, partly, same_name)
 
 
-def _replace_revised_months(
+def _month_of(dataset: Dataset) -> str:
+    """SQL expression: the first day of the month a row's period places it in."""
+    return f"CAST(date_trunc('month', {ident(dataset.period or '')}) AS DATE)"
+
+
+def _in_months(month: str, months: list) -> str | None:
+    """SQL condition on a raw table: the row's month is one of these; None for no month."""
+    if not months:
+        return None
+    month_list = f"CAST({[m.isoformat() for m in months]!r} AS DATE[])"
+    return f"list_contains({month_list}, {month})"
+
+
+def _months_by_file(
+    con: duckdb.DuckDBPyConnection, target: str, month: str, in_months: str
+) -> dict[tuple[str, str], list[str]]:
+    """(file name, sha256) -> months (YYYY-MM) of rows already loaded in the new file's months.
+
+    Read before anything is deleted, it is what each earlier file loses to the new one.
+    """
+    rows = con.execute(
+        f"SELECT _source_file, _file_sha256, list(DISTINCT month ORDER BY month) FROM ("
+        f"SELECT _source_file, _file_sha256, strftime({month}, '%Y-%m') "
+        f"AS month FROM {target} WHERE {in_months}) GROUP BY ALL"
+    ).fetchall()
+    return {(name, sha): months for name, sha, months in rows}
+
+
+def _settle_overlapping_months(
+    con: duckdb.DuckDBPyConnection, provider: Provider, dataset_name: str
+) -> list[str]:
+    """A month two current files both still provide keeps only the later file's rows.
+
+    Loads made while a file replaced only earlier files lying wholly within its months left
+    such months counted twice (an annual file, then a corrected month). The rule of every load
+    now settles them: the latest delivery of a month wins, and the earlier file loses that
+    month or, with none left, is superseded by the file that took its last one.
+    """
+    dataset = provider.datasets[dataset_name]
+    table = provider.table(dataset_name)
+    if not dataset.revises_months or not ledger.periods_overlap(
+        con, provider.provider, dataset_name
+    ):
+        return []
+    current = ledger.current_files(con, provider.provider, dataset_name)
+    order = {(name, sha): k for k, (_, name, sha) in enumerate(current)}
+    month = _month_of(dataset)
+    shared = con.execute(
+        f"SELECT strftime({month}, '%Y-%m') AS m, list(DISTINCT [_source_file, _file_sha256]) "
+        f"FROM {ident(table)} WHERE {month} IS NOT NULL GROUP BY m "
+        "HAVING count(DISTINCT [_source_file, _file_sha256]) > 1 ORDER BY m"
+    ).fetchall()
+    losses: dict[int, list[str]] = {}  # index in current -> months it loses
+    taken_by: dict[int, int] = {}  # index in current -> the file that took its latest month
+    for m, files in shared:
+        ranks = sorted(order[(n, s)] for n, s in files if (n, s) in order)
+        for loser in ranks[:-1]:
+            losses.setdefault(loser, []).append(m)
+            taken_by[loser] = ranks[-1]
+    if not losses:
+        return []
+    return _settle(con, ident(table), month, current, losses, taken_by)
+
+
+def _settle(
     con: duckdb.DuckDBPyConnection,
     target: str,
-    d: _Delivery,
-    months: list,
+    month: str,
     current: list[tuple[str, str, str]],
-) -> tuple[list[str], list[str]]:
-    """A revision: earlier files whose months all lie within this file's months are replaced.
-
-    Then every row of this file's months is deleted before the insert (same transaction), so a
-    corrected re-delivery never duplicates a period. A file covering new months only (or an
-    earlier file reaching beyond them) is no revision and nothing is deleted. Returns the names
-    whose rows were replaced and the ids of the files left with no row (now superseded).
-    """
-    earlier = ledger.contained_files(
-        con, d.provider.provider, d.dataset_name, months[0], months[-1]
-    )
-    if not earlier:
-        return [], []
-    period = f"CAST(date_trunc('month', {ident(d.dataset.period)}) AS DATE)"
-    month_list = f"CAST({[m.isoformat() for m in months]!r} AS DATE[])"
-    touched = con.execute(
-        f"SELECT DISTINCT _source_file, _file_sha256 FROM {target} "
-        f"WHERE list_contains({month_list}, {period}) ORDER BY 1, 2"
-    ).fetchall()
-    con.execute(f"DELETE FROM {target} WHERE list_contains({month_list}, {period})")
-    emptied = {(n, s) for n, s in touched if not _has_rows(con, target, n, s)}
-    contained = {e[0] for e in earlier}
-    ids = [i for i, n, s in current if i in contained or (n, s) in emptied]
-    names = sorted({n for n, _ in touched} | {e[1] for e in earlier})
-    return names, ids
+    losses: dict[int, list[str]],
+    taken_by: dict[int, int],
+) -> list[str]:
+    """Delete the earlier files' rows of the months they lost and record it, in one transaction."""
+    notes = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for k, months in losses.items():
+            delivery_id, name, sha = current[k]
+            con.execute(
+                f"DELETE FROM {target} WHERE _source_file = ? AND _file_sha256 = ? "
+                f"AND list_contains(?, strftime({month}, '%Y-%m'))",
+                [name, sha, months],
+            )
+            by_id, by_name, _ = current[taken_by[k]]
+            if _has_rows(con, target, name, sha):
+                ledger.mark_months_replaced(con, delivery_id, months)
+            else:
+                ledger.mark_superseded(con, [delivery_id], by_id, by_name)
+            notes.append(
+                f"{name}: month(s) {', '.join(months)} were also loaded from a later file; "
+                "its rows of them were removed (the latest delivery of a month wins)"
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return notes
 
 
 def _has_rows(con: duckdb.DuckDBPyConnection, target: str, name: str, sha: str) -> bool:
@@ -520,7 +610,7 @@ def _keep_rejects(
 
 
 def _loaded_message(
-    rows: int, staged: Staged, verdict: Verdict, dataset: Dataset, revision_of: list[str]
+    rows: int, staged: Staged, verdict: Verdict, dataset: Dataset, replaced: _Replaced
 ) -> str:
     """What a loaded file became, for the log and the ledger: counts, rules and lines only.
 
@@ -534,9 +624,15 @@ def _loaded_message(
             f"({verdict.bad_rows / verdict.total:.1%}, within max_bad_row_share "
             f"{dataset.max_bad_row_share:.1%}) into _rejects: " + "; ".join(verdict.problems)
         )
-    if revision_of:
-        months = ", ".join(m.strftime("%Y-%m") for m in verdict.months)
-        message += f"; revision of {', '.join(revision_of)}: replaced month(s) {months}"
+    if replaced.months:
+        message += (
+            f"; revision of {', '.join(replaced.names) or 'rows no current file provides'}: "
+            f"replaced month(s) {', '.join(replaced.months)}"
+        )
+    elif replaced.same_name:
+        message += (
+            f"; revision of the earlier {replaced.names[0]} (same file name): its rows replaced"
+        )
     for warning in staged.warnings:
         message += f"; warning: {warning}"
     return message
