@@ -27,13 +27,18 @@ from cs360_pipeline.privacy.audit import audit
 from cs360_pipeline.settings import Paths
 from tests.conftest import BIN, Deployment, new_deployment
 
-POINTS = (
-    "publish:staged",
-    "publish:vault_pending",
-    "publish:swapped",
-    "publish:vault_published",
-    "publish:logged",
-)
+# Each step boundary, and what the refresh after a kill there must say it recovered.
+RECOVERED = {
+    "ingest:snapshot_taken": "an unfinished copy was removed from .work/",
+    "ingest:committed": "(recorded earlier)",
+    "ingest:archived": "removed from the inbox (recorded and kept earlier)",
+    "publish:staged": "removed a staged warehouse file that was never published",
+    "publish:vault_pending": "was stored for a publication that never happened: dropped",
+    "publish:swapped": "went live before the vault recorded it: recorded now",
+    "publish:vault_published": "was live but missing from the release log: logged now",
+    "publish:logged": "was interrupted before it finished",
+    "warehouse file replaced": "went live before the vault recorded it: recorded now",
+}
 RELEASES_PUBLIC = 2  # privacy/policy.yml history.releases_public
 
 
@@ -140,40 +145,34 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     return deployment
 
 
-def test_a_kill_at_any_step_of_publication_is_reconciled(deployment: Deployment) -> None:
+def test_a_kill_at_any_step_of_ingest_or_publication_is_reconciled(
+    deployment: Deployment,
+) -> None:
     went_live = [live(deployment)]
-    outputs = []
     months = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06"]
-    for step, point in enumerate((*POINTS, "warehouse file replaced")):
+    killed_at = None
+    for step, point in enumerate([*RECOVERED, None]):
         revise_probation(deployment, months[step % len(months)], step)
-        watched = point.startswith("warehouse")
+        watched = point == "warehouse file replaced"
         process = refresh(deployment, None if watched else point, quiet=watched)
         if watched:
             assert kill_when_warehouse_changes(process, deployment.warehouse), point
+            output = ""
         else:
             output, _ = process.communicate(timeout=600)
-            assert process.returncode == -signal.SIGKILL, f"{point}: not killed\n{output}"
-            outputs.append(output)
+            expected = 0 if point is None else -signal.SIGKILL
+            assert process.returncode == expected, f"{point}: exit {process.returncode}\n{output}"
+        if killed_at is not None:
+            # The refresh after a kill finishes what the dead one left, and says so; its
+            # Dagster run is marked failed instead of staying STARTED.
+            assert RECOVERED[killed_at] in output, f"after a kill at {killed_at}:\n{output}"
+            assert "its run is now marked failed" in output, killed_at
+        killed_at = point
         now_live = live(deployment)
         assert now_live is not None
         went_live.append(now_live)
-        states = dict(vault_releases(deployment))
         # The release readers open is in the vault at every instant, published or pending.
-        assert now_live[0] in states, (point, now_live, states)
-
-    finish = refresh(deployment)
-    output, _ = finish.communicate(timeout=600)
-    assert finish.returncode == 0, output
-    outputs.append(output)
-    went_live.append(live(deployment))
-
-    # Each refresh after a kill says the dead one's run is now marked failed (not STARTED).
-    for after_kill in outputs[1:]:
-        assert "was interrupted before it finished; its run is now marked failed" in after_kill
-    assert "removed a staged warehouse file that was never published" in outputs[1]
-    assert "was stored for a publication that never happened: dropped" in outputs[2]
-    assert "went live before the vault recorded it: recorded now" in outputs[3]
-    assert "was live but missing from the release log: logged now" in outputs[4]
+        assert now_live[0] in dict(vault_releases(deployment)), (point, now_live)
 
     # One release id, one set of tables.
     digests: dict[str, set[str]] = {}
@@ -191,8 +190,31 @@ def test_a_kill_at_any_step_of_publication_is_reconciled(deployment: Deployment)
     # The release log knows every release that ever went live.
     assert set(distinct) <= set(logged(deployment))
     assert not list(deployment.data.glob(".warehouse.next*"))
-    assert not list((deployment.sources / "probation" / "inbox").iterdir())
+    assert_ledger_archive_and_inbox_agree(deployment)
     assert assert_audit_passes(deployment, distinct[:RELEASES_PUBLIC]) > 0
+
+
+def assert_ledger_archive_and_inbox_agree(deployment: Deployment) -> None:
+    """Every delivered file once in the ledger, its kept bytes hashing as recorded; the inbox
+    and the scratch folder empty."""
+    con = duckdb.connect(str(deployment.data / "restricted" / "raw.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT status, sha256, stored_as FROM _ingest_ledger WHERE provider = 'probation'"
+        ).fetchall()
+    finally:
+        con.close()
+    kept = {Path(stored) for _, _, stored in rows}
+    assert len(kept) == len(rows)  # no file recorded twice
+    for status, sha, stored in rows:
+        assert status in ("loaded", "duplicate"), (status, stored)
+        assert hashlib.sha256(Path(stored).read_bytes()).hexdigest() == sha, stored
+    folder = deployment.sources / "probation"
+    on_disk = {p for p in (folder / "archive").iterdir()}
+    assert on_disk == kept
+    assert not list((folder / "inbox").iterdir())
+    work = folder / ".work"
+    assert not work.exists() or not list(work.iterdir())
 
 
 def dagster_run(deployment: Deployment, job: str) -> subprocess.Popen[str]:
@@ -244,3 +266,31 @@ def test_a_full_disk_stops_before_anything_is_touched(deployment: Deployment) ->
     assert str(deployment.data) in result.stderr
     assert before is not None and f"Release {before[0]} stays published." in result.stderr
     assert live(deployment) == before
+
+
+def test_the_instance_queues_runs_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Dagster instance the CLI and the UI share runs one run at a time; a dagster.yaml
+    this project wrote before the queue existed is brought up to date, an operator's is not."""
+    from dagster import DagsterInstance
+
+    from cs360_pipeline.instance import DAGSTER_YAML, ensure_dagster_home
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "# Written by cs360-pipeline. Local SQLite storage.\ntelemetry:\n  enabled: false\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    ensure_dagster_home()
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == DAGSTER_YAML
+    with DagsterInstance.get() as instance:
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        assert instance.run_monitoring_enabled
+
+    own = "telemetry:\n  enabled: false\n"  # an operator's file, not ours
+    (home / "dagster.yaml").write_text(own, encoding="utf-8")
+    ensure_dagster_home()
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == own
