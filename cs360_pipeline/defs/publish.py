@@ -15,7 +15,7 @@ from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish import expectations, outputs, release_log
 from cs360_pipeline.publish.exports import export_audience
-from cs360_pipeline.publish.gate import check
+from cs360_pipeline.publish.gate import check, completeness
 from cs360_pipeline.publish.publication import publish_release
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, live_release
 from cs360_pipeline.registry import Provider
@@ -32,6 +32,7 @@ EXPECTATIONS_KEY = dg.AssetKey(["published", "expectations"])
 BRIEF_KEY = dg.AssetKey(["published", "brief"])
 DBT_LAYERS = {"staging", "intermediate", "marts"}
 DOWNLOADS = {".csv", ".parquet", ".xlsx", ".txt"}  # what the brief links to
+RELEASE_CHECKS = {"privacy_gate", "privacy_audit", "release_complete"}  # ours, not dbt's
 
 
 def full_refresh(context: dg.AssetExecutionContext) -> bool:
@@ -56,7 +57,7 @@ def run_checks(context: dg.AssetExecutionContext) -> list[release_log.Check]:
             continue
         asset = evaluation.asset_key.to_user_string()
         dbt_test = evaluation.asset_key.path[0] in DBT_LAYERS
-        if dbt_test and not evaluation.check_name.startswith("privacy_"):
+        if dbt_test and evaluation.check_name not in RELEASE_CHECKS:
             name = f"dbt tests:{asset}:{evaluation.check_name}"
         else:
             name = evaluation.check_name
@@ -123,6 +124,36 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             },
         )
 
+    @dg.asset_check(
+        asset=dg.AssetKey([MARTS_SCHEMA, "metric_values"]),
+        name="release_complete",
+        blocking=True,
+        description=(
+            "The release is not empty and lost nothing the deliveries promise: metric_values "
+            "shows at least one value; every catalog metric whose source datasets all have "
+            "loaded files has rows in it; and no provider that still delivers has under half "
+            "the rows it has in the live release. "
+            "dbt's tests pass on empty marts; this does not. A failure stops publication."
+        ),
+    )
+    def release_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        paths = current_paths()
+        with closing(connect(paths.build_db, read_only=True)) as con:
+            result = completeness(con, paths.warehouse_db)
+        for problem in result.problems():  # the run's log says why nothing was published
+            context.log.error(f"release_complete: {problem}")
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            description=result.text(),
+            metadata={
+                "published_values": result.shown_values,
+                "metrics_without_rows": ", ".join(result.metrics_without_rows) or "none",
+                "providers_shrunken": ", ".join(s.provider for s in result.shrunken) or "none",
+                "live_release": result.live_release or "none",
+                "problems": "\n".join(result.problems()) or "none",
+            },
+        )
+
     @dg.asset(
         key=WAREHOUSE_KEY,
         deps=MART_KEYS,
@@ -150,7 +181,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         )
 
     return dg.Definitions(
-        assets=[warehouse, *after_publication()], asset_checks=[privacy_gate, privacy_audit]
+        assets=[warehouse, *after_publication()],
+        asset_checks=[privacy_gate, privacy_audit, release_complete],
     )
 
 

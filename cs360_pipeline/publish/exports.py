@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -186,6 +187,10 @@ The status column says whether a number may be shown:
   suppressed  withheld: a count it rests on is too small to publish (privacy/policy.yml)
   missing     no data delivered for the period (or one of its months), or no denominator
 
+A metric listed in metric_catalog with no row in metric_values has no data published yet (its
+partner's data has not reached a release); it is not a zero. In the PST workbook a dimension
+without data has a sheet that says so, and the Notes sheet names such metrics.
+
 In the CSV files a withheld number is written as the word "suppressed" or "missing", never left
 blank: a blank would read as zero in a spreadsheet. "{NOT_APPLICABLE}" marks a field that has no
 value (a count has no denominator). Never replace these words with 0.
@@ -200,6 +205,8 @@ SHEET_COLUMNS = (
     ("Value", 12), ("Numerator", 11), ("Denominator", 12), ("Status", 11),
 )  # fmt: skip
 STATUS_COLUMN = "Status"
+NO_DIMENSION_DATA = "No data published for this dimension yet."
+NO_METRIC_DATA = "No data published for this metric yet."
 MAX_SHEET_TITLE = 31
 
 
@@ -240,7 +247,6 @@ def write_workbook(
     Every value goes in through ``sheet_cell``: a string is always a text cell, never a formula.
     """
     from openpyxl import Workbook
-    from openpyxl.formatting.rule import FormulaRule
     from openpyxl.styles import Alignment, Font, PatternFill
 
     bold = Font(bold=True)
@@ -255,6 +261,7 @@ def write_workbook(
         f"WHERE audience = ? ORDER BY {order}",
         [audience],
     ).fetchall()
+    without = metrics_without_data(con, audience)
     dimensions: dict[str, list[tuple]] = {}
     for row in catalog:
         dimensions.setdefault(row[2] or "Other", []).append(row)
@@ -274,7 +281,7 @@ def write_workbook(
     notes = wb.create_sheet(sheet_title("Notes", taken))
     notes.column_dimensions["A"].width = 110
     wrap = Alignment(wrap_text=True, vertical="top")
-    for line in _notes(release_id, audience, catalog):
+    for line in _notes(release_id, audience, catalog, without):
         cell = sheet_cell(notes, line)
         cell.alignment = wrap
         if line and not line.startswith(" ") and line.endswith(":"):
@@ -286,31 +293,14 @@ def write_workbook(
         for i, (_, width) in enumerate(SHEET_COLUMNS):
             ws.column_dimensions[_column_letter(i)].width = width
         ws.freeze_panes = "A2"
-        ids = [m[0] for m in metrics]
-        rows = con.execute(
-            f"""
-            SELECT c.title, v.metric_id, c.unit, v.period_level, v.period_start, v.geo_level,
-                   v.geo_code, g.name, v.breakdown, v.value, v.numerator, v.denominator, v.status
-            FROM metric_values AS v
-            JOIN metric_catalog AS c USING (audience, metric_id)
-            LEFT JOIN geography AS g USING (geo_level, geo_code)
-            WHERE v.audience = ? AND list_contains(?, v.metric_id)
-            ORDER BY list_position(?, v.metric_id), {PERIOD_ORDER}, {GEO_ORDER}, v.geo_code,
-                     v.breakdown <> 'total', v.breakdown, v.period_start
-            """,
-            [audience, ids, ids],
-        ).fetchall()
-        last = f"{_column_letter(len(SHEET_COLUMNS) - 1)}{len(rows) + 1}"
-        ws.auto_filter.ref = f"A1:{last}"
-        # Withheld numbers are words, shaded by one rule rather than a style per cell.
-        ws.conditional_formatting.add(
-            f"J2:L{len(rows) + 1}",
-            FormulaRule(formula=['OR(J2="suppressed",J2="missing")'], fill=withheld_fill,
-                        font=withheld_font),
-        )  # fmt: skip
+        rows = dimension_rows(con, audience, [m[0] for m in metrics])
+        if rows:
+            _format_values(ws, len(rows), withheld_fill, withheld_font)
         ws.append(header_row(ws, (c for c, _ in SHEET_COLUMNS)))
         for row in rows:
             ws.append([sheet_cell(ws, v) for v in _marked(row)])
+        if not rows:
+            _append_no_data(ws, metrics, Font(italic=True))
 
     status_rows = con.execute(
         """
@@ -329,6 +319,65 @@ def write_workbook(
 
     target = folder / f"cs360_{release_id}_{audience}.xlsx"
     return write_with(target, lambda tmp: wb.save(tmp))
+
+
+def dimension_rows(con: duckdb.DuckDBPyConnection, audience: str, ids: list[str]) -> list[tuple]:
+    """The sheet rows of one dimension's metrics, in catalog order (none without data)."""
+    return con.execute(
+        f"""
+        SELECT c.title, v.metric_id, c.unit, v.period_level, v.period_start, v.geo_level,
+               v.geo_code, g.name, v.breakdown, v.value, v.numerator, v.denominator, v.status
+        FROM metric_values AS v
+        JOIN metric_catalog AS c USING (audience, metric_id)
+        LEFT JOIN geography AS g USING (geo_level, geo_code)
+        WHERE v.audience = ? AND list_contains(?, v.metric_id)
+        ORDER BY list_position(?, v.metric_id), {PERIOD_ORDER}, {GEO_ORDER}, v.geo_code,
+                 v.breakdown <> 'total', v.breakdown, v.period_start
+        """,
+        [audience, ids, ids],
+    ).fetchall()
+
+
+def metrics_without_data(con: duckdb.DuckDBPyConnection, audience: str) -> list[tuple[str, str]]:
+    """(title, metric_id) of the audience's catalog metrics that have no row in metric_values.
+
+    A metric can be in the catalog before its partner's first delivery reaches the release; the
+    reader is told so rather than left to wonder where it went.
+    """
+    return con.execute(
+        """
+        SELECT c.title, c.metric_id FROM metric_catalog AS c
+        WHERE c.audience = ? AND NOT EXISTS (
+            SELECT 1 FROM metric_values AS v
+            WHERE v.audience = c.audience AND v.metric_id = c.metric_id)
+        ORDER BY c.metric_id
+        """,
+        [audience],
+    ).fetchall()
+
+
+def _format_values(ws: Any, rows: int, fill: Any, font: Any) -> None:
+    """A filter over the table, and the withheld words in J:L shaded by one rule (not per cell).
+
+    Both need at least one data row: a range such as ``J2:L1`` is no range, and openpyxl
+    refuses it.
+    """
+    from openpyxl.formatting.rule import FormulaRule
+
+    ws.auto_filter.ref = f"A1:{_column_letter(len(SHEET_COLUMNS) - 1)}{rows + 1}"
+    ws.conditional_formatting.add(
+        f"J2:L{rows + 1}",
+        FormulaRule(formula=['OR(J2="suppressed",J2="missing")'], fill=fill, font=font),
+    )
+
+
+def _append_no_data(ws: Any, metrics: list[tuple], font: Any) -> None:
+    """Below the header of an empty dimension: say so, and name the metrics still waiting."""
+    note = sheet_cell(ws, NO_DIMENSION_DATA)
+    note.font = font
+    ws.append([note])
+    for metric_id, title, *_ in metrics:
+        ws.append([sheet_cell(ws, title), sheet_cell(ws, metric_id)])
 
 
 def _marked(row: tuple) -> list:
@@ -354,7 +403,9 @@ def _column_letter(index: int) -> str:
     return get_column_letter(index + 1)
 
 
-def _notes(release_id: str, audience: str, catalog: list[tuple]) -> list[str]:
+def _notes(
+    release_id: str, audience: str, catalog: list[tuple], without: list[tuple[str, str]]
+) -> list[str]:
     today = dt.date.today().isoformat()
     lines = [
         f"CS360 release {release_id}: figures for the {audience.upper()} audience "
@@ -387,4 +438,7 @@ def _notes(release_id: str, audience: str, catalog: list[tuple]) -> list[str]:
         "Minimum cell size k by metric:",
     ]
     lines += [f"  {title} ({metric_id}): k = {k}" for metric_id, title, _, _, _, k in catalog]
+    if without:
+        lines += ["", "Metrics with no data published yet:"]
+        lines += [f"  {title} ({metric_id}): {NO_METRIC_DATA}" for title, metric_id in without]
     return lines

@@ -43,6 +43,9 @@ FRESHNESS_LABEL = {
     "not_scheduled": "reference data",
 }
 CELL_KEY = "metric_id, period_level, period_start, geo_level, geo_code, breakdown"
+NO_DIMENSION_DATA = "No data published for this dimension yet."
+NO_METRIC_DATA = "No data published for this metric yet."
+NO_METRICS = "No metric is published for this audience yet."
 
 
 @dataclass
@@ -301,6 +304,7 @@ background:#eef2f6;color:var(--ink)}
 .b-suppressed,.b-missing{background:#f4dca6;color:#6b4500}
 .b-overdue,.b-never_delivered,.b-failed{background:#fde2e1;color:var(--bad)}
 .good{color:var(--good)}.bad{color:var(--bad)}
+.empty{color:var(--warn);font-style:italic}
 .legend{display:flex;flex-wrap:wrap;gap:.8rem;font-size:.78rem;color:var(--muted)}
 .key{display:inline-flex;align-items:center;gap:.3rem}
 .key i{display:inline-block}
@@ -361,7 +365,24 @@ def _change_text(metric: Metric) -> str:
     )
 
 
+def _no_data_card(metric: Metric) -> str:
+    """A metric the release has no city-wide figure for: said in words, with no empty chart.
+
+    An empty chart would read as "every value withheld", which is a different thing.
+    """
+    row = metric.row
+    return f"""
+<article class="card no-data" id="m-{escape(metric.metric_id)}">
+  <h3>{escape(row.get("title") or metric.metric_id)}</h3>
+  <p class="empty">{NO_METRIC_DATA}</p>
+  <p class="def">{escape(row.get("definition") or "")} Owner: {escape(row.get("owner") or NA)}.
+   Data: {escape(str(row.get("providers") or NA))}.</p>
+</article>"""
+
+
 def _metric_card(metric: Metric, change: MetricChange | None) -> str:
+    if not metric.points:
+        return _no_data_card(metric)
     row = metric.row
     latest = metric.points[-1] if metric.points else None
     shown_latest = next(
@@ -443,10 +464,15 @@ def _metrics_section(data: BriefData) -> str:
     blocks = []
     for dimension, metrics in by_dimension.items():
         cards = "".join(_metric_card(m, data.changes.metrics.get(m.metric_id)) for m in metrics)
+        empty = (
+            "" if any(m.points for m in metrics) else f'<p class="empty">{NO_DIMENSION_DATA}</p>'
+        )
         blocks.append(
-            f'<section class="dimension"><h2>{escape(dimension)}</h2>'
+            f'<section class="dimension"><h2>{escape(dimension)}</h2>{empty}'
             f'<div class="grid">{cards}</div></section>'
         )
+    if not blocks:
+        return f'<section id="metrics"><h2>Metrics</h2><p class="empty">{NO_METRICS}</p></section>'
     return "".join(blocks)
 
 

@@ -198,10 +198,11 @@ def trend_svg(
             f"{escape(fmt_value(p.value, unit))}</text>"
         )
     if not shown:
+        # No period at all is a metric without data, not one whose every value is withheld.
+        note = "no value can be shown for any period" if points else "no data published yet"
         parts.append(
             f'<text class="note" x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" '
-            'text-anchor="middle" font-size="13" fill="#6b4500">'
-            "no value can be shown for any period</text>"
+            f'text-anchor="middle" font-size="13" fill="#6b4500">{note}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
