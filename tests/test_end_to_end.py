@@ -98,7 +98,19 @@ def test_published_tables_have_the_contract_columns(demo: Deployment) -> None:
         "metric_values",
         "privacy_report",
         "provider_status",
+        "release_manifest",
     }
+    assert {
+        "build_id",
+        "checks",
+        "input_files",
+        "pattern_sha256",
+        "policy_sha256",
+        "release_id",
+    } <= set(tables["release_manifest"])
+    manifest = published(demo, "SELECT release_id, len(input_files) FROM release_manifest")
+    assert len(manifest) == 1 and manifest[0][1] > 0
+    assert manifest[0][0] == published(demo, "SELECT DISTINCT release_id FROM metric_values")[0][0]
     assert {
         "audience",
         "metric_id",

@@ -46,17 +46,32 @@ def paths_of(deployment: Deployment) -> Paths:
     return Paths(data_dir=deployment.data, sources_dir=deployment.sources)
 
 
-def refresh(
-    deployment: Deployment, fault: str | None = None, *, quiet: bool = False
-) -> subprocess.Popen[str]:
+def refresh(deployment: Deployment, fault: str | None = None) -> Run:
     env = {**deployment.env, **({"CS360_FAULT_AT": fault} if fault else {})}
-    return subprocess.Popen(
-        [str(BIN / "cs360"), "refresh"],
-        env=env,
-        stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,  # nobody reads a killed one
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return Run.start([str(BIN / "cs360"), "refresh"], env, deployment.root)
+
+
+class Run:
+    """A subprocess whose output goes to a file, so it never blocks on a full pipe."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process, self.log = process, log
+
+    @classmethod
+    def start(cls, argv: list[str], env: dict[str, str], root: Path) -> Run:
+        log = root / f"run-{time.monotonic_ns()}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return cls(process, log)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
+        """Wait for the end; the exit code and everything it printed."""
+        code = self.process.wait(timeout=timeout)
+        return code, self.log.read_text(encoding="utf-8", errors="replace")
 
 
 def live(deployment: Deployment) -> tuple[str, str] | None:
@@ -100,14 +115,14 @@ def revise_probation(deployment: Deployment, month: str, step: int) -> None:
         csv.writer(handle, lineterminator="\n").writerows(kept)
 
 
-def kill_when_warehouse_changes(process: subprocess.Popen[str], warehouse: Path) -> bool:
+def kill_when_warehouse_changes(run: Run, warehouse: Path) -> bool:
     """SIGKILL the refresh the moment the warehouse file is replaced; False if it never was."""
     before = warehouse.stat().st_ino
-    while process.poll() is None:
+    while run.process.poll() is None:
         try:
             if warehouse.stat().st_ino != before:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
+                run.process.send_signal(signal.SIGKILL)
+                run.process.wait()
                 return True
         except FileNotFoundError:
             pass
@@ -154,14 +169,12 @@ def test_a_kill_at_any_step_of_ingest_or_publication_is_reconciled(
     for step, point in enumerate([*RECOVERED, None]):
         revise_probation(deployment, months[step % len(months)], step)
         watched = point == "warehouse file replaced"
-        process = refresh(deployment, None if watched else point, quiet=watched)
+        run = refresh(deployment, None if watched else point)
         if watched:
-            assert kill_when_warehouse_changes(process, deployment.warehouse), point
-            output = ""
-        else:
-            output, _ = process.communicate(timeout=600)
-            expected = 0 if point is None else -signal.SIGKILL
-            assert process.returncode == expected, f"{point}: exit {process.returncode}\n{output}"
+            assert kill_when_warehouse_changes(run, deployment.warehouse), point
+        code, output = run.finish()
+        expected = 0 if point is None else -signal.SIGKILL
+        assert code == expected, f"{point}: exit {code}\n{output}"
         if killed_at is not None:
             # The refresh after a kill finishes what the dead one left, and says so; its
             # Dagster run is marked failed instead of staying STARTED.
@@ -217,15 +230,10 @@ def assert_ledger_archive_and_inbox_agree(deployment: Deployment) -> None:
     assert not work.exists() or not list(work.iterdir())
 
 
-def dagster_run(deployment: Deployment, job: str) -> subprocess.Popen[str]:
+def dagster_run(deployment: Deployment, job: str) -> Run:
     """A run as the daemon launches it: the job's own executor, in its own process."""
-    return subprocess.Popen(
-        [str(BIN / "dagster"), "job", "execute", "-m", "cs360_pipeline.definitions", "-j", job],
-        env=deployment.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    argv = [str(BIN / "dagster"), "job", "execute", "-m", "cs360_pipeline.definitions", "-j", job]
+    return Run.start(argv, deployment.env, deployment.root)
 
 
 def test_triggers_at_once_wait_their_turn_or_name_the_running_refresh(
@@ -239,11 +247,11 @@ def test_triggers_at_once_wait_their_turn_or_name_the_running_refresh(
     second = dagster_run(deployment, "refresh_survey")
     cli = deployment.cs360("refresh", check=False)
     readers = [deployment.cs360("status", "--files") for _ in range(3)]  # never a lock error
-    first_out, _ = first.communicate(timeout=600)
-    second_out, _ = second.communicate(timeout=600)
+    first_code, first_out = first.finish()
+    second_code, second_out = second.finish()
 
-    assert first.returncode == 0, first_out
-    assert second.returncode == 0, second_out  # it waited instead of failing on DuckDB's lock
+    assert first_code == 0, first_out
+    assert second_code == 0, second_out  # it waited instead of failing on DuckDB's lock
     assert "waiting for the running refresh to finish" in second_out
     assert "Conflicting lock" not in first_out + second_out
     assert cli.returncode == 3, cli.stdout + cli.stderr

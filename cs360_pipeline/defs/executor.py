@@ -33,7 +33,7 @@ def started_by(tags: dict[str, str]) -> str:
         return f"sensor {tags['dagster/sensor_name']}"
     if "dagster/schedule_name" in tags:
         return f"schedule {tags['dagster/schedule_name']}"
-    return "a launch from the Dagster UI"
+    return "a launch from Dagster (its UI or command line)"
 
 
 class LockedInProcessExecutor(InProcessExecutor):
