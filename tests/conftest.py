@@ -6,13 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
+import yaml
 
+from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.sql import connect
 
 BIN = Path(sys.executable).parent
 DEMO_END_MONTH = "2025-12"
@@ -102,6 +107,20 @@ TEST_PROVIDER_HEADER: dict[str, object] = {
 }
 
 
+# A monthly dataset of calls revised by month: the smallest contract the loader's tests share.
+CALLS_DATASET: dict[str, object] = {
+    "title": "Calls",
+    "file_pattern": "calls_*",
+    "cadence": "monthly",
+    "period": "received_at",
+    "columns": {
+        "call_number": {"type": "VARCHAR", "required": True},
+        "kind": {"type": "VARCHAR", "required": True, "allowed": ["A", "B"]},
+        "received_at": {"type": "TIMESTAMP", "required": True},
+    },
+}
+
+
 def copy_provider_configs(root: Path) -> Path:
     """The project's provider.yml files under ``root/sources``, with empty drop folders."""
     sources = root / "sources"
@@ -115,6 +134,37 @@ def copy_provider_configs(root: Path) -> Path:
 def new_deployment(root: Path) -> Deployment:
     sources = copy_provider_configs(root)
     return Deployment(root=root, sources=sources, data=root / "data", delivered=root / "delivered")
+
+
+@pytest.fixture
+def raw_db(tmp_path: Path) -> Path:
+    """Where a deployment under ``tmp_path`` keeps its restricted database."""
+    return tmp_path / "data" / "restricted" / "raw.duckdb"
+
+
+@pytest.fixture
+def con(raw_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A real restricted database file, as the loader writes it."""
+    connection = connect(raw_db)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> DropFolder:
+    """The police provider's drop folders, taking every file at once (no settle time)."""
+    drop = DropFolder(tmp_path / "sources" / "police", settle_seconds=0)
+    drop.inbox.mkdir(parents=True)
+    return drop
+
+
+def edit_provider(sources: Path, provider: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Apply ``change`` to one provider's parsed YAML and write it back; returns the file."""
+    path = sources / provider / "provider.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")

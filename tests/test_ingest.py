@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from cs360_pipeline.ingest import FileOutcome, ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER
 
 
@@ -155,13 +153,6 @@ class Delivery:
 @pytest.fixture
 def box(tmp_path: Path) -> Delivery:
     return Delivery(tmp_path / "sources" / "police")
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "data" / "restricted" / "raw.duckdb")
-    yield connection
-    connection.close()
 
 
 def ledger(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,6 @@ import pytest
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER
 
 COLUMNS = {
@@ -273,13 +272,6 @@ CASES: dict[str, Case] = {
         ["not a readable Parquet file"],
     ),
 }  # fmt: skip
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "restricted" / "raw.duckdb")
-    yield connection
-    connection.close()
 
 
 def test_corpus_is_large_enough() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.registry.loader import load_provider
 from cs360_pipeline.settings import PROJECT_DIR
-from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
@@ -69,13 +67,6 @@ SELECT_CANONICAL = (
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "restricted" / "raw.duckdb")
-    yield connection
-    connection.close()
 
 
 def drop_folder(tmp_path: Path, provider: str) -> DropFolder:

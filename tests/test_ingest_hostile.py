@@ -11,18 +11,14 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import openpyxl
-import pytest
 
 from cs360_pipeline.ingest import FileOutcome, ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.ingest.readers import SHAPE_MACRO, shape, shape_sql
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER
 
 CALLS = {
@@ -68,20 +64,6 @@ SECRETS = [ADDRESS, "2216", "Main", DOB, "1990", "Lee", "Roe"]
 
 def make_provider(**datasets: dict) -> Provider:
     return Provider.model_validate({**TEST_PROVIDER_HEADER, "datasets": datasets})
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "raw.duckdb")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> DropFolder:
-    drop = DropFolder(tmp_path / "police", settle_seconds=0)
-    drop.inbox.mkdir(parents=True)
-    return drop
 
 
 def run(

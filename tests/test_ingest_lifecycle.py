@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,12 @@ from cs360_pipeline.ingest.dropfolder import NAME_MAX, DropFolder, printable_nam
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import PROJECT_DIR, settle_seconds
 from cs360_pipeline.sql import connect
-from tests.conftest import TEST_PROVIDER_HEADER
+from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER
 
 CONFIG: dict[str, Any] = {
     **TEST_PROVIDER_HEADER,
     "datasets": {
-        "calls": {
-            "title": "Calls",
-            "file_pattern": "calls_*",
-            "cadence": "monthly",
-            "period": "received_at",
-            "columns": {
-                "call_number": {"type": "VARCHAR", "required": True},
-                "kind": {"type": "VARCHAR", "required": True, "allowed": ["A", "B"]},
-                "received_at": {"type": "TIMESTAMP", "required": True},
-            },
-        },
+        "calls": CALLS_DATASET,
         "beats": {
             "title": "Beats",
             "file_pattern": "beats*",
@@ -75,25 +64,6 @@ def sha(data: bytes) -> str:
 def csv_rows(data: bytes) -> list[tuple[str, str]]:
     """(call_number, kind) of every data row, counted by Python's csv module, not DuckDB."""
     return sorted((r["call_number"], r["kind"]) for r in csv.DictReader(io.StringIO(data.decode())))
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> DropFolder:
-    drop = DropFolder(tmp_path / "sources" / "police", settle_seconds=0)
-    drop.inbox.mkdir(parents=True)
-    return drop
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "restricted" / "raw.duckdb"
-
-
-@pytest.fixture
-def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(db)
-    yield connection
-    connection.close()
 
 
 def run(con: duckdb.DuckDBPyConnection, folder: DropFolder, dataset: str = "calls") -> list:
@@ -348,12 +318,12 @@ FAULT_POINTS = [
 ]
 
 
-def ingest_process(folder: DropFolder, db: Path, fault: str | None) -> int:
+def ingest_process(folder: DropFolder, raw_db: Path, fault: str | None) -> int:
     env = {k: v for k, v in os.environ.items() if k != "CS360_FAULT_AT"}
     if fault:
         env["CS360_FAULT_AT"] = fault
     result = subprocess.run(
-        [sys.executable, "-c", INGEST, json.dumps(CONFIG), str(folder.root), str(db)],
+        [sys.executable, "-c", INGEST, json.dumps(CONFIG), str(folder.root), str(raw_db)],
         env=env,
         cwd=PROJECT_DIR,
         capture_output=True,
@@ -365,7 +335,7 @@ def ingest_process(folder: DropFolder, db: Path, fault: str | None) -> int:
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_a_kill_at_any_point_is_finished_by_the_next_run(
-    tmp_path: Path, folder: DropFolder, db: Path, point: str
+    tmp_path: Path, folder: DropFolder, raw_db: Path, point: str
 ) -> None:
     """Killed at the point (again each run while it is reached), then run clean: all agree."""
     outside = tmp_path / "outside.csv"
@@ -377,13 +347,13 @@ def test_a_kill_at_any_point_is_finished_by_the_next_run(
 
     kills = 0
     for _ in range(6):
-        if ingest_process(folder, db, point) == 0:
+        if ingest_process(folder, raw_db, point) == 0:
             break
         kills += 1
     assert kills >= 1, f"{point} was never reached"
-    assert ingest_process(folder, db, None) == 0
+    assert ingest_process(folder, raw_db, None) == 0
 
-    with connect(db, read_only=True) as con:
+    with connect(raw_db, read_only=True) as con:
         rows = con.execute(
             "SELECT file_name, status, sha256, stored_as FROM _ingest_ledger ORDER BY file_name"
         ).fetchall()
@@ -408,19 +378,19 @@ def test_a_kill_at_any_point_is_finished_by_the_next_run(
     assert_settled(folder)
 
 
-def test_a_resend_after_a_kill_is_a_new_file(folder: DropFolder, db: Path) -> None:
+def test_a_resend_after_a_kill_is_a_new_file(folder: DropFolder, raw_db: Path) -> None:
     """Same bytes under the same name, delivered again after the kill: ledgered, not deleted."""
     inbox_file = folder.inbox / "calls_a.csv"
     inbox_file.write_bytes(AUG)
-    assert ingest_process(folder, db, "ingest:archived") == -signal.SIGKILL
+    assert ingest_process(folder, raw_db, "ingest:archived") == -signal.SIGKILL
     inbox_file.unlink()
     inbox_file.write_bytes(AUG)  # the partner sends it again: a new inode, a new mtime
     later = time.time() + 5
     os.utime(inbox_file, (later, later))
 
-    assert ingest_process(folder, db, None) == 0
+    assert ingest_process(folder, raw_db, None) == 0
 
-    with connect(db, read_only=True) as con:
+    with connect(raw_db, read_only=True) as con:
         assert con.execute(
             "SELECT file_name, status FROM _ingest_ledger ORDER BY processed_at"
         ).fetchall() == [("calls_a.csv", "loaded"), ("calls_a.csv", "duplicate")]

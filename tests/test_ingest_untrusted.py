@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -12,7 +11,6 @@ import pytest
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder, _inside
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER
 
 EVIL = "x'); DROP TABLE _ingest_ledger; --\""
@@ -36,20 +34,6 @@ def provider(source: str | None = None, **dataset: object) -> Provider:
             },
         }
     )
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "raw.duckdb")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> DropFolder:
-    drop = DropFolder(tmp_path / "police", settle_seconds=0)
-    drop.inbox.mkdir(parents=True)
-    return drop
 
 
 def ledger_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-import yaml
 
 from cs360_pipeline.registry import RegistryError, load_providers, load_registry
 from cs360_pipeline.registry.expressions import PREFIX, Scope, why_refused
 from cs360_pipeline.registry.loader import load_provider
 from cs360_pipeline.settings import PROJECT_DIR
 from cs360_pipeline.sql import confine_file_access
-from tests.conftest import DEMO_SCALE, DEMO_SEED, new_deployment
+from tests.conftest import (
+    DEMO_SCALE,
+    DEMO_SEED,
+    copy_provider_configs,
+    edit_provider,
+    new_deployment,
+)
 
 PROJECT_FILES = sorted((PROJECT_DIR / "sources").glob("*/provider.yml")) + sorted(
     (PROJECT_DIR / "tests" / "fixtures").glob("**/provider.yml")
@@ -34,23 +38,6 @@ EXFILTRATE = (
     "1 AS x FROM _stage; COPY (SELECT victim_name, victim_dob, block_address FROM _stage) "
     f"TO '{STOLEN}'; SELECT (1"
 )
-
-
-def copy_sources(tmp_path: Path) -> Path:
-    sources = tmp_path / "sources"
-    for config in sorted((PROJECT_DIR / "sources").glob("*/provider.yml")):
-        target = sources / config.parent.name / "provider.yml"
-        target.parent.mkdir(parents=True)
-        shutil.copy(config, target)
-    return sources
-
-
-def edit(sources: Path, provider: str, change: Callable[[dict[str, Any]], None]) -> Path:
-    path = sources / provider / "provider.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 # -- what the project itself writes is accepted ------------------------------------------------
@@ -129,8 +116,10 @@ HOSTILE = {
 @pytest.mark.parametrize(("text", "reason"), HOSTILE.values(), ids=list(HOSTILE))
 def test_hostile_derived_column_is_refused(tmp_path: Path, text: str, reason: str) -> None:
     """The refusal names file, dataset, key and reason, and does not echo a long expression."""
-    sources = copy_sources(tmp_path)
-    path = edit(sources, "police", lambda d: d["datasets"]["incidents"]["derived"].update(x=text))
+    sources = copy_provider_configs(tmp_path)
+    path = edit_provider(
+        sources, "police", lambda d: d["datasets"]["incidents"]["derived"].update(x=text)
+    )
 
     registry = load_registry(sources)
 
@@ -146,9 +135,9 @@ def test_hostile_derived_column_is_refused(tmp_path: Path, text: str, reason: st
 
 
 def test_message_names_the_key_exactly(tmp_path: Path) -> None:
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     hostile = "(SELECT 1 FROM _stage)"
-    path = edit(
+    path = edit_provider(
         sources, "police", lambda d: d["datasets"]["incidents"]["derived"].update(is_youth=hostile)
     )
     with pytest.raises(RegistryError) as raised:
@@ -188,7 +177,7 @@ MEASURE_HOSTILE = {
 def test_hostile_measure_expression_is_refused(
     tmp_path: Path, key: str, text: str, reason: str
 ) -> None:
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     measure = "violent_crimes"
 
     def change(d: dict[str, Any]) -> None:
@@ -196,26 +185,28 @@ def test_hostile_measure_expression_is_refused(
         if key in ("value", "entity"):
             d["measures"][measure]["kind"] = "sum" if key == "value" else "entities"
 
-    path = edit(sources, "police", change)
+    path = edit_provider(sources, "police", change)
     [problem] = load_registry(sources).problems
     assert problem.file == path
     assert f"measures.{measure}.{key}: {PREFIX}; " in problem.line and reason in problem.line
 
 
 def test_breakdown_and_check_expressions_are_checked(tmp_path: Path) -> None:
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["datasets"]["calls"]["checks"] = {"sane": "priority BETWEEN 1 AND 4"}
         d["measures"]["shots_fired_calls"]["breakdowns"] = {"sex": "getenv('USER')"}
 
-    edit(sources, "police", change)
+    edit_provider(sources, "police", change)
     [problem] = load_registry(sources).problems
     assert "measures.shots_fired_calls.breakdowns.sex" in problem.line
     assert "found getenv()" in problem.line
 
-    edit(sources, "police", lambda d: d["measures"]["shots_fired_calls"].pop("breakdowns"))
-    edit(sources, "police", lambda d: d["datasets"]["calls"]["checks"].update(x="(SELECT 1)"))
+    edit_provider(sources, "police", lambda d: d["measures"]["shots_fired_calls"].pop("breakdowns"))
+    edit_provider(
+        sources, "police", lambda d: d["datasets"]["calls"]["checks"].update(x="(SELECT 1)")
+    )
     [problem] = load_registry(sources).problems
     assert "datasets.calls.checks.x" in problem.line and "found a subquery" in problem.line
 
@@ -224,7 +215,7 @@ def test_breakdown_and_check_expressions_are_checked(tmp_path: Path) -> None:
 
 
 def test_file_that_is_not_yaml_fails_only_its_provider(tmp_path: Path) -> None:
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     broken = sources / "survey" / "provider.yml"
     broken.write_text("provider: survey\ndatasets: [unclosed\n  - {\n", encoding="utf-8")
 
@@ -240,12 +231,14 @@ def test_file_that_is_not_yaml_fails_only_its_provider(tmp_path: Path) -> None:
 
 def test_last_valid_copy_describes_a_broken_provider(tmp_path: Path) -> None:
     """A broken provider is known by its last valid copy; a tampered copy is not used."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     keep = tmp_path / "keep"
     first = load_registry(sources, keep_dir=keep)
     assert not first.problems and sorted(p.name for p in keep.iterdir()) == sorted(first.providers)
 
-    edit(sources, "survey", lambda d: d["datasets"]["responses"].update(derived={"x": EXFILTRATE}))
+    edit_provider(
+        sources, "survey", lambda d: d["datasets"]["responses"].update(derived={"x": EXFILTRATE})
+    )
     second = load_registry(sources, keep_dir=keep)
     assert "survey" not in second.providers and second.failed == ["survey"]
     assert second.last_valid["survey"] == first.providers["survey"]
@@ -259,7 +252,7 @@ def test_last_valid_copy_describes_a_broken_provider(tmp_path: Path) -> None:
 
 def test_provider_depending_on_a_broken_one_without_a_copy_fails_too(tmp_path: Path) -> None:
     """Crosswalks read city.tracts: with city unreadable and no copy, their providers fail."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     (sources / "city" / "provider.yml").write_text(":\n", encoding="utf-8")
 
     registry = load_registry(sources)
@@ -298,7 +291,7 @@ def test_refresh_skips_a_hostile_provider_and_publishes_the_others(tmp_path: Pat
 
     Path(STOLEN).unlink(missing_ok=True)
     config = deployment.sources / "survey" / "provider.yml"
-    edit(
+    edit_provider(
         deployment.sources,
         "survey",
         lambda d: d["datasets"]["responses"].update(

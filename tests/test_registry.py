@@ -8,38 +8,18 @@ the offending file and the key that is wrong.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from cs360_pipeline.registry import Provider, RegistryError, load_providers
 from cs360_pipeline.settings import PROJECT_DIR
+from tests.conftest import copy_provider_configs, edit_provider
 
 PROJECT_SOURCES = PROJECT_DIR / "sources"
 PROVIDERS = ["city", "hospital", "police", "probation", "school", "survey"]
-
-
-def copy_sources(tmp_path: Path) -> Path:
-    """A copy of every project provider.yml (no drop folders) under ``tmp_path/sources``."""
-    sources = tmp_path / "sources"
-    for config in sorted(PROJECT_SOURCES.glob("*/provider.yml")):
-        target = sources / config.parent.name / "provider.yml"
-        target.parent.mkdir(parents=True)
-        shutil.copy(config, target)
-    return sources
-
-
-def edit(sources: Path, provider: str, change: Callable[[dict[str, Any]], None]) -> Path:
-    """Apply ``change`` to one provider's parsed YAML and write it back; returns the file."""
-    path = sources / provider / "provider.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def named(path: Path, *fragments: str) -> str:
@@ -83,7 +63,7 @@ def test_project_sources_load() -> None:
 
 def test_copied_sources_load_identically(tmp_path: Path) -> None:
     """A verbatim copy in tmp_path loads to the same models (the helper itself is sound)."""
-    copied = load_providers(copy_sources(tmp_path))
+    copied = load_providers(copy_provider_configs(tmp_path))
     original = load_providers(PROJECT_SOURCES)
 
     assert copied == original
@@ -94,8 +74,8 @@ def test_copied_sources_load_identically(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     """A key the schema does not know is refused (extra='forbid'), with its name."""
-    sources = copy_sources(tmp_path)
-    path = edit(sources, "police", lambda d: d.update(colour="blue"))
+    sources = copy_provider_configs(tmp_path)
+    path = edit_provider(sources, "police", lambda d: d.update(colour="blue"))
 
     with pytest.raises(RegistryError, match=named(path, "invalid provider file", "colour")):
         load_providers(sources)
@@ -103,8 +83,8 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 
 def test_unknown_dataset_key(tmp_path: Path) -> None:
     """An unknown key nested in a dataset is reported with its full dotted location."""
-    sources = copy_sources(tmp_path)
-    path = edit(sources, "police", lambda d: d["datasets"]["calls"].update(tab="Calls"))
+    sources = copy_provider_configs(tmp_path)
+    path = edit_provider(sources, "police", lambda d: d["datasets"]["calls"].update(tab="Calls"))
 
     with pytest.raises(RegistryError, match=named(path, "datasets.calls.tab", "Extra inputs")):
         load_providers(sources)
@@ -112,12 +92,12 @@ def test_unknown_dataset_key(tmp_path: Path) -> None:
 
 def test_unknown_column_type(tmp_path: Path) -> None:
     """A column type outside the DuckDB whitelist names the column and the bad type."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["datasets"]["calls"]["columns"]["priority"]["type"] = "INT128"
 
-    path = edit(sources, "police", change)
+    path = edit_provider(sources, "police", change)
 
     with pytest.raises(
         RegistryError,
@@ -128,12 +108,12 @@ def test_unknown_column_type(tmp_path: Path) -> None:
 
 def test_measure_names_unknown_dataset(tmp_path: Path) -> None:
     """A measure whose dataset does not exist names both the measure and the dataset."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["measures"]["shots_fired_calls"]["dataset"] = "callz"
 
-    path = edit(sources, "police", change)
+    path = edit_provider(sources, "police", change)
 
     with pytest.raises(
         RegistryError,
@@ -144,12 +124,12 @@ def test_measure_names_unknown_dataset(tmp_path: Path) -> None:
 
 def test_crosswalk_names_unknown_dataset(tmp_path: Path) -> None:
     """A crosswalk to a dataset no provider delivers is caught across providers."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["datasets"]["ed_visits"]["geography"]["crosswalk"]["dataset"] = "city.tractz"
 
-    path = edit(sources, "hospital", change)
+    path = edit_provider(sources, "hospital", change)
 
     with pytest.raises(
         RegistryError,
@@ -162,12 +142,12 @@ def test_crosswalk_names_unknown_dataset(tmp_path: Path) -> None:
 
 def test_crosswalk_names_unknown_provider(tmp_path: Path) -> None:
     """A crosswalk whose provider part is unknown is reported the same way."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["datasets"]["events"]["geography"]["crosswalk"]["dataset"] = "county.tracts"
 
-    path = edit(sources, "probation", change)
+    path = edit_provider(sources, "probation", change)
 
     with pytest.raises(
         RegistryError,
@@ -178,12 +158,12 @@ def test_crosswalk_names_unknown_provider(tmp_path: Path) -> None:
 
 def test_crosswalk_key_missing_from_reference(tmp_path: Path) -> None:
     """A crosswalk key the reference dataset lacks is refused, naming both columns needed."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["datasets"]["ed_visits"]["geography"]["crosswalk"]["key"] = "geoid"
 
-    path = edit(sources, "hospital", change)
+    path = edit_provider(sources, "hospital", change)
 
     with pytest.raises(
         RegistryError,
@@ -194,7 +174,7 @@ def test_crosswalk_key_missing_from_reference(tmp_path: Path) -> None:
 
 def test_provider_name_must_match_folder(tmp_path: Path) -> None:
     """A provider.yml in the wrong folder is refused, naming both names."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     (sources / "police").rename(sources / "cops")
     path = sources / "cops" / "provider.yml"
 
@@ -206,7 +186,7 @@ def test_provider_name_must_match_folder(tmp_path: Path) -> None:
 
 def test_invalid_yaml(tmp_path: Path) -> None:
     """Unparseable YAML names the file and says it cannot be read."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     path = sources / "school" / "provider.yml"
     path.write_text("provider: school\ndatasets: [unclosed\n", encoding="utf-8")
 
@@ -216,7 +196,7 @@ def test_invalid_yaml(tmp_path: Path) -> None:
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     """A YAML list (or empty file) at the top level is refused."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
     path = sources / "city" / "provider.yml"
     path.write_text("- just\n- a list\n", encoding="utf-8")
 
@@ -232,8 +212,10 @@ def test_no_provider_files(tmp_path: Path) -> None:
 
 def test_dataset_key_must_be_a_column(tmp_path: Path) -> None:
     """A dataset key naming no column is refused with the dataset's location."""
-    sources = copy_sources(tmp_path)
-    path = edit(sources, "police", lambda d: d["datasets"]["calls"].update(key=["call_id"]))
+    sources = copy_provider_configs(tmp_path)
+    path = edit_provider(
+        sources, "police", lambda d: d["datasets"]["calls"].update(key=["call_id"])
+    )
 
     with pytest.raises(
         RegistryError, match=named(path, "datasets.calls", "'call_id' is not a column")
@@ -243,12 +225,12 @@ def test_dataset_key_must_be_a_column(tmp_path: Path) -> None:
 
 def test_measure_period_must_name_a_dataset_column(tmp_path: Path) -> None:
     """A measure-level period override naming no column should be refused like a dataset's."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         d["measures"]["shots_fired_calls"]["period"] = "recieved_at"
 
-    path = edit(sources, "police", change)
+    path = edit_provider(sources, "police", change)
 
     with pytest.raises(RegistryError, match=named(path, "shots_fired_calls", "recieved_at")):
         load_providers(sources)
@@ -381,8 +363,8 @@ EXPORT_KEY_ERRORS = {
 def test_export_key_errors_name_file_and_key(
     tmp_path: Path, change: Callable[[dict[str, Any]], None], fragments: list[str]
 ) -> None:
-    sources = copy_sources(tmp_path)
-    path = edit(sources, "police", change)
+    sources = copy_provider_configs(tmp_path)
+    path = edit_provider(sources, "police", change)
 
     with pytest.raises(RegistryError, match=named(path, "invalid provider file", *fragments)):
         load_providers(sources)
@@ -394,20 +376,22 @@ def test_export_key_errors_name_file_and_key(
 def test_owner_and_steward_are_optional_and_resolve_per_dataset(tmp_path: Path) -> None:
     """A provider may name no owner or steward (the scorecard flags it); a dataset's own owner
     or steward overrides the provider's, and an empty name is refused."""
-    sources = copy_sources(tmp_path)
+    sources = copy_provider_configs(tmp_path)
 
     def change(d: dict[str, Any]) -> None:
         del d["data_owner"], d["steward"]
         d["datasets"]["caseload"]["owner"] = {"role": "Juvenile Division Director", "name": "Ana"}
 
-    edit(sources, "probation", change)
+    edit_provider(sources, "probation", change)
     probation = load_providers(sources)["probation"]
     assert probation.data_owner is None and probation.steward is None
     assert probation.dataset_owner("events") is None
     assert str(probation.dataset_owner("caseload")) == "Ana (Juvenile Division Director)"
     assert probation.dataset_steward("caseload") is None
 
-    path = edit(sources, "probation", lambda d: d.update(steward={"role": "Analyst", "name": ""}))
+    path = edit_provider(
+        sources, "probation", lambda d: d.update(steward={"role": "Analyst", "name": ""})
+    )
     with pytest.raises(RegistryError, match=named(path, "steward.name")):
         load_providers(sources)
 
@@ -419,8 +403,8 @@ def test_owner_and_steward_are_optional_and_resolve_per_dataset(tmp_path: Path) 
 def test_no_delivery_months_are_calendar_months(
     tmp_path: Path, months: list[int], message: str
 ) -> None:
-    sources = copy_sources(tmp_path)
-    path = edit(
+    sources = copy_provider_configs(tmp_path)
+    path = edit_provider(
         sources,
         "school",
         lambda d: d["datasets"]["attendance"].update(no_delivery_months=months),

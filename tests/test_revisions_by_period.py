@@ -12,8 +12,6 @@ import csv
 import hashlib
 import io
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -23,23 +21,12 @@ from cs360_pipeline.catalog.release import describe_release
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.sql import connect
-from tests.conftest import TEST_PROVIDER_HEADER
+from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER
 
 CONFIG: dict[str, Any] = {
     **TEST_PROVIDER_HEADER,
     "datasets": {
-        "calls": {
-            "title": "Calls",
-            "file_pattern": "calls_*",
-            "cadence": "monthly",
-            "period": "received_at",
-            "columns": {
-                "call_number": {"type": "VARCHAR", "required": True},
-                "kind": {"type": "VARCHAR", "required": True, "allowed": ["A", "B"]},
-                "received_at": {"type": "TIMESTAMP", "required": True},
-            },
-        },
+        "calls": CALLS_DATASET,
     },
 }
 PROVIDER = Provider.model_validate(CONFIG)
@@ -94,20 +81,6 @@ class LatestWins:
 
     def inputs(self) -> list[str]:
         return sorted({f"police/{self.loaded[k][0]}" for k in self.owner.values()})
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> DropFolder:
-    drop = DropFolder(tmp_path / "sources" / "police", settle_seconds=0)
-    drop.inbox.mkdir(parents=True)
-    return drop
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "data" / "restricted" / "raw.duckdb")
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

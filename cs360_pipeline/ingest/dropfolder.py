@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import hashlib
 import os
 import shutil
 import stat
@@ -23,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs360_pipeline.ingest.readers import BLOCK, HEADER_PROBE_BYTES, Scan
+from cs360_pipeline.ingest.readers import BLOCK, Scan, scan_blocks
 from cs360_pipeline.settings import settle_seconds
 
 IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
@@ -308,29 +307,22 @@ def _mtime(path: Path) -> float:
 
 def _copy_and_scan(path: Path, target: Path) -> tuple[Scan, os.stat_result]:
     """One pass over the file: copy, hash, first bytes, first NUL; its stat from the handle."""
-    digest = hashlib.sha256()
-    head = b""
-    nul_at = None
-    size = 0
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as source:
         info = os.fstat(source.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
         with target.open("xb") as out:
-            for block in iter(lambda: source.read(BLOCK), b""):
-                out.write(block)
-                digest.update(block)
-                if not head:
-                    head = block[:HEADER_PROBE_BYTES]
-                if nul_at is None:
-                    found = block.find(b"\x00")
-                    if found >= 0:
-                        nul_at = size + found
-                size += len(block)
+
+            def copied() -> Iterator[bytes]:
+                for block in iter(lambda: source.read(BLOCK), b""):
+                    out.write(block)
+                    yield block
+
+            found = scan_blocks(copied())
             out.flush()
             os.fsync(out.fileno())
-    return Scan(digest.hexdigest(), size, head, nul_at), info
+    return found, info
 
 
 def _inside(folder: Path, name: str) -> Path:

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -135,23 +135,28 @@ class Scan:
     nul_at: int | None  # byte offset of the first NUL byte, if any
 
 
-def scan(path: Path) -> Scan:
-    """One streaming pass: the content hash, the first bytes and the first NUL byte."""
+def scan_blocks(blocks: Iterable[bytes]) -> Scan:
+    """One streaming pass over a file's blocks: the content hash, the first bytes, the first NUL."""
     digest = hashlib.sha256()
     head = b""
     nul_at = None
     offset = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            digest.update(block)
-            if not head:
-                head = block[:HEADER_PROBE_BYTES]
-            if nul_at is None:
-                found = block.find(b"\x00")
-                if found >= 0:
-                    nul_at = offset + found
-            offset += len(block)
+    for block in blocks:
+        digest.update(block)
+        if not head:
+            head = block[:HEADER_PROBE_BYTES]
+        if nul_at is None:
+            found = block.find(b"\x00")
+            if found >= 0:
+                nul_at = offset + found
+        offset += len(block)
     return Scan(digest.hexdigest(), offset, head, nul_at)
+
+
+def scan(path: Path) -> Scan:
+    """:func:`scan_blocks` over a file on disk."""
+    with path.open("rb") as handle:
+        return scan_blocks(iter(lambda: handle.read(BLOCK), b""))
 
 
 def what_binary(head: bytes) -> str | None:
