@@ -177,11 +177,9 @@ def _disk_shortfall(paths: Paths) -> str | None:
 def _report_publication(result: ExecuteInProcessResult) -> int:
     """Where the brief went, and a non-zero exit when the published tables failed expectations."""
     from cs360_pipeline.publish.outputs import AUDIENCES, audience_dir
-    from cs360_pipeline.sql import connect
 
     paths = current_paths()
-    with closing(connect(paths.warehouse_db, read_only=True)) as con:
-        release_id = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+    release_id = _live_release(paths)
     for audience in AUDIENCES:
         brief = audience_dir(paths, release_id, audience) / "brief.html"
         if brief.exists():

@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from cs360_pipeline.publish.outputs import audience_dir, replace_dir, write_text
+from cs360_pipeline.publish.warehouse import release_of
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect
 
@@ -265,7 +266,7 @@ def subsets(data: dict[str, Any]) -> dict[str, Any]:
 def validate(paths: Paths, release_id: str, audience: str) -> Validation:
     """Validate one audience's published tables; write Data Docs and a JSON summary."""
     with closing(connect(paths.warehouse_db, read_only=True)) as con:
-        published = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+        published = release_of(con)
         if published != release_id:
             raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
         data = frames(con, audience)

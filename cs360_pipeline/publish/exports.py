@@ -26,6 +26,7 @@ import duckdb
 from cs360_pipeline.publish.cell_safety import FORMULA_START, csv_text, sheet_cell
 from cs360_pipeline.publish.outputs import audience_dir, sweep, write_text, write_with
 from cs360_pipeline.publish.reader import open_warehouse
+from cs360_pipeline.publish.warehouse import release_of
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import ident, literal
 
@@ -139,7 +140,7 @@ def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
     # previous release must not hand that release to the export.
     with closing(open_warehouse(paths.warehouse_db)) as con:
         _register_csv_text(con)
-        published = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+        published = release_of(con)
         if published != release_id:
             raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
         tables = {

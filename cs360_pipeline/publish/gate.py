@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from cs360_pipeline.publish.reader import open_warehouse
-from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES
+from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, release_of
 from cs360_pipeline.registry import Provider
 
 
@@ -164,7 +164,7 @@ def _live_rows(live_warehouse: Path | None) -> tuple[str | None, dict[str, int]]
     if live_warehouse is None or not live_warehouse.is_file():
         return None, {}
     with closing(open_warehouse(live_warehouse)) as con:
-        release_id = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+        release_id = release_of(con)
         return release_id, _rows_per_metric(con, "metric_values")
 
 

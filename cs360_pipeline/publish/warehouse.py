@@ -154,12 +154,17 @@ def manifest(path: Path) -> dict[str, object] | None:
     return dict(zip(names, row, strict=True))
 
 
+def release_of(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The release a connection to a warehouse file sees (its metric_values' one release id)."""
+    return con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+
+
 def live_release(paths: Paths) -> str | None:
     """The release readers open now (None before the first publication)."""
     if not paths.warehouse_db.exists():
         return None
     with closing(connect(paths.warehouse_db, read_only=True)) as con:
-        return con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+        return release_of(con)
 
 
 def _copy_comments(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -25,6 +25,7 @@ import duckdb
 from cs360_pipeline.publish import release_log
 from cs360_pipeline.publish.expectations import SUMMARY_FILE, Validation
 from cs360_pipeline.publish.outputs import audience_dir, write_text
+from cs360_pipeline.publish.warehouse import release_of
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
 from cs360_pipeline.report.charts import Point, fmt_value, legend, period_label, trend_svg
 from cs360_pipeline.settings import Paths
@@ -232,7 +233,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
     with closing(connect(None)) as con:
         con.execute(f"ATTACH {literal(paths.warehouse_db)} AS wh (READ_ONLY)")
         con.execute("USE wh")
-        published = con.execute("SELECT max(release_id) FROM metric_values").fetchall()[0][0]
+        published = release_of(con)
         if published != release_id:
             raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
         catalog = _dicts(con, "SELECT * FROM metric_catalog WHERE audience = ?", [audience])
