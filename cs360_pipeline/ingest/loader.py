@@ -48,9 +48,10 @@ from cs360_pipeline.ingest.readers import (
     Rejected,
     read_header,
 )
-from cs360_pipeline.ingest.rules import Verdict, validate
+from cs360_pipeline.ingest.rules import Verdict, duplicates_message, validate
 from cs360_pipeline.ingest.staging import (
     BAD,
+    DROPPED,
     DUPES,
     ROWS,
     STAGE,
@@ -279,7 +280,8 @@ def _load_file(
     finally:
         con.execute(
             f"DROP VIEW IF EXISTS {ROWS}; DROP TABLE IF EXISTS {STAGE}; "
-            f"DROP TABLE IF EXISTS {BAD}; DROP TABLE IF EXISTS {DUPES}"
+            f"DROP TABLE IF EXISTS {BAD}; DROP TABLE IF EXISTS {DUPES}; "
+            f"DROP TABLE IF EXISTS {DROPPED}"
         )
     return rows_loaded, message
 
@@ -390,6 +392,8 @@ def _load(
     target = ident(table)
     kept = [ident(n) for n in dataset.kept_columns] + [ident(n) for n in dataset.derived]
     source = f"{ROWS} ANTI JOIN {BAD} USING (_rid)" if verdict.staged_bad else ROWS
+    if verdict.dropped:
+        source += f" ANTI JOIN {DROPPED} USING (_rid)"
     select = (
         f"SELECT {', '.join(kept)}, {literal(d.name)} AS _source_file, "
         f"{literal(sha)} AS _file_sha256, now() AS _loaded_at FROM {source}"
@@ -415,7 +419,7 @@ def _load(
             if name not in existing:
                 con.execute(f"ALTER TABLE {target} ADD COLUMN {ident(name)} {kind}")
         con.execute(f"INSERT INTO {target} BY NAME {select}")
-    rows = verdict.total - verdict.bad_rows
+    rows = verdict.total - verdict.bad_rows - verdict.dropped
     first = verdict.months[0] if verdict.months else None
     last = verdict.months[-1] if verdict.months else None
     return rows, first, last, replaced
@@ -618,6 +622,9 @@ def _loaded_message(
     lines and describe values by shape, so the message may leave the restricted zone.
     """
     message = f"loaded {rows:,} rows"
+    dropped = duplicates_message(dataset, verdict)
+    if dropped:
+        message += f"; {dropped}"
     if verdict.bad_rows:
         message += (
             f"; rejected {verdict.bad_rows:,} of {verdict.total:,} rows "

@@ -14,6 +14,7 @@ from cs360_pipeline.ingest.readers import (
 )
 from cs360_pipeline.ingest.staging import (
     BAD,
+    DROPPED,
     DUPES,
     ROWS,
     SAMPLE_ROWS,
@@ -48,6 +49,14 @@ class Verdict:
     months: list  # months of the good rows, for revisions
     problems: list[str]
     parse_rejects: list
+    dropped_exact: int = 0  # good rows identical to an earlier good row (not rejected)
+    dropped_other: int = 0  # keep_first: good rows of a key after its first (not rejected)
+    kept_keys: int = 0  # keep_first: keys that had more than one distinct good row
+
+    @property
+    def dropped(self) -> int:
+        """Rows of the file dropped as duplicates: neither loaded nor rejected."""
+        return self.dropped_exact + self.dropped_other
 
 
 def _bound_sql(col: Column, q: str, bound: float | str, op: str) -> tuple[str, str]:
@@ -148,9 +157,14 @@ def _rules(dataset: Dataset, converted: list[str], dupes: bool) -> list[Rule]:
         if name in label_columns(dataset):
             rules += _label_rules(name, shown)
     if dupes:
+        unique = (
+            " (rows identical in every column count once: duplicates drop_exact)"
+            if dataset.duplicates == "drop_exact"
+            else ""
+        )
         rules.append(
             Rule(
-                f"({', '.join(dataset.key)}) must be unique in the file",
+                f"({', '.join(dataset.key)}) must be unique in the file{unique}",
                 "_dup IS NOT NULL",
                 ", ".join(dataset.key),
                 "NULL",
@@ -167,10 +181,16 @@ def validate(
     """One pass counts every rule (and computes derived columns); bad rows go to ``_bad``."""
     con.execute(SHAPE_MACRO)
     dupes = False
-    if dataset.key:
+    if dataset.key and dataset.duplicates != "keep_first":
         key = ", ".join(ident(k) for k in dataset.key)
+        # drop_exact: a key is repeated only by rows that differ; exact copies are one row.
+        rows = (
+            f"(SELECT DISTINCT {', '.join(compared_columns(dataset, staged))} FROM {STAGE})"
+            if dataset.duplicates == "drop_exact"
+            else STAGE
+        )
         con.execute(
-            f"CREATE TEMP TABLE {DUPES} AS SELECT {key}, true AS _dup FROM {STAGE} "
+            f"CREATE TEMP TABLE {DUPES} AS SELECT {key}, true AS _dup FROM {rows} "
             f"GROUP BY {key} HAVING count(*) > 1"
         )
         dupes = con.execute(f"SELECT count(*) FROM {DUPES}").fetchall()[0][0] > 0
@@ -253,7 +273,85 @@ def validate(
         raise Rejected(
             f"{file_name}: " + "; ".join(problems) + f".{limit} Correct the rows and re-send."
         )
+    if dataset.duplicates != "reject":
+        drop_duplicates(con, dataset, staged, verdict)
     return verdict
+
+
+def compared_columns(dataset: Dataset, staged: Staged) -> list[str]:
+    """What makes two rows identical: every contract column, and any text that did not parse.
+
+    Values are compared as parsed (``01`` and ``1`` in an INTEGER column are the same), NULL
+    equal to NULL; a value that did not parse is compared as delivered, so two different bad
+    values never make two rows one.
+    """
+    return [ident(n) for n in dataset.columns] + [ident("_raw_" + n) for n in staged.converted]
+
+
+def drop_duplicates(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: Staged, verdict: Verdict
+) -> None:
+    """List in ``_dropped`` the good rows that repeat another, by the dataset's ``duplicates``.
+
+    Only rows that pass every rule are dropped, so a copy never hides a broken row and a key
+    keeps a good row even when another of its rows is rejected. An exact copy of an earlier row
+    is dropped; under keep_first each key then keeps only its first row by ``duplicate_order``
+    (ascending, NULLs last, then file order). Copies share their order values, so the row a key
+    keeps is never one counted as an exact copy, and both counts are independent of the order.
+    """
+    good = f"{ROWS} ANTI JOIN {BAD} USING (_rid)" if verdict.staged_bad else ROWS
+    compared = ", ".join(compared_columns(dataset, staged))
+    exact = f"row_number() OVER (PARTITION BY {compared} ORDER BY _rid) > 1"
+    keep_first = dataset.duplicates == "keep_first"
+    key = ", ".join(ident(k) for k in dataset.key)
+    if keep_first:
+        order = ", ".join(f"{ident(c)} ASC NULLS LAST" for c in dataset.duplicate_order)
+        later = f"row_number() OVER (PARTITION BY {key} ORDER BY {order}, _rid) > 1"
+        keys = f", {key}"
+    else:
+        later, keys = "false", ""
+    con.execute(
+        f"CREATE TEMP TABLE {DROPPED} AS SELECT _rid, _exact{keys} FROM ("
+        f"SELECT _rid, {exact} AS _exact, {later} AS _later{keys} FROM {good}) "
+        "WHERE _exact OR _later"
+    )
+    verdict.dropped_exact, verdict.dropped_other = con.execute(
+        f"SELECT count(*) FILTER (WHERE _exact), count(*) FILTER (WHERE NOT _exact) FROM {DROPPED}"
+    ).fetchall()[0]
+    if not verdict.dropped_other:
+        return  # exact copies share their month: the months of the good rows stand
+    verdict.kept_keys = con.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT {key} FROM {DROPPED} WHERE NOT _exact)"
+    ).fetchall()[0][0]
+    if dataset.period:
+        # A key's later rows may be the only ones of a month: months are those of kept rows.
+        period = f"CAST(date_trunc('month', {ident(dataset.period)}) AS DATE)"
+        verdict.months = (
+            con.execute(
+                f"SELECT list(DISTINCT {period} ORDER BY {period}) FILTER "
+                f"(WHERE {period} IS NOT NULL) FROM {good} ANTI JOIN {DROPPED} USING (_rid)"
+            ).fetchall()[0][0]
+            or []
+        )
+
+
+def duplicates_message(dataset: Dataset, verdict: Verdict) -> str | None:
+    """What was dropped as duplicates, for the load message: counts and column names only."""
+    parts = []
+    if verdict.dropped_exact:
+        parts.append(
+            f"dropped {verdict.dropped_exact:,} exact duplicate row(s) (identical in every "
+            "contract column)"
+        )
+    if verdict.dropped_other:
+        parts.append(
+            f"kept one row per {', '.join(dataset.key)} for {verdict.kept_keys:,} key(s) "
+            f"(first by {', '.join(dataset.duplicate_order)}), dropping "
+            f"{verdict.dropped_other:,} other row(s)"
+        )
+    if not parts:
+        return None
+    return "; ".join(parts) + f" (duplicates: {dataset.duplicates})"
 
 
 def parse_problem(file_name: str, dataset: Dataset, staged: Staged) -> str | None:

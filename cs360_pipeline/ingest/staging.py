@@ -35,6 +35,7 @@ STAGE = "_stage"
 ROWS = "_rows"
 BAD = "_bad"
 DUPES = "_dupes"
+DROPPED = "_dropped"  # good rows dropped as duplicates (the dataset's duplicates option)
 SAMPLE_ROWS = 5
 VALUE_CHARS = 200
 WITHHELD = "(identifier withheld)"

@@ -23,6 +23,7 @@ TEMPORAL_TYPES = {"DATE", "TIMESTAMP"}
 EXCEL_SERIAL = "excel_serial"
 FILE_FORMATS = ("csv", "tsv", "parquet", "xlsx")
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
+DUPLICATE_MODES = ("reject", "drop_exact", "keep_first")
 CADENCES = ("daily", "weekly", "monthly", "quarterly", "annual", "as_needed")
 COMMUNITY_MAP_AREAS = (
     "education & youth services",
@@ -218,6 +219,18 @@ class Dataset(_Strict):
     period: str | None = Field(None, description="Column that places a row in a month.")
     geography: Geography | None = None
     key: list[str] = Field(default_factory=list)
+    duplicates: Literal[DUPLICATE_MODES] = Field(  # type: ignore[valid-type]
+        "reject",
+        description="What repeated rows of one file become. reject: every row of a repeated key "
+        "is rejected. drop_exact: rows identical in every contract column load once; a key "
+        "repeated with different values is still rejected. keep_first: one row per key, the "
+        "first by duplicate_order.",
+    )
+    duplicate_order: list[str] = Field(
+        default_factory=list,
+        description="keep_first: the columns (ascending, NULLs last, then file order) that "
+        "decide which row of a key is kept.",
+    )
     columns: dict[str, Column]
     derived: dict[str, str] = Field(default_factory=dict)
     checks: dict[str, str] = Field(
@@ -243,6 +256,18 @@ class Dataset(_Strict):
     def _names(cls, value: dict) -> dict:
         return _check_keys(value)
 
+    @field_validator("duplicates", mode="before")
+    @classmethod
+    def _duplicate_mode(cls, value: Any) -> Any:
+        """Say what each mode does: a wrong word here changes how many rows are counted."""
+        if value not in DUPLICATE_MODES:
+            raise ValueError(
+                f"duplicates {value!r} is not one of {', '.join(DUPLICATE_MODES)} (reject: every "
+                "row of a repeated key is rejected; drop_exact: identical rows load once; "
+                "keep_first: one row per key, the first by duplicate_order)"
+            )
+        return value
+
     @field_validator("no_delivery_months")
     @classmethod
     def _calendar_months(cls, value: list[int]) -> list[int]:
@@ -259,6 +284,7 @@ class Dataset(_Strict):
         for name in [*self.key, *([self.period] if self.period else [])]:
             if name not in known:
                 raise ValueError(f"{name!r} is not a column of this dataset")
+        self._check_duplicates(known)
         if self.geography and self.geography.column not in known:
             raise ValueError(f"geography column {self.geography.column!r} is not a column")
         if not any(c.required for c in self.columns.values()):
@@ -290,6 +316,26 @@ class Dataset(_Strict):
             for name, text in expressions.items():
                 _check_expression((key, name), text, staged)
         return self
+
+    def _check_duplicates(self, known: set[str]) -> None:
+        """keep_first needs a key and an order, or "the first row" would mean nothing stable."""
+        if self.duplicates == "keep_first":
+            if not self.key:
+                raise ValueError("duplicates: keep_first needs a 'key': the columns of one row")
+            if not self.duplicate_order:
+                raise ValueError(
+                    "duplicates: keep_first needs 'duplicate_order': the columns that decide "
+                    "which row of a key is kept (e.g. [reported_at, offense_code])"
+                )
+        elif self.duplicate_order:
+            raise ValueError(
+                f"duplicate_order only applies to duplicates: keep_first, not {self.duplicates}"
+            )
+        for name in self.duplicate_order:
+            if name not in known:
+                raise ValueError(f"duplicate_order {name!r} is not a column of this dataset")
+        if len(set(self.duplicate_order)) != len(self.duplicate_order):
+            raise ValueError("duplicate_order names a column twice")
 
     def measure_scope(self, table: str | None = None) -> Scope:
         """What a measure over this dataset may name: the columns kept at ingest."""
