@@ -2,12 +2,17 @@
 
 import dagster as dg
 
-from cs360_pipeline.catalog.metrics import load_catalog, measures_by_metric
+from cs360_pipeline.catalog.metrics import (
+    POPULATION,
+    POPULATION_DATASET,
+    load_catalog,
+    measures_by_metric,
+)
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
-from cs360_pipeline.privacy.reference import build_geography, build_population
+from cs360_pipeline.privacy.reference import build_geography, build_population, delivered_rows
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import current_paths
@@ -28,6 +33,34 @@ def _upstream(provider: Provider) -> list[dg.AssetKey]:
             ref_provider, _, ref_dataset = dataset.geography.crosswalk.dataset.partition(".")
             keys.add(raw_key(ref_provider, ref_dataset))
     return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list[str]:
+    """Why delivered datasets of ``provider`` cannot be placed on beats: their crosswalk is absent.
+
+    A dataset placed by a reference dataset (residence tract -> beat, school -> beat) needs that
+    reference delivered; without it none of its records has a beat, and building no cells in
+    silence would leave its metrics empty with nothing to say why. Only datasets that were
+    delivered and that a metric reads are named.
+    """
+    out = []
+    for name, dataset in provider.datasets.items():
+        geo = dataset.geography
+        if geo is None or geo.crosswalk is None or provider.table(name) not in available:
+            continue
+        if not any(
+            m.dataset == name and provider.measure_id(key) in read
+            for key, m in provider.measures.items()
+        ):
+            continue
+        reference = geo.crosswalk.dataset
+        if reference.replace(".", "__") not in available:
+            ref_provider = reference.partition(".")[0]
+            out.append(
+                f"{provider.provider}.{name} is placed by {geo.column} through {reference}, "
+                f"which has not been delivered: drop it into sources/{ref_provider}/inbox"
+            )
+    return out
 
 
 def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.AssetsDefinition:
@@ -56,9 +89,17 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                     "the beat map (city/beats) has not been delivered: cells cannot be placed. "
                     "Drop beats.csv into sources/city/inbox."
                 )
-            vault.attach(con, paths)
             metric_measures = measures_by_metric(catalog)
             read = {m for measures in metric_measures.values() for m in measures}
+            missing = unplaceable(provider, available, read)
+            if missing:
+                raise dg.Failure(
+                    description=f"{provider.provider}: cells cannot be placed on beats. "
+                    + "; ".join(missing)
+                    + ".",
+                    allow_retries=False,
+                )
+            vault.attach(con, paths)
             protector = Protector(con, policy, metric_measures, log=context.log.info)
             done = protector.build_provider(provider, available, read)
         built = {d.measure_id for d in done}
@@ -100,20 +141,47 @@ def geography() -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": rows})
 
 
-@dg.asset(
-    key=shared_key("population"),
-    deps=[raw_key(REFERENCE, "beats"), raw_key(REFERENCE, "population")],
-    group_name=REFERENCE,
-    kinds={"duckdb"},
-    description="Residents by year, geography, sex and age group: the denominators of rates.",
-)
-def population() -> dg.MaterializeResult:
-    paths = current_paths().ensure()
-    with restricted_to_shared(paths) as con:
-        rows = build_population(con, load_policy())
-    return dg.MaterializeResult(metadata={"rows": rows})
+def rate_metrics(providers: dict[str, Provider]) -> list[str]:
+    """The catalog's metrics per 1,000 residents: the ones that need population."""
+    catalog = load_catalog(providers)
+    return sorted(m for m, metric in catalog.metrics.items() if metric.denominator == POPULATION)
+
+
+def _population_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=shared_key("population"),
+        deps=[raw_key(REFERENCE, "beats"), raw_key(REFERENCE, "population")],
+        group_name=REFERENCE,
+        kinds={"duckdb"},
+        description=(
+            "Residents by year, geography, sex and age group: the denominators of rates. Empty "
+            "when the city has not delivered population: counts still publish, rates are missing."
+        ),
+    )
+    def population(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        paths = current_paths().ensure()
+        with restricted_to_shared(paths) as con:
+            delivered = delivered_rows(con, "city__population")
+            rows = build_population(con, load_policy())
+        rates = rate_metrics(providers)
+        if not delivered:
+            context.log.warning(
+                f"population ({POPULATION_DATASET.replace('.', '/')}) not delivered: rate "
+                f"metrics {', '.join(rates) or '(none)'} are missing, as a rate per 1,000 "
+                "residents needs residents; count metrics publish as usual. Drop population.csv "
+                "into sources/city/inbox to publish them."
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "rows": rows,
+                "delivered": bool(delivered),
+                "rate_metrics_missing": ", ".join(rates) if not delivered else "none",
+            }
+        )
+
+    return population
 
 
 def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     cells = [_cells_asset(p, providers) for p in providers.values() if p.measures]
-    return dg.Definitions(assets=[*cells, geography, population])
+    return dg.Definitions(assets=[*cells, geography, _population_asset(providers)])

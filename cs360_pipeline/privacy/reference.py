@@ -2,6 +2,8 @@
 
 Neither is row level about people, so they pass through without suppression; population is rolled
 up with the same hierarchies and breakdown labels as the cells so rates join on equal keys.
+Population is optional: a city that publishes only counts need not deliver it, and then
+``shared.population`` is empty, so dbt still builds and every rate shows as missing.
 """
 
 from __future__ import annotations
@@ -11,8 +13,25 @@ import duckdb
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.sql import literal
 
+POPULATION_COLUMNS = (
+    "year INTEGER, geo_level VARCHAR, geo_code VARCHAR, breakdown VARCHAR, population BIGINT"
+)
+
+
+def delivered_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows of ``raw.<table>``; 0 when the dataset has never been delivered (no table yet)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_catalog = 'raw' AND table_name = ?",
+        [table],
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    return con.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0]
+
 
 def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
+    """The city, its districts and beats as one parent-linked table (rows written)."""
     city = policy.tables.city
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
     con.execute(
@@ -32,9 +51,16 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
 
 
 def build_population(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
-    """Residents per year, geography and breakdown ('total', 'sex=F', 'age_group=10-17')."""
+    """Residents per year, geography and breakdown ('total', 'sex=F', 'age_group=10-17').
+
+    Without delivered population rows the table is created empty with the same columns, so the
+    models that join it still build and rates fall to missing instead of the refresh failing.
+    """
     city = policy.tables.city
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+    if not delivered_rows(con, "city__population"):
+        con.execute(f"CREATE OR REPLACE TABLE shared.population ({POPULATION_COLUMNS})")
+        return 0
     con.execute(
         f"""
         CREATE OR REPLACE TABLE shared.population AS

@@ -15,6 +15,9 @@ statused as (
         *,
         case
             when not period_complete then 'missing'
+            -- no residents to divide by (population not delivered for it): no rate at all,
+            -- whatever the numerator; suppressed numerators hold no count, so none is shown
+            when unit = 'rate_per_1000' and denominator is null then 'missing'
             when numerator_suppressed or denominator_suppressed then 'suppressed'
             -- a median needs at least k contributing records
             when unit = 'minutes' and numerator_n < min_cell_size then 'suppressed'
