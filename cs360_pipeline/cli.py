@@ -146,7 +146,7 @@ def _live_words(paths: Paths) -> str:
 
 
 # Free space a refresh needs beyond what it rewrites: DuckDB temp files, Dagster's event log.
-MIN_FREE_BYTES = 256 * 1024 * 1024
+MIN_FREE_BYTES = 64 * 1024 * 1024
 MIN_FREE_ENV = "CS360_MIN_FREE_BYTES"
 
 
