@@ -266,7 +266,7 @@ def _files(args: argparse.Namespace) -> int:
 
     snapshot = snapshot_path(current_paths())
     if not snapshot.exists():
-        print("Nothing ingested yet.")
+        print(f"No delivery recorded yet ({snapshot} is written by each refresh).")
         return 0
     where = "WHERE provider = ?" if args.provider else ""
     with closing(connect(None)) as con:
