@@ -86,8 +86,9 @@ def reconcile(paths: Paths, releases_public: int) -> list[str]:
             "vault from a backup, or withdraw the live release (move the warehouse file away) "
             "before refreshing again."
         )
-    if _log_is_behind(paths, live):
-        _log_live(paths, releases_public)
+    manifest = warehouse.manifest(paths.warehouse_db)  # None before manifests: logged back then
+    if manifest is not None and _log_is_behind(paths, manifest):
+        _log(paths, manifest, releases_public)
         done.append(f"{live} was live but missing from the release log: logged now")
     return done
 
@@ -97,15 +98,19 @@ def _log_live(paths: Paths, releases_public: int) -> list[release_log.Entry]:
     manifest = warehouse.manifest(paths.warehouse_db)
     if manifest is None:
         raise PublicationError(f"{paths.warehouse_db} carries no release manifest")
+    return _log(paths, manifest, releases_public)
+
+
+def _log(
+    paths: Paths, manifest: dict[str, object], releases_public: int
+) -> list[release_log.Entry]:
     entry = release_log.entry_from_manifest(manifest)
     return release_log.record(paths, entry, release_log.keep_releases(releases_public))
 
 
-def _log_is_behind(paths: Paths, live: str) -> bool:
+def _log_is_behind(paths: Paths, manifest: dict[str, object]) -> bool:
     """True when the live release was published after the log last recorded it."""
-    manifest = warehouse.manifest(paths.warehouse_db)
-    if manifest is None:  # a warehouse from before manifests: its log entry was written then
-        return False
+    live = manifest["release_id"]
     entry = next((e for e in release_log.read(paths) if e.release_id == live), None)
     staged_at = manifest["staged_at"].replace(microsecond=0)  # type: ignore[attr-defined]
     return entry is None or entry.published_at < staged_at
