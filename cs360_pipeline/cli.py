@@ -16,9 +16,39 @@ if TYPE_CHECKING:
     from cs360_pipeline.refresh_lock import Holder
 
 
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cs360_pipeline.scaffold import City, ScaffoldError, init_deployment
+
+    folder = Path(args.folder).resolve()
+    try:
+        written = init_deployment(folder, City(args.name, args.code, args.time_zone))
+    except ScaffoldError as exc:
+        print(f"cs360 init: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote the deployment of {args.name} into {folder}:")
+    for path in written:
+        print(f"  {path.relative_to(folder)}")
+    print(
+        "Next: describe each data provider in sources/<provider>/provider.yml, the metrics in "
+        "metrics/cs360_metrics.yml, drop the beat map into sources/city/inbox/, then "
+        f"`cs360 --deployment {folder} refresh`."
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from cs360_pipeline.demo import generate
+    from cs360_pipeline.scaffold import ScaffoldError, copy_demo_configuration
+    from cs360_pipeline.settings import deployment_dir
 
+    try:
+        if copy_demo_configuration(deployment_dir()):
+            print(f"Wrote the demo city's configuration into {deployment_dir()}")
+    except ScaffoldError as exc:
+        print(f"cs360 demo: {exc}", file=sys.stderr)
+        return 2
     paths = current_paths()
     print(f"Writing demo deliveries into {paths.sources_dir}/<provider>/inbox ...")
     summary = generate(
@@ -351,7 +381,20 @@ def _status(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cs360", description=__doc__)
+    top.add_argument(
+        "--deployment",
+        metavar="DIR",
+        help="the city's deployment folder (default: $CS360_DEPLOYMENT_DIR, else the demo city "
+        "in this repository)",
+    )
     sub = top.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="write a new city's deployment folder")
+    init.add_argument("folder", help="a new or empty folder")
+    init.add_argument("--name", required=True, help='the city, as readers know it: "Metro City"')
+    init.add_argument("--code", required=True, help="a short code for the city: MET")
+    init.add_argument("--time-zone", required=True, help="IANA name: America/Chicago")
+    init.set_defaults(func=_init)
 
     demo = sub.add_parser("demo", help="write demo deliveries into the providers' inboxes")
     demo.add_argument("--seed", type=int, default=360)
@@ -409,7 +452,26 @@ def main(argv: list[str] | None = None) -> int:
     # `cs360 status --files | head` ends quietly, as other command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
+    if args.deployment:
+        problem = _use_deployment(args)
+        if problem:
+            print(f"cs360: {problem}", file=sys.stderr)
+            return 2
     return args.func(args)
+
+
+def _use_deployment(args: argparse.Namespace) -> str | None:
+    """Point every part of the run at ``--deployment``; why not, if it is no deployment."""
+    import os
+    from pathlib import Path
+
+    from cs360_pipeline.settings import DEPLOYMENT_ENV
+
+    folder = Path(args.deployment).resolve()
+    if args.command != "demo" and not (folder / "privacy" / "policy.yml").is_file():
+        return f"{folder} is not a deployment (no privacy/policy.yml): see `cs360 init --help`"
+    os.environ[DEPLOYMENT_ENV] = str(folder)
+    return None
 
 
 if __name__ == "__main__":

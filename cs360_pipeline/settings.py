@@ -1,11 +1,16 @@
-"""Where the project's configuration and runtime data live.
+"""Where a deployment's configuration and runtime data live.
 
-Everything is derived from two environment variables so that tests, the demo and a production
-server can point the same code at different folders:
+A deployment is one city's folder (``cs360 init`` writes one; this repository's own top level is
+the demo city's)::
 
-- ``CS360_DATA_DIR``: runtime data (default ``<project>/data``), git-ignored.
-- ``CS360_SOURCES_DIR``: provider folders with ``provider.yml`` and the drop folders
-  (default ``<project>/sources``).
+    <deployment>/privacy/policy.yml       the city, its time zone, audiences and privacy rules
+    <deployment>/metrics/*.yml            the CS360 metric catalog
+    <deployment>/sources/<provider>/      provider.yml and the drop folder (inbox/)
+    <deployment>/data/                    runtime data, never committed
+
+``CS360_DEPLOYMENT_DIR`` (or ``cs360 --deployment DIR``) picks the folder, default this
+repository. ``CS360_DATA_DIR``, ``CS360_SOURCES_DIR``, ``CS360_POLICY_FILE`` and
+``CS360_METRICS_DIR`` move one part elsewhere (tests use them to share the demo's policy).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 PRIVACY_DIR = PROJECT_DIR / "privacy"
+DEPLOYMENT_ENV = "CS360_DEPLOYMENT_DIR"
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class Paths:
 
     data_dir: Path
     sources_dir: Path
+    policy_file: Path = PRIVACY_DIR / "policy.yml"
+    metrics_dir: Path = PROJECT_DIR / "metrics"
 
     @property
     def raw_db(self) -> Path:
@@ -67,11 +75,24 @@ class Paths:
         return self
 
 
+def deployment_dir() -> Path:
+    """The deployment folder: ``CS360_DEPLOYMENT_DIR``, else this repository (the demo city)."""
+    return Path(os.environ.get(DEPLOYMENT_ENV) or PROJECT_DIR).resolve()
+
+
 def current_paths() -> Paths:
     """Paths from the environment, read at call time so tests can redirect them."""
-    data_dir = Path(os.environ.get("CS360_DATA_DIR") or PROJECT_DIR / "data")
-    sources_dir = Path(os.environ.get("CS360_SOURCES_DIR") or PROJECT_DIR / "sources")
-    return Paths(data_dir=data_dir.resolve(), sources_dir=sources_dir.resolve())
+    root = deployment_dir()
+
+    def part(env: str, default: Path) -> Path:
+        return Path(os.environ.get(env) or default).resolve()
+
+    return Paths(
+        data_dir=part("CS360_DATA_DIR", root / "data"),
+        sources_dir=part("CS360_SOURCES_DIR", root / "sources"),
+        policy_file=part("CS360_POLICY_FILE", root / "privacy" / "policy.yml"),
+        metrics_dir=part("CS360_METRICS_DIR", root / "metrics"),
+    )
 
 
 def settle_seconds() -> float:

@@ -1,4 +1,4 @@
-"""Load ``dbt_project/metrics/*.yml``, check it against the providers, write it for dbt.
+"""Load ``<deployment>/metrics/*.yml``, check it against the providers, write it for dbt.
 
 A metric file holds the CS360 taxonomy (dimension -> goal -> indicators) and the metrics the
 Problem-Solving Team agreed on. Every reference is checked when the file is loaded: an unknown
@@ -9,7 +9,6 @@ refresh with a message that names the file, the metric and the key.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -20,10 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import DBT_PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR, current_paths
 
-METRICS_DIR = DBT_PROJECT_DIR / "metrics"
-METRICS_DIR_ENV = "CS360_METRICS_DIR"
+METRICS_DIR = PROJECT_DIR / "metrics"  # the demo city's catalog
 SCALE = {"count": 1, "minutes": 1, "percent": 100, "rate_per_1000": 1000}
 POPULATION = "population"
 POPULATION_DATASET = "city.population"
@@ -37,9 +35,8 @@ HINTS = {
 
 
 def metrics_dir() -> Path:
-    """The folder of metric files: ``CS360_METRICS_DIR`` if set, else the dbt project's."""
-    override = os.environ.get(METRICS_DIR_ENV)
-    return Path(override).resolve() if override else METRICS_DIR
+    """The deployment's folder of metric files (``<deployment>/metrics``)."""
+    return current_paths().metrics_dir
 
 
 class _Strict(BaseModel):

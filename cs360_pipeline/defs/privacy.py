@@ -13,9 +13,11 @@ from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
 from cs360_pipeline.privacy.reference import build_geography, build_population, delivered_rows
+from cs360_pipeline.privacy.shared_cells import write_union
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import current_paths
+from cs360_pipeline.sql import connect
 
 REFERENCE = "city"
 
@@ -182,6 +184,35 @@ def _population_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
     return population
 
 
+def _union_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
+    with_measures = sorted(name for name, p in providers.items() if p.measures)
+
+    @dg.asset(
+        key=shared_key("cells"),
+        deps=[shared_key(f"cells_{name}") for name in with_measures],
+        group_name="privacy",
+        kinds={"duckdb"},
+        description=(
+            "Every registered provider's protected cells in one table, the one relation dbt "
+            "reads: a provider's metrics follow from its provider.yml, no dbt file names it."
+        ),
+        tags={"zone": "shared"},
+    )
+    def cells() -> dg.MaterializeResult:
+        paths = current_paths().ensure()
+        con = connect(paths.build_db)
+        try:
+            counts = write_union(con, with_measures)
+        finally:
+            con.close()
+        return dg.MaterializeResult(
+            metadata={"cells": sum(counts.values()), **{f"cells_{p}": n for p, n in counts.items()}}
+        )
+
+    return cells
+
+
 def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     cells = [_cells_asset(p, providers) for p in providers.values() if p.measures]
-    return dg.Definitions(assets=[*cells, geography, _population_asset(providers)])
+    assets = [*cells, _union_asset(providers), geography, _population_asset(providers)]
+    return dg.Definitions(assets=assets)

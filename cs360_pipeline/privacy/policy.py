@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cs360_pipeline.settings import PRIVACY_DIR
+from cs360_pipeline.settings import current_paths
 
 BAND = re.compile(r"^(\d+)(?:-(\d+)|\+)$")
 
@@ -202,7 +202,7 @@ class PolicyError(ValueError):
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    path = path or PRIVACY_DIR / "policy.yml"
+    path = path or current_paths().policy_file
     try:
         text = path.read_bytes()
         raw = yaml.safe_load(text)

@@ -7,7 +7,7 @@ with definitions as (
 ),
 
 cells as (
-    select * from {{ ref('int_cells_unioned') }}
+    select * from {{ ref('stg_privacy__cells') }}
 ),
 
 population as (
