@@ -319,7 +319,7 @@ QUARANTINE_CASES = {
     ),
     "timestamp_in_wrong_format": (
         (HEADER + "C001,SHOTS,1,03/01/2025 10:00,,B11,,,\n").encode(),
-        ["line 2 column received_at (CAST)", "timestamps as %Y-%m-%d %H:%M:%S"],
+        ["rule 'received_at must be a TIMESTAMP as %Y-%m-%d %H:%M:%S", "line(s) 2"],
     ),
     "too_many_fields": (
         (HEADER + "C001,SHOTS,1,2025-01-03 10:00:00,,B11,,,,extra\n").encode(),

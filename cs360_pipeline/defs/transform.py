@@ -1,6 +1,5 @@
 """dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks."""
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.settings import DBT_PROJECT_DIR, current_paths
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
@@ -72,7 +72,8 @@ def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> 
     # artefacts go beside the build database (one folder, overwritten by each run).
     os.environ["CS360_BUILD_DB"] = str(paths.build_db)
     target = paths.build_dir / "dbt_target"
-    as_of = os.environ.get("CS360_AS_OF") or dt.date.today().isoformat()
+    # "Today" is the city's local date (its policy's time zone), not the server's or UTC's.
+    as_of = os.environ.get("CS360_AS_OF") or load_policy().tables.city.today().isoformat()
     args = ["build", "--vars", json.dumps({"as_of": as_of})]
     yield from dbt.cli(args, context=context, target_path=target).stream()
 

@@ -39,6 +39,9 @@ LEDGER_ADDED = {
     # months (YYYY-MM, comma separated) a still current file no longer provides: later files
     # delivered them again and their rows replaced this file's rows of those months
     "replaced_months": "VARCHAR",
+    # the latest date (city local) of the period column among the file's loaded rows: how far
+    # its last month is covered, so a month delivered through the 5th is known to be partial
+    "data_through": "DATE",
 }
 
 # Rows of loaded files that broke a rule: restricted zone, like the tables themselves.

@@ -93,6 +93,7 @@ class _Delivery:
     path: Path
     name: str  # printable rendering of the delivered name, as the ledger stores it
     delivery_id: str
+    time_zone: str = "UTC"  # the city's: offsets in timestamps are converted to it
 
     @property
     def label(self) -> str:
@@ -130,8 +131,11 @@ def ingest_dataset(
     dataset_name: str,
     folder: DropFolder,
     log: Callable[[str], None] = print,
+    time_zone: str | None = None,
 ) -> list[FileOutcome]:
     """Process every settled file of one dataset, oldest name first.
+
+    ``time_zone`` is the city's (default: the privacy policy's ``tables.city.time_zone``).
 
     First whatever a stopped run left half done is finished. A file that fails for a reason
     outside its contract (a database error, a full disk) stays in the inbox and is reported,
@@ -139,6 +143,10 @@ def ingest_dataset(
     where an operator sees it: one file never holds up another.
     """
     dataset = provider.datasets[dataset_name]
+    if time_zone is None:
+        from cs360_pipeline.privacy.policy import load_policy
+
+        time_zone = load_policy().tables.city.time_zone
     ledger.ensure_ledger(con)
     con.execute(AGE_MACRO)
     for note in _recover(con, provider.provider, dataset.file_pattern, folder):
@@ -160,6 +168,7 @@ def ingest_dataset(
             path,
             printable_name(path.name),
             new_delivery_id(),
+            time_zone,
         )
         try:
             outcome = _ingest_file(con, delivery) if regular else _refuse(con, delivery, None)
@@ -248,11 +257,12 @@ def _load_file(
     in_transaction = False
     try:
         check_size(name, snap.scan.size, dataset)
-        staged = stage_file(con, d.folder, snap.path, snap.scan, dataset)
+        staged = stage_file(con, d.folder, snap.path, snap.scan, dataset, d.time_zone)
         verdict = validate(con, name, dataset, staged)
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         rows_loaded, first, last, replaced = _load(con, d, sha, verdict)
+        through = _data_through(con, d, sha) if last is not None else None
         _keep_rejects(con, name, d.provider.provider, d.dataset_name, sha, dataset, verdict)
         message = _loaded_message(rows_loaded, staged, verdict, dataset, replaced)
         ledger.record(
@@ -265,6 +275,7 @@ def _load_file(
             reason=message if message != f"loaded {rows_loaded:,} rows" else None,
             first_period=first,
             last_period=last,
+            data_through=through,
             revision_of=", ".join(replaced.names) or None,
             stored_as=str(d.folder.archive_path(name, sha)),
         )
@@ -423,6 +434,22 @@ def _load(
     first = verdict.months[0] if verdict.months else None
     last = verdict.months[-1] if verdict.months else None
     return rows, first, last, replaced
+
+
+def _data_through(con: duckdb.DuckDBPyConnection, d: _Delivery, sha: str) -> object:
+    """The latest date the file's loaded rows cover (its period column, city local time).
+
+    One date per file, like its months: delivery metadata, not a row. It tells a month that
+    was delivered through the 5th from one delivered whole.
+    """
+    if not d.dataset.period:
+        return None
+    return con.execute(
+        f"SELECT max(CAST({ident(d.dataset.period)} AS DATE)) "
+        f"FROM {ident(d.provider.table(d.dataset_name))} "
+        "WHERE _source_file = ? AND _file_sha256 = ?",
+        [d.name, sha],
+    ).fetchall()[0][0]
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

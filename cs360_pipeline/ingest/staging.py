@@ -42,6 +42,13 @@ WITHHELD = "(identifier withheld)"
 # DuckDB reader errors that mean the file as a whole is unreadable, not that a row is bad.
 STRUCTURAL_ERRORS = ("INVALID ENCODING", "LINE SIZE OVER MAXIMUM")
 ISO_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
+# An ISO 8601 timestamp that carries its UTC offset or Z: converted to the city's local time.
+# A timestamp without one is the city's wall-clock time already and is kept as it is.
+WITH_OFFSET = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?"
+    r" ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
+)
+ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
 
 
 CAST_VALUE = re.compile(r'Could not convert string "(.*)" to ', re.DOTALL)
@@ -85,15 +92,25 @@ def check_size(name: str, size: int, dataset: Dataset) -> None:
 
 
 def stage_file(
-    con: duckdb.DuckDBPyConnection, folder: DropFolder, path: Path, found, dataset: Dataset
+    con: duckdb.DuckDBPyConnection,
+    folder: DropFolder,
+    path: Path,
+    found,
+    dataset: Dataset,
+    time_zone: str = "UTC",
 ) -> Staged:
-    """Read the file into the typed temp table ``_stage`` (one row per delivered record)."""
+    """Read the file into the typed temp table ``_stage`` (one row per delivered record).
+
+    ``time_zone`` is the city's (IANA name): a TIMESTAMP delivered with an offset or ``Z`` is
+    converted to the city's wall-clock time, so every later truncation to a day or month is the
+    city's; a naive one is taken as the city's wall-clock time.
+    """
     name = path.name
     if dataset.format == "parquet":
         if found.size == 0:
             raise Rejected(f"{name}: the file is empty. Export it again.")
         with folder.readable_copy(path, found.sha256) as readable:
-            return _stage_parquet(con, readable, name, dataset)
+            return _stage_parquet(con, readable, name, dataset, time_zone)
     if dataset.format == "xlsx":
         if found.size == 0:
             raise Rejected(f"{name}: the file is empty. Export it again.")
@@ -103,7 +120,9 @@ def stage_file(
         ):
             max_bytes = int(dataset.max_file_mb * 1024 * 1024)
             sheet = xlsx_to_csv(readable, sheet_csv, name, dataset.sheet or "", max_bytes)
-            staged = _stage_csv(con, sheet_csv, name, dataset, sheet.header, sheet.rows, sheet=True)
+            staged = _stage_csv(
+                con, sheet_csv, name, dataset, sheet.header, sheet.rows, time_zone, sheet=True
+            )
             staged.parse_rejects += [ReaderReject(r, None, k, None) for r, k in sheet.rejects]
             return staged
     check_text(name, found, dataset.encoding, dataset.format)
@@ -112,11 +131,11 @@ def stage_file(
             transcode(path, utf8, name, dataset.encoding)
             records = count_records(utf8, name, dataset.field_delimiter)
             header = read_header(utf8, name, dataset.field_delimiter)
-            return _stage_csv(con, utf8, name, dataset, header, records, sheet=False)
+            return _stage_csv(con, utf8, name, dataset, header, records, time_zone, sheet=False)
     with folder.readable_copy(path, found.sha256) as readable:
         records = count_records(readable, name, dataset.field_delimiter)
         header = read_header(readable, name, dataset.field_delimiter, dataset.encoding)
-        return _stage_csv(con, readable, name, dataset, header, records, sheet=False)
+        return _stage_csv(con, readable, name, dataset, header, records, time_zone, sheet=False)
 
 
 def _delimiter_hint(header: list[str], dataset: Dataset) -> str:
@@ -188,8 +207,15 @@ def _match_header(name: str, header: list[str], dataset: Dataset) -> tuple[dict[
     return positions, extra
 
 
-def _parse_sql(col: Column, text: str, dataset: Dataset, fallbacks: list[str]) -> str:
-    """SQL turning delivered text into the column's canonical type (NULL when it cannot)."""
+def _parse_sql(
+    col: Column, text: str, dataset: Dataset, fallbacks: list[str], time_zone: str = "UTC"
+) -> str:
+    """SQL turning delivered text into the column's canonical type (NULL when it cannot).
+
+    A TIMESTAMP parsed with an offset (a ``%z`` format, or ISO 8601 text ending in ``Z`` or
+    ``+hh:mm``) becomes the city's local wall-clock time (DuckDB's ``timezone(zone, ts)``,
+    ICU built in), never the server's or UTC's.
+    """
     if col.values:
         cases = " ".join(
             f"WHEN {literal(k)} THEN {literal(Column.canonical_text(v))}"
@@ -211,8 +237,16 @@ def _parse_sql(col: Column, text: str, dataset: Dataset, fallbacks: list[str]) -
                 "THEN TIMESTAMP '1899-12-30' + to_microseconds(CAST(round("
                 f"CAST(trim({text}) AS DOUBLE) * 86400000) * 1000 AS BIGINT)) END"
             )
+        elif "%z" in fmt or "%Z" in fmt:
+            parts.append(f"timezone({literal(time_zone)}, try_strptime({text}, {literal(fmt)}))")
         else:
             parts.append(f"try_strptime({text}, {literal(fmt)})")
+    if col.type == "TIMESTAMP":
+        parts.append(
+            f"CASE WHEN regexp_full_match(trim({text}), {literal(WITH_OFFSET)}) THEN "
+            f"timezone({literal(time_zone)}, TRY_CAST(replace(trim({text}), ',', '.') "
+            "AS TIMESTAMPTZ)) END"
+        )
     parsed = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
     return f"CAST({parsed} AS {col.type})"
 
@@ -228,6 +262,7 @@ def _stage_select(
     direct: set[str],
     fallbacks: list[str],
     extra_select: str = "",
+    time_zone: str = "UTC",
 ) -> tuple[str, str, list[str]]:
     """(inner select list, outer select list, converted columns) for the staging query."""
     inner, outer, converted = [], [], []
@@ -243,7 +278,7 @@ def _stage_select(
             outer.append(q)
             continue
         raw = ident(f"_in_{column_name}")
-        inner.append(f"{_parse_sql(col, source, dataset, fallbacks)} AS {q}")
+        inner.append(f"{_parse_sql(col, source, dataset, fallbacks, time_zone)} AS {q}")
         outer.append(q)
         if col.type == "VARCHAR":
             continue
@@ -325,6 +360,7 @@ def _stage_csv(
     dataset: Dataset,
     header: list[str],
     expected: int,
+    time_zone: str = "UTC",
     *,
     sheet: bool,
 ) -> Staged:
@@ -333,10 +369,16 @@ def _stage_csv(
     ``expected`` is the number of data records an independent count found in the same bytes.
     """
     positions, extra = _match_header(name, header, dataset)
+    # TIMESTAMP text is parsed in SQL, so a value with an offset can be taken to local time.
     direct = (
         set()
         if sheet
-        else {n for n in positions if not _needs_sql_parse(dataset.columns[n], dataset)}
+        else {
+            n
+            for n in positions
+            if not _needs_sql_parse(dataset.columns[n], dataset)
+            and dataset.columns[n].type != "TIMESTAMP"
+        }
     )
     types = ["VARCHAR"] * len(header)
     for column_name in direct:
@@ -346,7 +388,13 @@ def _stage_csv(
     columns = ", ".join(f"{literal(n)}: {literal(t)}" for n, t in spec)
     fallbacks = [*ISO_FORMATS, EXCEL_SERIAL] if sheet else []
     inner, outer, converted = _stage_select(
-        dataset, positions, lambda i: f"c{i}", direct, fallbacks, "_line, " if sheet else ""
+        dataset,
+        positions,
+        lambda i: f"c{i}",
+        direct,
+        fallbacks,
+        "_line, " if sheet else "",
+        time_zone,
     )
     delimiter = "," if sheet else dataset.field_delimiter
     con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
@@ -383,7 +431,7 @@ def _stage_csv(
 
 
 def _stage_parquet(
-    con: duckdb.DuckDBPyConnection, path: Path, name: str, dataset: Dataset
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, dataset: Dataset, time_zone: str = "UTC"
 ) -> Staged:
     source = f"read_parquet({literal(path)})"
     try:
@@ -395,20 +443,30 @@ def _stage_parquet(
     header = [r[0] for r in described]
     kinds = {r[0]: r[1] for r in described}
     positions, extra = _match_header(name, header, dataset)
+    # A zoned Parquet timestamp (an instant) is read as the city's wall-clock time.
+    zoned = {
+        n for n, p in positions.items()
+        if dataset.columns[n].type == "TIMESTAMP" and kinds[header[p]] in ZONED_TYPES
+        and not _needs_sql_parse(dataset.columns[n], dataset)
+    }  # fmt: skip
     direct = {
         n for n, p in positions.items()
         if not _needs_sql_parse(dataset.columns[n], dataset)
         and kinds[header[p]] == dataset.columns[n].type
-    }  # fmt: skip
+    } | zoned  # fmt: skip
 
     def source_of(i: int) -> str:
         q = ident(header[i])
         column_name = next(n for n, p in positions.items() if p == i)
+        if column_name in zoned:
+            return f"timezone({literal(time_zone)}, {q})"
         if _needs_sql_parse(dataset.columns[column_name], dataset):
             return f"CAST({q} AS VARCHAR)"
         return q
 
-    inner, outer, converted = _stage_select(dataset, positions, source_of, direct, [])
+    inner, outer, converted = _stage_select(
+        dataset, positions, source_of, direct, [], time_zone=time_zone
+    )
     try:
         con.execute(
             f"CREATE TEMP TABLE {STAGE} AS SELECT {outer} FROM (SELECT {inner} FROM {source})"

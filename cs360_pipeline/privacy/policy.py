@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cs360_pipeline.settings import current_paths
 
@@ -130,8 +139,32 @@ class Breakdown(_Strict):
 
 
 class City(_Strict):
+    """The city the deployment serves, and the time zone its partners' clocks keep.
+
+    ``time_zone`` (an IANA name such as ``America/Chicago``) decides which day, month, quarter
+    and year a timestamp falls in: a naive timestamp in an export is the city's wall-clock time,
+    one with an offset or ``Z`` is converted to it before it is truncated; "today" is the city's
+    local date.
+    """
+
     code: str
     name: str
+    time_zone: str = Field(description="IANA time zone name, e.g. America/Chicago.")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone name (e.g. America/Chicago, Europe/Berlin)"
+            ) from None
+        return value
+
+    def today(self) -> dt.date:
+        """The city's local date now: "today" for freshness and for periods not yet over."""
+        return dt.datetime.now(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
 class Tables(_Strict):
