@@ -30,6 +30,7 @@ CITY_PROVIDER = """\
 # that has neither.
 provider: city
 organisation: {name} (reference data)
+community_map_area: public works & traffic
 # data_owner: {{role: GIS Manager, name: ...}}
 # steward: {{role: GIS Analyst, name: ..., email: ...}}
 

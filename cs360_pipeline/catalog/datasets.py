@@ -48,5 +48,6 @@ def write_datasets(con: duckdb.DuckDBPyConnection, providers: dict[str, Provider
             )
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
     con.execute(DATASETS_DDL)
-    con.executemany(f"INSERT INTO shared.datasets VALUES ({', '.join('?' * 17)})", rows)
+    if rows:  # executemany refuses an empty list
+        con.executemany(f"INSERT INTO shared.datasets VALUES ({', '.join('?' * 17)})", rows)
     return len(rows)

@@ -187,7 +187,7 @@ def check_text(name: str, found: Scan, encoding: str, file_format: str) -> None:
 
 
 def read_header(path: Path, name: str, delimiter: str, encoding: str = "utf-8") -> list[str]:
-    """The header row (field names stripped), decoded strictly; a UTF-8 BOM is allowed."""
+    """The header row (field names stripped), decoded strictly; UTF-8 BOMs are allowed."""
     with path.open("rb") as handle:
         probe = handle.read(HEADER_PROBE_BYTES)
     if not probe.strip():
@@ -203,7 +203,22 @@ def read_header(path: Path, name: str, delimiter: str, encoding: str = "utf-8") 
             "Save the export as UTF-8 CSV. If it uses another encoding, declare it in "
             "provider.yml (e.g. encoding: cp1252)."
         ) from exc
+    text = strip_byte_order_marks(text)
     return [field.strip() for field in next(csv.reader(io.StringIO(text), delimiter=delimiter))]
+
+
+# A UTF-8 byte-order mark decoded as cp1252/latin-1 and encoded again: exports that went
+# through two tools arrive with "ï»¿" before the first header even when read as utf-8-sig.
+MISDECODED_BOM = "\ufeff".encode().decode("latin-1")
+
+
+def strip_byte_order_marks(text: str) -> str:
+    """The header line without leading byte-order marks, plain or encoded twice (any number)."""
+    while True:
+        stripped = text.removeprefix("\ufeff").removeprefix(MISDECODED_BOM)
+        if stripped == text:
+            return text
+        text = stripped
 
 
 def _too_long(name: str, number: int, length: int, limit: int) -> Rejected:
