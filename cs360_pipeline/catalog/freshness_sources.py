@@ -2,10 +2,12 @@
 
 ``dbt source freshness`` needs one source table per dataset, each with the dataset's own limits,
 over the delivery ledger in the shared zone (``shared.deliveries``) and its ``_loaded_at`` stamp.
-The limits live in ``sources/<provider>/provider.yml``; this module renders them as dbt YAML so
-the two cannot drift: a test compares the committed file with a fresh rendering.
+The limits live in ``sources/<provider>/provider.yml``; this module renders them as dbt YAML
+for the deployment's own providers whenever the definitions load (before dbt parses), so the
+dbt project names no provider of its own and the file never drifts from the registry. The file
+is not committed.
 
-    .venv/bin/python -m cs360_pipeline.catalog.freshness_sources   # rewrite the file
+    .venv/bin/python -m cs360_pipeline.catalog.freshness_sources   # write it now
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ import sys
 
 import yaml
 
-from cs360_pipeline.registry import Provider, load_providers
-from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR
+from cs360_pipeline.registry import Provider, load_registry
+from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, current_paths
 
 FRESHNESS_SOURCES = DBT_PROJECT_DIR / "models" / "staging" / "_freshness__sources.yml"
 SOURCE_NAME = "deliveries_by_dataset"
 HEADER = (
-    "# Written from sources/*/provider.yml by\n"
-    "#   python -m cs360_pipeline.catalog.freshness_sources\n"
-    "# Do not edit by hand: a test fails when it no longer matches the providers' limits.\n"
+    "# Written from the deployment's sources/*/provider.yml each time the definitions load\n"
+    "# (or by `python -m cs360_pipeline.catalog.freshness_sources`). Not committed; do not edit.\n"
     "# `dbt source freshness --vars '{as_of: YYYY-MM-DD}'` reports each dataset's latest delivery\n"
     "# (_loaded_at) against its limits, on the same clock as the provider_status mart.\n"
 )
@@ -68,9 +69,21 @@ def render(providers: dict[str, Provider]) -> str:
     return HEADER + "\n" + yaml.safe_dump(document, sort_keys=False, width=100)
 
 
+def sync(providers: dict[str, Provider]) -> bool:
+    """Write the file for ``providers`` unless it already says exactly that; True if written.
+
+    Leaving an unchanged file untouched keeps its mtime, so dbt is not parsed again for nothing.
+    """
+    text = render(providers)
+    if FRESHNESS_SOURCES.exists() and FRESHNESS_SOURCES.read_text(encoding="utf-8") == text:
+        return False
+    FRESHNESS_SOURCES.write_text(text, encoding="utf-8")
+    return True
+
+
 def main() -> int:
-    providers = load_providers(PROJECT_DIR / "sources")
-    FRESHNESS_SOURCES.write_text(render(providers), encoding="utf-8")
+    providers = load_registry(current_paths().sources_dir).providers
+    sync(providers)
     print(f"wrote {FRESHNESS_SOURCES.relative_to(PROJECT_DIR)}")
     return 0
 

@@ -11,7 +11,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from cs360_pipeline.catalog.freshness_sources import sync as sync_freshness
 from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.registry import load_registry
 from cs360_pipeline.settings import DBT_PROJECT_DIR, current_paths
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
@@ -34,7 +36,9 @@ def ensure_manifest() -> Path:
 
     dagster-dbt only re-parses under ``dagster dev``; the headless refresh, the tests and the
     UI all load the definitions the same way, so they share this check (a parse takes ~3 s).
+    The freshness sources are written first, for the deployment's providers.
     """
+    sync_freshness(load_registry(current_paths().sources_dir).providers)
     manifest = dbt_project.manifest_path
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
         return manifest
