@@ -157,6 +157,11 @@ def _refresh_locked(
         print(f"Published release {after} to {paths.warehouse_db}")
         code = _report_publication(result)
     print(summary(times), flush=True)
+    from cs360_pipeline.privacy.placement import summary as placement_summary
+
+    placed = placement_summary(paths.build_db)
+    if placed:
+        print(placed, flush=True)
     # A provider whose provider.yml is invalid was left out: the others refreshed, it did not.
     for problem in registry.problems:
         print(f"ERROR: {problem.line}", file=sys.stderr)
@@ -347,6 +352,7 @@ def _status(args: argparse.Namespace) -> int:
             ORDER BY display_order
             """
         ).fetchall()
+        unplaced = _unplaced_rows(con)
     header = (
         "provider", "dataset", "cadence", "loaded", "quarantined", "last delivery",
         "next expected", "delivery", "data through", "data", "severity", "steward", "issues",
@@ -361,6 +367,11 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"  {metric_id}: no owner named")
             if freshness != "fresh":
                 print(f"  {metric_id}: stale ({why})")
+    if unplaced:
+        print()
+        print("Rows placed in no beat (counted in no cell), per metric of the release:")
+        for line in unplaced:
+            print(f"  {line}")
     errors = [r for r in rows if r[10] == "error"]
     for r in errors:
         print(f"ERROR: {r[0]}/{r[1]}: {r[12]}; contact {r[11]}.", file=sys.stderr)
@@ -377,6 +388,31 @@ def _status(args: argparse.Namespace) -> int:
     for problem in invalid:
         print(f"ERROR: {problem.line} (it is not refreshed)", file=sys.stderr)
     return 1 if errors or unowned or invalid else 0
+
+
+def _unplaced_rows(con: object) -> list[str]:
+    """The privacy report's rows placed in no beat, per metric (first audience), in words."""
+    columns = {
+        r[0]
+        for r in con.execute(  # type: ignore[attr-defined]
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'privacy_report'"
+        ).fetchall()
+    }
+    if "rows_unplaced" not in columns:  # a release published before the report had it
+        return []
+    rows = con.execute(  # type: ignore[attr-defined]
+        """
+        SELECT metric_id, rows_unplaced, rows_unplaced_withheld FROM privacy_report
+        WHERE audience = (SELECT min(audience) FROM privacy_report)
+          AND (rows_unplaced > 0 OR rows_unplaced_withheld)
+        ORDER BY metric_id
+        """
+    ).fetchall()
+    return [
+        f"{metric}: {'a few (fewer than the smallest count shown)' if withheld else f'{n:,}'}"
+        for metric, n, withheld in rows
+    ]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import dagster as dg
 
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
+from cs360_pipeline.privacy.boundaries import derive_beat_tree
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import current_paths
 from cs360_pipeline.sql import confine_file_access, connect, ident
@@ -44,6 +45,10 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
             # provider.yml's expressions run here: no file outside these two folders is reachable.
             confine_file_access(con, [paths.raw_db.parent, folder.work])
             outcomes = ingest_dataset(con, provider, dataset_name, folder, log=context.log.info)
+            if dataset.format == "geojson":  # beat boundaries may give the beat tree
+                note = derive_beat_tree(con, provider)
+                if note:
+                    context.log.info(f"{provider.provider}/{dataset_name}: {note}")
             table = provider.table(dataset_name)
             exists = con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]

@@ -9,7 +9,8 @@ from cs360_pipeline.catalog.metrics import (
     measures_by_metric,
 )
 from cs360_pipeline.defs.ingest import raw_key
-from cs360_pipeline.privacy import vault
+from cs360_pipeline.privacy import placement, vault
+from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
 from cs360_pipeline.privacy.reference import build_geography, build_population, delivered_rows
@@ -37,6 +38,20 @@ def _upstream(provider: Provider) -> list[dg.AssetKey]:
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
+def _boundary_keys(providers: dict[str, Provider]) -> list[dg.AssetKey]:
+    """The city's beat boundaries, if it declares them: they may write the beat tree."""
+    city = providers.get(REFERENCE)
+    return [raw_key(REFERENCE, BOUNDARIES)] if city and BOUNDARIES in city.datasets else []
+
+
+def _points_datasets(provider: Provider) -> list[str]:
+    return [
+        name
+        for name, dataset in provider.datasets.items()
+        if dataset.geography is not None and dataset.geography.points is not None
+    ]
+
+
 def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list[str]:
     """Why delivered datasets of ``provider`` cannot be placed on beats: their crosswalk is absent.
 
@@ -48,6 +63,15 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
     out = []
     for name, dataset in provider.datasets.items():
         geo = dataset.geography
+        if geo is not None and geo.points is not None and provider.table(name) in available:
+            if BOUNDARIES_TABLE not in available:
+                out.append(
+                    f"{provider.provider}.{name} is placed by its coordinates "
+                    f"({geo.points.longitude}, {geo.points.latitude}) on the beat boundaries "
+                    f"(city.{BOUNDARIES}), which have not been delivered: drop beats.geojson "
+                    "into sources/city/inbox"
+                )
+            continue
         if geo is None or geo.crosswalk is None or provider.table(name) not in available:
             continue
         if not any(
@@ -68,7 +92,9 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
 def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.AssetsDefinition:
     @dg.asset(
         key=shared_key(f"cells_{provider.provider}"),
-        deps=_upstream(provider),
+        deps=sorted(
+            {*_upstream(provider), *_boundary_keys(providers)}, key=lambda k: k.to_user_string()
+        ),
         group_name=provider.provider,
         kinds={"duckdb"},
         description=(
@@ -89,11 +115,18 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
             if "city__beats" not in available:
                 raise RuntimeError(
                     "the beat map (city/beats) has not been delivered: cells cannot be placed. "
-                    "Drop beats.csv into sources/city/inbox."
+                    "Drop beats.csv (or the beat boundaries, beats.geojson, where the city "
+                    "declares them) into sources/city/inbox."
                 )
             metric_measures = measures_by_metric(catalog)
             read = {m for measures in metric_measures.values() for m in measures}
             missing = unplaceable(provider, available, read)
+            differ = tree_differences(con) if _points_datasets(provider) else None
+            if differ:
+                missing.append(
+                    f"the beat boundaries (city.{BOUNDARIES}) and beats.csv (city.beats) must "
+                    f"agree on every beat and its district, and {differ}"
+                )
             if missing:
                 raise dg.Failure(
                     description=f"{provider.provider}: cells cannot be placed on beats. "
@@ -104,6 +137,13 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
             vault.attach(con, paths)
             protector = Protector(con, policy, metric_measures, log=context.log.info)
             done = protector.build_provider(provider, available, read)
+            unplaced: dict[str, int] = {}
+            for d in done:
+                unplaced.setdefault(d.measure_id, d.unlocated_rows)
+            placed = placement.write(con, provider, unplaced)
+        for p in placed:
+            if p.rows_unplaced:
+                context.log.warning(f"{p.line()}: they are counted in no cell")
         built = {d.measure_id for d in done}
         ids = [provider.measure_id(n) for n in provider.measures]
         return dg.MaterializeResult(
@@ -118,7 +158,14 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                         for d in done
                     )
                 ),
-                "rows_without_beat": sum(d.unlocated_rows for d in done if d.audience == "pst"),
+                "rows_without_beat": sum(p.rows_unplaced for p in placed),
+                "placement": dg.MetadataValue.md(
+                    "| measure | placed by | rows | placed in no beat |\n|---|---|---|---|\n"
+                    + "\n".join(
+                        f"| {p.measure_id} | {p.placed_by} | {p.rows:,} | {p.rows_unplaced:,} |"
+                        for p in placed
+                    )
+                ),
                 "measures_without_data": ", ".join(m for m in ids if m in read and m not in built)
                 or "none",
                 "measures_no_metric_reads": ", ".join(m for m in ids if m not in read) or "none",
@@ -129,18 +176,22 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
     return _cells
 
 
-@dg.asset(
-    key=shared_key("geography"),
-    deps=[raw_key(REFERENCE, "beats")],
-    group_name=REFERENCE,
-    kinds={"duckdb"},
-    description="The beat -> district -> city tree (public reference data).",
-)
-def geography() -> dg.MaterializeResult:
-    paths = current_paths().ensure()
-    with restricted_to_shared(paths) as con:
-        rows = build_geography(con, load_policy())
-    return dg.MaterializeResult(metadata={"rows": rows})
+def _geography_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=shared_key("geography"),
+        deps=[raw_key(REFERENCE, "beats"), *_boundary_keys(providers)],
+        group_name=REFERENCE,
+        kinds={"duckdb"},
+        description="The beat -> district -> city tree (public reference data).",
+    )
+    def geography() -> dg.MaterializeResult:
+        paths = current_paths().ensure()
+        with restricted_to_shared(paths) as con:
+            rows = build_geography(con, load_policy())
+            placement.ensure_table(con)  # dbt's privacy report reads it, cells or not
+        return dg.MaterializeResult(metadata={"rows": rows})
+
+    return geography
 
 
 def rate_metrics(providers: dict[str, Provider]) -> list[str]:
@@ -152,7 +203,11 @@ def rate_metrics(providers: dict[str, Provider]) -> list[str]:
 def _population_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
     @dg.asset(
         key=shared_key("population"),
-        deps=[raw_key(REFERENCE, "beats"), raw_key(REFERENCE, "population")],
+        deps=[
+            raw_key(REFERENCE, "beats"),
+            raw_key(REFERENCE, "population"),
+            *_boundary_keys(providers),
+        ],
         group_name=REFERENCE,
         kinds={"duckdb"},
         description=(
@@ -214,5 +269,10 @@ def _union_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
 
 def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     cells = [_cells_asset(p, providers) for p in providers.values() if p.measures]
-    assets = [*cells, _union_asset(providers), geography, _population_asset(providers)]
+    assets = [
+        *cells,
+        _union_asset(providers),
+        _geography_asset(providers),
+        _population_asset(providers),
+    ]
     return dg.Definitions(assets=assets)

@@ -106,6 +106,10 @@ def stage_file(
     city's; a naive one is taken as the city's wall-clock time.
     """
     name = path.name
+    if dataset.format == "geojson":
+        from cs360_pipeline.ingest.geojson import stage_geojson
+
+        return stage_geojson(con, folder, path, found, dataset)
     if dataset.format == "parquet":
         if found.size == 0:
             raise Rejected(f"{name}: the file is empty. Export it again.")

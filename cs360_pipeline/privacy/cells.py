@@ -57,14 +57,30 @@ class CellBuilder:
 
     # -- geography -------------------------------------------------------------------------
     def _beat_source(self, provider: Provider, dataset_name: str) -> str:
-        """SQL that yields (_geo_key -> _beat) for a dataset's geography column."""
+        """SQL that yields (_geo_key -> _beat) for a dataset's geography column.
+
+        Points are placed on the beat boundaries first (once per connection): their key is the
+        row's rowid, their beat the polygon's (:mod:`cs360_pipeline.privacy.boundaries`).
+        """
         geo = provider.datasets[dataset_name].geography
         assert geo is not None
+        if geo.points is not None:
+            from cs360_pipeline.privacy.boundaries import place
+
+            placed = place(self.con, provider.table(dataset_name), geo.points)
+            return f"SELECT _geo_key, _beat FROM {ident(placed)}"
         if geo.crosswalk is None:
             return "SELECT beat AS _geo_key, beat AS _beat FROM raw.city__beats"
         ref_provider, _, ref_dataset = geo.crosswalk.dataset.partition(".")
         table = ident(f"{ref_provider}__{ref_dataset}")
         return f"SELECT {ident(geo.crosswalk.key)} AS _geo_key, beat AS _beat FROM raw.{table}"
+
+    @staticmethod
+    def _geo_key(provider: Provider, dataset_name: str) -> str:
+        """SQL over the raw table giving the key ``_beat_source`` maps: a column, or the rowid."""
+        geo = provider.datasets[dataset_name].geography
+        assert geo is not None
+        return "rowid" if geo.points is not None else ident(geo.column or "")
 
     def _located(self, provider: Provider, measure: Measure) -> str:
         dataset = provider.datasets[measure.dataset]
@@ -87,7 +103,8 @@ class CellBuilder:
                    CAST(date_trunc('year', r._period) AS DATE) AS _year,
                    g.beat AS _beat, g.district AS _district, {literal(self.city.code)} AS _city
             FROM (
-                SELECT *, {ident(period)} AS _period, {ident(dataset.geography.column)} AS _geo_key
+                SELECT *, {ident(period)} AS _period,
+                       {self._geo_key(provider, measure.dataset)} AS _geo_key
                        {"".join(", " + e for e in extras)}
                 FROM raw.{table} {where}
             ) AS r
@@ -241,7 +258,7 @@ class CellBuilder:
         assert dataset.geography is not None
         where = f"WHERE ({measure.where})" if measure.where else ""
         table = ident(provider.table(measure.dataset))
-        column = ident(dataset.geography.column)
+        column = self._geo_key(provider, measure.dataset)
         return self.con.execute(
             f"""
             SELECT count(*) FROM (SELECT {column} AS _geo_key FROM raw.{table} {where}) AS r

@@ -21,7 +21,9 @@ DUCKDB_TYPES = {"VARCHAR", "INTEGER", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP", "
 NUMERIC_TYPES = {"INTEGER", "BIGINT", "DOUBLE"}
 TEMPORAL_TYPES = {"DATE", "TIMESTAMP"}
 EXCEL_SERIAL = "excel_serial"
-FILE_FORMATS = ("csv", "tsv", "parquet", "xlsx")
+FILE_FORMATS = ("csv", "tsv", "parquet", "xlsx", "geojson")
+# The column a GeoJSON dataset gains: each feature's polygon as WKB (written by the reader).
+GEOMETRY_COLUMN = "geometry"
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
 DUPLICATE_MODES = ("reject", "drop_exact", "keep_first")
 CADENCES = ("daily", "weekly", "monthly", "quarterly", "annual", "as_needed")
@@ -186,11 +188,35 @@ class Crosswalk(_Strict):
     key: str
 
 
-class Geography(_Strict):
-    """How a dataset's rows are placed on a beat."""
+class Points(_Strict):
+    """Columns holding a row's WGS 84 coordinates (decimal degrees), placed on the beat map."""
 
-    column: str
+    longitude: str
+    latitude: str
+
+
+class Geography(_Strict):
+    """How a dataset's rows are placed on a beat: exactly one of ``column`` or ``points``.
+
+    ``column`` holds a beat code (or, with ``crosswalk``, a key a reference dataset maps to a
+    beat); ``points`` names longitude and latitude columns, placed on the city's beat
+    boundaries (``city/beat_boundaries``) by point-in-polygon in the privacy step.
+    """
+
+    column: str | None = None
     crosswalk: Crosswalk | None = None
+    points: Points | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Geography:
+        if (self.column is None) == (self.points is None):
+            raise ValueError(
+                "give exactly one of 'column' (a beat code, or a crosswalk key) and 'points' "
+                "({longitude: <column>, latitude: <column>})"
+            )
+        if self.points is not None and self.crosswalk is not None:
+            raise ValueError("'crosswalk' applies to 'column', not to 'points'")
+        return self
 
 
 class Dataset(_Strict):
@@ -285,15 +311,15 @@ class Dataset(_Strict):
             if name not in known:
                 raise ValueError(f"{name!r} is not a column of this dataset")
         self._check_duplicates(known)
-        if self.geography and self.geography.column not in known:
-            raise ValueError(f"geography column {self.geography.column!r} is not a column")
+        self._check_geography(known)
         if not any(c.required for c in self.columns.values()):
             raise ValueError("a contract needs at least one required column")
         if self.format == "xlsx" and not self.sheet:
             raise ValueError("an xlsx dataset needs 'sheet': the worksheet that holds the table")
         if self.format != "xlsx" and self.sheet is not None:
             raise ValueError(f"'sheet' only applies to format xlsx, not {self.format}")
-        if self.format in ("parquet", "xlsx"):
+        self._check_geojson()
+        if self.format in ("parquet", "xlsx", "geojson"):
             for key in ("delimiter",):
                 if getattr(self, key) is not None:
                     raise ValueError(f"{key!r} does not apply to format {self.format}")
@@ -316,6 +342,55 @@ class Dataset(_Strict):
             for name, text in expressions.items():
                 _check_expression((key, name), text, staged)
         return self
+
+    def _check_geography(self, known: set[str]) -> None:
+        """The geography names real columns; coordinates must be delivered as numbers."""
+        geo = self.geography
+        if geo is None:
+            return
+        if geo.column is not None and geo.column not in known:
+            raise ValueError(f"geography column {geo.column!r} is not a column")
+        if geo.points is None:
+            return
+        for role in ("longitude", "latitude"):
+            name = getattr(geo.points, role)
+            col = self.columns.get(name)
+            if col is None:
+                raise ValueError(
+                    f"geography.points.{role} {name!r} is not a delivered column of this dataset"
+                )
+            if col.type not in NUMERIC_TYPES:
+                raise ValueError(
+                    f"geography.points.{role} {name!r} is {col.type}; coordinates must be "
+                    "DOUBLE (decimal degrees)"
+                )
+            if col.identifier:
+                raise ValueError(
+                    f"geography.points.{role} {name!r} is an identifier (dropped at the door): "
+                    "coordinates must be kept to be placed"
+                )
+        if geo.points.longitude == geo.points.latitude:
+            raise ValueError("geography.points: longitude and latitude name the same column")
+
+    def _check_geojson(self) -> None:
+        """A GeoJSON dataset: one feature per row, its properties mapped by ``source``."""
+        if self.format != "geojson":
+            return
+        if self.encoding != "utf-8":
+            raise ValueError("GeoJSON is UTF-8 by definition (RFC 7946): leave out 'encoding'")
+        if GEOMETRY_COLUMN in self.columns or GEOMETRY_COLUMN in self.derived:
+            raise ValueError(
+                f"{GEOMETRY_COLUMN!r} is the column the GeoJSON reader writes (each feature's "
+                "polygon): do not declare it"
+            )
+        if len(self.key) != 1 or not self.columns[self.key[0]].required:
+            raise ValueError(
+                "a GeoJSON dataset needs 'key': one required column (e.g. [beat]), the feature "
+                "property that names each polygon"
+            )
+        for name, col in self.columns.items():
+            if col.identifier:
+                raise ValueError(f"column {name!r}: GeoJSON boundaries hold no identifiers")
 
     def _check_duplicates(self, known: set[str]) -> None:
         """keep_first needs a key and an order, or "the first row" would mean nothing stable."""
@@ -363,8 +438,12 @@ class Dataset(_Strict):
 
     @property
     def kept_columns(self) -> list[str]:
-        """Canonical columns that survive ingest: everything but direct identifiers."""
-        return [name for name, col in self.columns.items() if not col.identifier]
+        """Canonical columns that survive ingest: everything but direct identifiers.
+
+        A GeoJSON dataset also keeps the reader's ``geometry`` column (WKB).
+        """
+        kept = [name for name, col in self.columns.items() if not col.identifier]
+        return [*kept, GEOMETRY_COLUMN] if self.format == "geojson" else kept
 
 
 class Measure(_Strict):
