@@ -493,7 +493,14 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"cs360: {problem}", file=sys.stderr)
             return 2
-    return args.func(args)
+    from cs360_pipeline.catalog.metrics import CatalogError
+    from cs360_pipeline.privacy.policy import PolicyError
+
+    try:
+        return args.func(args)
+    except (PolicyError, CatalogError) as exc:  # the message names the file and key
+        print(f"cs360 {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _use_deployment(args: argparse.Namespace) -> str | None:

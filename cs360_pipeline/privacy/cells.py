@@ -11,6 +11,9 @@ one breakdown value per period (their latest row), so geography and breakdowns s
 they are cut at one period level only (``tables.entity_period_level``), since a student counted in
 two months is one student in the quarter.
 
+Things counted once in all (``distinct`` measures, e.g. incidents exported one row per offense)
+count in the period, beat and breakdowns of their earliest row, so they add up at every level.
+
 The true cells only ever live in a temporary table of the privacy step's connection;
 ``protection.py`` decides what of them is published.
 """
@@ -27,6 +30,19 @@ from cs360_pipeline.sql import ident, literal
 
 PERIOD_COLUMNS = {"month": "_month", "quarter": "_quarter", "year": "_year"}
 GEO_COLUMNS = {"beat": "_beat", "district": "_district", "city": "_city"}
+
+
+def first_rows(located: str) -> str:
+    """One row per entity of a ``distinct`` measure: its earliest (then first delivered) row.
+
+    The entity counts once, in the period, beat and breakdowns of that row, so months add up
+    to quarters and years. Rows without an entity cannot be matched to others: each counts.
+    """
+    return f"""
+        SELECT * FROM ({located}) AS l
+        QUALIFY _entity IS NULL
+             OR row_number() OVER (PARTITION BY _entity ORDER BY _period, _loaded_at, _rowid) = 1
+    """
 
 
 def _breakdown_sql(expression: str, breakdown: Breakdown) -> str:
@@ -94,6 +110,8 @@ class CellBuilder:
             extras.append(f"({measure.value}) AS _value")
         if measure.entity:
             extras.append(f"({measure.entity}) AS _entity")
+        if measure.kind == "distinct":
+            extras.append("rowid AS _rowid")
         where = f"WHERE ({measure.where})" if measure.where else ""
         table = ident(provider.table(measure.dataset))
         return f"""
@@ -184,6 +202,8 @@ class CellBuilder:
                 ) AS l
                 GROUP BY {self._grouping_sets(names, periods)}
             """
+        if measure.kind == "distinct":
+            located = first_rows(located)
         if measure.kind == "median":
             stat = "count(_value) AS n, median(_value) AS value"
         elif measure.kind == "sum":
