@@ -243,6 +243,12 @@ class Dataset(_Strict):
         "district in July: not counted as gaps in the series.",
     )
     period: str | None = Field(None, description="Column that places a row in a month.")
+    coverage: Literal["last_record", "whole_months"] = Field(
+        "last_record",
+        description="How far a file's last month runs. last_record: to the latest date of its "
+        "rows (a month delivered through the 5th is partial). whole_months: the export is made "
+        "after each month closes, so its months are whole even without a row on the last day.",
+    )
     geography: Geography | None = None
     key: list[str] = Field(default_factory=list)
     duplicates: Literal[DUPLICATE_MODES] = Field(  # type: ignore[valid-type]
@@ -451,7 +457,11 @@ class Measure(_Strict):
 
     title: str
     dataset: str
-    kind: Literal["count", "sum", "median", "entities"]
+    kind: Literal["count", "sum", "median", "entities", "distinct"] = Field(
+        description="count: rows; sum/median: of 'value'; entities: each 'entity' once per "
+        "period (one period level only); distinct: each 'entity' once in all, in the period, "
+        "beat and breakdowns of its earliest row (so it adds up at every period level)."
+    )
     where: str | None = None
     value: str | None = Field(None, description="SQL expression summed or summarised.")
     entity: str | None = Field(None, description="SQL expression naming the person counted.")
@@ -460,13 +470,20 @@ class Measure(_Strict):
     breakdowns: dict[str, str] = Field(
         default_factory=dict, description="breakdown name -> SQL expression giving its value"
     )
+    history_months: int = Field(
+        0,
+        ge=0,
+        description="Months of earlier data a row's count looks back over (e.g. 12 for an "
+        "offender's incidents in the 12 months before): until the dataset has that much "
+        "history, the measure's periods are missing, not undercounted.",
+    )
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Measure:
         if self.kind in ("sum", "median") and not self.value:
             raise ValueError(f"a {self.kind} measure needs 'value'")
-        if self.kind == "entities" and not self.entity:
-            raise ValueError("an entities measure needs 'entity'")
+        if self.kind in ("entities", "distinct") and not self.entity:
+            raise ValueError(f"{self.kind} measures need 'entity': the thing counted once")
         if self.having and self.kind != "entities":
             raise ValueError("'having' only applies to entities measures")
         return self
