@@ -365,6 +365,31 @@ def test_points_geography_is_validated(geography: dict, message: str) -> None:
     )
 
 
+def test_points_without_boundaries_say_what_is_missing() -> None:
+    from cs360_pipeline.defs.privacy import unplaceable
+
+    police = Provider.model_validate(
+        {
+            **TEST_PROVIDER_HEADER,
+            "datasets": {
+                "incidents": {
+                    **POLICE_POINTS,
+                    "geography": {"points": {"longitude": "lon", "latitude": "lat"}},
+                }
+            },
+            "measures": {"all": {"title": "All", "dataset": "incidents", "kind": "count"}},
+        }
+    )
+    delivered = {"police__incidents", "city__beats"}
+    assert unplaceable(police, delivered, {"police__all"}) == [
+        "police.incidents is placed by its coordinates (lon, lat) on the beat boundaries "
+        "(city.beat_boundaries), which have not been delivered: drop beats.geojson into "
+        "sources/city/inbox"
+    ]
+    assert unplaceable(police, {*delivered, "city__beat_boundaries"}, {"police__all"}) == []
+    assert unplaceable(police, delivered, set()) == []  # no metric reads it: no failure
+
+
 def test_a_geojson_dataset_is_validated() -> None:
     with pytest.raises(ValidationError, match="do not declare it"):
         Dataset.model_validate(

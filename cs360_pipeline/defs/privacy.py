@@ -53,7 +53,8 @@ def _points_datasets(provider: Provider) -> list[str]:
 
 
 def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list[str]:
-    """Why delivered datasets of ``provider`` cannot be placed on beats: their crosswalk is absent.
+    """Why delivered datasets of ``provider`` cannot be placed on beats: their crosswalk (or, for
+    coordinates, the city's beat boundaries) is absent.
 
     A dataset placed by a reference dataset (residence tract -> beat, school -> beat) needs that
     reference delivered; without it none of its records has a beat, and building no cells in
@@ -63,7 +64,16 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
     out = []
     for name, dataset in provider.datasets.items():
         geo = dataset.geography
-        if geo is not None and geo.points is not None and provider.table(name) in available:
+        placed_by_reference = geo is not None and (geo.crosswalk or geo.points)
+        if not placed_by_reference or provider.table(name) not in available:
+            continue
+        if not any(
+            m.dataset == name and provider.measure_id(key) in read
+            for key, m in provider.measures.items()
+        ):
+            continue
+        assert geo is not None
+        if geo.points is not None:
             if BOUNDARIES_TABLE not in available:
                 out.append(
                     f"{provider.provider}.{name} is placed by its coordinates "
@@ -72,13 +82,7 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
                     "into sources/city/inbox"
                 )
             continue
-        if geo is None or geo.crosswalk is None or provider.table(name) not in available:
-            continue
-        if not any(
-            m.dataset == name and provider.measure_id(key) in read
-            for key, m in provider.measures.items()
-        ):
-            continue
+        assert geo.crosswalk is not None
         reference = geo.crosswalk.dataset
         if reference.replace(".", "__") not in available:
             ref_provider = reference.partition(".")[0]

@@ -4,6 +4,10 @@ Neither is row level about people, so they pass through without suppression; pop
 up with the same hierarchies and breakdown labels as the cells so rates join on equal keys.
 Population is optional: a city that publishes only counts need not deliver it, and then
 ``shared.population`` is empty, so dbt still builds and every rate shows as missing.
+
+The tree is ``raw.city__beats``: the delivered beats.csv, or, for a city that delivers its beat
+boundaries (GeoJSON) instead, the table written from their properties after they are ingested
+(:func:`cs360_pipeline.privacy.boundaries.derive_beat_tree`).
 """
 
 from __future__ import annotations
