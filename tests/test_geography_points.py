@@ -479,9 +479,13 @@ def points_city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, A
     (inbox / "beats.csv").unlink()
     collection = city_map(beats)
     (inbox / "beats.geojson").write_text(json.dumps(collection), encoding="utf-8")
-    edit_provider(
-        deployment.sources, "city", lambda d: d["datasets"].update(beat_boundaries=BOUNDARIES)
-    )
+
+    def boundaries_only(data: dict[str, Any]) -> None:
+        """The city delivers polygons and no beats.csv: its beats dataset is not declared."""
+        del data["datasets"]["beats"]
+        data["datasets"]["beat_boundaries"] = BOUNDARIES
+
+    edit_provider(deployment.sources, "city", boundaries_only)
     to_points(deployment, beats)
     for folder in deployment.sources.glob("*/inbox"):
         shutil.copytree(folder, deployment.delivered / folder.parent.name)
@@ -581,5 +585,6 @@ def test_unplaced_rows_are_in_the_privacy_report_and_status(
     assert report["shots_fired_calls"] == 0  # calls still come with a beat code
     assert "Rows placed in no beat (counted in no cell)" in status.stdout, status.stdout
     assert f"  violent_firearm_crimes: {unplaced:,}" in status.stdout
+    assert "city/beats" not in status.stdout + status.stderr  # nothing waits for a beats.csv
     geography = deployment.query("SELECT count(*) FROM geography WHERE geo_level = 'beat'")
     assert geography[0][0] == len(beats)
