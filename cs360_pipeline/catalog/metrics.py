@@ -350,6 +350,16 @@ def source_datasets(metric: Metric, providers: dict[str, Provider]) -> list[str]
     return sorted(set(out))
 
 
+def history_months(metric: Metric, providers: dict[str, Provider]) -> int:
+    """The longest look-back of the metric's measures: its first months need that history."""
+    months = [0]
+    for ref in [metric.numerator] + ([metric.denominator] if metric.denominator else []):
+        if ref != POPULATION:
+            provider, _, measure = ref.partition(".")
+            months.append(providers[provider].measures[measure].history_months)
+    return max(months)
+
+
 def _measure_title(ref: str | None, providers: dict[str, Provider]) -> str | None:
     if ref is None:
         return None
@@ -371,7 +381,8 @@ CREATE OR REPLACE TABLE shared.metric_definitions (
     owner_organisation VARCHAR, owner_role VARCHAR, owner_name VARCHAR, owner VARCHAR,
     audiences VARCHAR[] NOT NULL, privacy_key VARCHAR NOT NULL,
     baseline_start DATE NOT NULL, baseline_end DATE NOT NULL, baseline_note VARCHAR,
-    target_value DOUBLE, target_change_pct DOUBLE, target_by DATE
+    target_value DOUBLE, target_change_pct DOUBLE, target_by DATE,
+    history_months INTEGER NOT NULL
 )
 """
 
@@ -422,12 +433,13 @@ def write_definitions(
                 target.value if target else None,
                 target.change_pct if target else None,
                 month_end(target.by) if target and target.by else None,
+                history_months(m, providers),
             )
         )
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
     con.execute(DEFINITIONS_DDL)
     con.executemany(
-        "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 32) + ")", rows
+        "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 33) + ")", rows
     )
     return len(rows)
 

@@ -440,14 +440,23 @@ def _data_through(con: duckdb.DuckDBPyConnection, d: _Delivery, sha: str) -> obj
     """The latest date the file's loaded rows cover (its period column, city local time).
 
     One date per file, like its months: delivery metadata, not a row. It tells a month that
-    was delivered through the 5th from one delivered whole.
+    was delivered through the 5th from one delivered whole. Rows dated once per month, all on
+    its first or all on its last day (a monthly snapshot: attendance by month start, a roster on
+    the last day), cover their months
+    whole, so such a file's date is the last day of its last month; so does every file of a
+    dataset declared ``coverage: whole_months``.
     """
     if not d.dataset.period:
         return None
+    whole = d.dataset.coverage == "whole_months"
     return con.execute(
-        f"SELECT max(CAST({ident(d.dataset.period)} AS DATE)) "
+        f"SELECT CASE WHEN {'true OR ' if whole else ''}"
+        "(count(DISTINCT day) = count(DISTINCT date_trunc('month', day)) "
+        "AND (bool_and(day(day) = 1) OR bool_and(day = last_day(day)))) "
+        "THEN last_day(max(day)) ELSE max(day) END "
+        f"FROM (SELECT CAST({ident(d.dataset.period)} AS DATE) AS day "
         f"FROM {ident(d.provider.table(d.dataset_name))} "
-        "WHERE _source_file = ? AND _file_sha256 = ?",
+        "WHERE _source_file = ? AND _file_sha256 = ?)",
         [d.name, sha],
     ).fetchall()[0][0]
 

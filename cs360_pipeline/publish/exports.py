@@ -186,7 +186,15 @@ The status column says whether a number may be shown:
   published   the value is shown
   unreliable  shown, but a rate or percent resting on fewer than 20 events
   suppressed  withheld: a count it rests on is too small to publish (privacy/policy.yml)
-  missing     no data delivered for the period (or one of its months), or no denominator
+  missing     no data delivered for the period (or one of its months), no denominator, or a
+              measure that looks back (e.g. 12 months) before the data has that history
+
+period_complete is false for a partial period: a month whose data ends before its last day,
+or a quarter or year not over or not delivered whole (a month of it missing or partial, or
+the data starting inside it). data_through is the last date the period's data covers (e.g.
+2026-08-05 for August delivered through the 5th). A partial period's value covers only part
+of it: do not compare it with whole periods. The catalog's trends, baselines and targets use
+complete periods only.
 
 A metric listed in metric_catalog with no row in metric_values has no data published yet (its
 partner's data has not reached a release); it is not a zero. In the PST workbook a dimension
@@ -203,8 +211,10 @@ value (a count has no denominator). Never replace these words with 0.
 SHEET_COLUMNS = (
     ("Metric", 38), ("metric_id", 28), ("Unit", 14), ("Period", 9), ("Period start", 12),
     ("Geography level", 10), ("Geography", 10), ("Name", 22), ("Breakdown", 22),
-    ("Value", 12), ("Numerator", 11), ("Denominator", 12), ("Status", 11),
+    ("Value", 12), ("Numerator", 11), ("Denominator", 12), ("Period complete", 10),
+    ("Data through", 12), ("Status", 11),
 )  # fmt: skip
+PARTIAL = "partial"  # a period whose data ends before its end, or not delivered whole
 STATUS_COLUMN = "Status"
 NO_DIMENSION_DATA = "No data published for this dimension yet."
 NO_METRIC_DATA = "No data published for this metric yet."
@@ -327,7 +337,9 @@ def dimension_rows(con: duckdb.DuckDBPyConnection, audience: str, ids: list[str]
     return con.execute(
         f"""
         SELECT c.title, v.metric_id, c.unit, v.period_level, v.period_start, v.geo_level,
-               v.geo_code, g.name, v.breakdown, v.value, v.numerator, v.denominator, v.status
+               v.geo_code, g.name, v.breakdown, v.value, v.numerator, v.denominator,
+               CASE WHEN v.period_complete THEN 'complete' ELSE '{PARTIAL}' END,
+               v.data_through, v.status
         FROM metric_values AS v
         JOIN metric_catalog AS c USING (audience, metric_id)
         LEFT JOIN geography AS g USING (geo_level, geo_code)
@@ -395,6 +407,8 @@ def _marked(row: tuple) -> list:
             out[10] = status
     if out[11] is None:
         out[11] = NOT_APPLICABLE
+    if out[13] is None:
+        out[13] = NOT_APPLICABLE
     return out
 
 
@@ -430,6 +444,13 @@ def _notes(
         "  A withheld cell is not zero. Do not replace the word with 0, and do not fill it in "
         "from other sources before sharing: the rules in privacy/policy.yml apply to anything "
         "derived from this workbook.",
+        "",
+        "Partial periods:",
+        f"  'Period complete' says '{PARTIAL}' for a month whose data ends before its last day and "
+        "for a quarter or year not over or not delivered whole; 'Data through' is the last date "
+        "its data covers. A partial period's value covers only part of it: do not compare it "
+        "with whole periods. The catalog's trends, baselines and targets use complete periods "
+        "only.",
         "",
         "Text cells:",
         "  Names come from the partners' files. Text that a spreadsheet would take for a formula "

@@ -56,10 +56,22 @@ class Metric:
     points: list[Point]
     target: float | None = None
     baseline: float | None = None
+    # periods that are partial (not over, or not delivered whole) -> the last date of their data
+    partial: dict[dt.date, dt.date | None] = field(default_factory=dict)
 
     @property
     def metric_id(self) -> str:
         return self.row["metric_id"]
+
+    def period_text(self, period: dt.date) -> str:
+        """The period's label, saying when it is partial: "Aug 2026 (through 5 Aug)"."""
+        label = period_label(period, self.level)
+        if period not in self.partial:
+            return label
+        through = self.partial[period]
+        if through is not None and through < _period_end(period, self.level):
+            return f"{label} (through {through.day} {through:%b})"
+        return f"{label} (partial)"
 
     @property
     def unit(self) -> str:
@@ -113,6 +125,25 @@ def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _period_end(start: dt.date, level: str) -> dt.date:
+    months = {"month": 1, "quarter": 3, "year": 12}[level]
+    index = start.year * 12 + start.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def _partial_periods(
+    con: duckdb.DuckDBPyConnection, audience: str, metric_id: str, level: str
+) -> dict[dt.date, dt.date | None]:
+    """The city-wide series' partial periods and the last date of their data."""
+    rows = con.execute(
+        "SELECT period_start, data_through FROM metric_values WHERE audience = ? "
+        "AND metric_id = ? AND geo_level = 'city' AND breakdown = 'total' AND period_level = ? "
+        "AND NOT period_complete",
+        [audience, metric_id, level],
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def _series(con: duckdb.DuckDBPyConnection, audience: str, metric_id: str) -> tuple[str, list]:
@@ -248,6 +279,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
                     points=points,
                     target=_first_number(row, TARGET_COLUMNS),
                     baseline=_first_number(row, BASELINE_COLUMNS),
+                    partial=_partial_periods(con, audience, row["metric_id"], level),
                 )
             )
         providers = _dicts(con, "SELECT * FROM provider_status ORDER BY provider, dataset")
@@ -344,8 +376,15 @@ def _date(value: Any) -> str:
 
 
 def _change_text(metric: Metric) -> str:
-    """The latest shown value against the one before it, coloured by the metric's direction."""
+    """The latest shown value against the one before it, coloured by the metric's direction.
+
+    A partial period (a month delivered through the 5th, a year not over) is never compared
+    with a whole one: its value covers only part of the period.
+    """
     shown = [p for p in metric.points if p.status in ("published", "unreliable")]
+    if shown and shown[-1].period in metric.partial:
+        return f'<span class="muted">partial {escape(metric.level)}: not compared</span>'
+    shown = [p for p in shown if p.period not in metric.partial]
     if len(shown) < 2 or shown[-1].value is None or shown[-2].value is None:
         return ""
     last, before = shown[-1], shown[-2]
@@ -394,18 +433,18 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
     elif latest.status in ("published", "unreliable"):
         headline = (
             f'<span class="big">{escape(fmt_value(latest.value, metric.unit))}</span> '
-            f"<span>{escape(period_label(latest.period, metric.level))}</span> "
+            f"<span>{escape(metric.period_text(latest.period))}</span> "
             f"{_badge(latest.status)} {_change_text(metric)}"
         )
     else:
         earlier = (
             f" · last shown {escape(fmt_value(shown_latest.value, metric.unit))} in "
-            f"{escape(period_label(shown_latest.period, metric.level))}"
+            f"{escape(metric.period_text(shown_latest.period))}"
             if shown_latest
             else ""
         )
         headline = (
-            f"<span>{escape(period_label(latest.period, metric.level))}</span> "
+            f"<span>{escape(metric.period_text(latest.period))}</span> "
             f"{_badge(latest.status or 'none', latest.status or 'no data')}"
             f'<span class="muted">{earlier}</span>'
         )
@@ -452,10 +491,20 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
   {chart}
   {legend(metric.points, target=metric.target is not None, baseline=metric.baseline is not None)}
   {since}
-  <p class="def">{escape(row.get("definition") or "")} City-wide, by {metric.level}.
+  <p class="def">{escape(row.get("definition") or "")} City-wide, by {metric.level}{
+      _partial_note(metric)}.
    Owner: {escape(row.get("owner") or NA)}. Data: {escape(str(row.get("providers") or NA))}.
    Counts below {escape(str(row.get("min_cell_size") or "k"))} are not shown.</p>
 </article>"""
+
+
+def _partial_note(metric: Metric) -> str:
+    """Which of the chart's periods are partial: they are not compared or used for trends."""
+    partial = [p for p in metric.partial if any(q.period == p for q in metric.points)]
+    if not partial:
+        return ""
+    shown = ", ".join(metric.period_text(p) for p in sorted(partial)[-3:])
+    return f"; partial: {escape(shown)} (not used for the trend or compared with whole periods)"
 
 
 def _metrics_section(data: BriefData) -> str:

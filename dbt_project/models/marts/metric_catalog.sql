@@ -4,10 +4,14 @@
     Values are the city-wide totals of metric_values as that audience sees them, at the metric's
     cadence level (month for monthly metrics), or the next coarser level when the latest period
     at the cadence level is not shown (suppressed, or a sparse metric not published that
-    finely). latest is the last period with data, previous
-    the one before it; the baseline is the mean over the baseline window's periods; the trend
-    and the target compare the latest value. A metric is stale when a source dataset is late,
-    overdue, never delivered, or its data is behind. -#}
+    finely). Only complete periods count (metric_values.period_complete): a partial month,
+    quarter or year (a final month delivered through the 5th, a year not over) never feeds the
+    latest value, the previous one, the baseline, the trend or the target. latest is the last
+    complete period with data, previous the one before it; the baseline is the mean over the
+    baseline window's periods, and only when every one of them is complete and shown (no
+    baseline otherwise, never one from part of the window); the trend and the target compare
+    the latest value. A metric is stale when a source dataset is late, overdue, never
+    delivered, or its data is behind. -#}
 with definitions as (
     select * from {{ ref('stg_catalog__metric_definitions') }}
 ),
@@ -25,7 +29,7 @@ metric_audiences as (
 city as (
     select audience, metric_id, period_level, period_start, value, status
     from {{ ref('metric_values') }}
-    where geo_level = 'city' and breakdown = 'total' and status <> 'missing'
+    where geo_level = 'city' and breakdown = 'total' and status <> 'missing' and period_complete
 ),
 
 level_latest as (
@@ -78,10 +82,38 @@ series as (
     where l.preference = 1
 ),
 
-baseline as (
+window_periods as (
+    -- how many periods of each level lie wholly inside each metric's baseline window
+    select
+        w.metric_id,
+        w.period_level,
+        count(distinct w.period_start) as expected_periods
+    from (
+        select
+            d.metric_id,
+            l.period_level,
+            d.baseline_end,
+            cast(date_trunc(l.period_level, m.month) as date) as period_start
+        from definitions as d
+        cross join (values ('month'), ('quarter'), ('year')) as l(period_level)
+        cross join lateral (
+            select unnest(generate_series(
+                cast(d.baseline_start as timestamp),
+                cast(d.baseline_end as timestamp),
+                interval 1 month
+            )) as month
+        ) as m
+        where date_trunc(l.period_level, m.month) >= d.baseline_start
+    ) as w
+    where {{ period_end('w.period_level', 'w.period_start') }} <= w.baseline_end
+    group by w.metric_id, w.period_level
+),
+
+baseline_periods as (
     select
         s.audience,
         s.metric_id,
+        s.period_level,
         avg(s.value) as baseline_value,
         count(s.value) as baseline_periods
     from series as s
@@ -89,7 +121,20 @@ baseline as (
     where s.value is not null
         and s.period_start >= d.baseline_start
         and s.period_end <= d.baseline_end
-    group by s.audience, s.metric_id
+    group by s.audience, s.metric_id, s.period_level
+),
+
+baseline as (
+    -- a baseline only over the whole window: with a period of it partial, missing or not
+    -- shown, there is none (no trend against part of a year)
+    select
+        b.audience,
+        b.metric_id,
+        case when b.baseline_periods = w.expected_periods then b.baseline_value end
+            as baseline_value,
+        b.baseline_periods
+    from baseline_periods as b
+    inner join window_periods as w using (metric_id, period_level)
 ),
 
 sources as (
