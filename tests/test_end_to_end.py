@@ -448,7 +448,8 @@ def test_status_shows_every_dataset_on_time(demo: Deployment) -> None:
     result = demo.cs360("status")
     lines = result.stdout.splitlines()
     assert lines[0] == f"Delivery status as of {demo.as_of} (the last refresh):"
-    rows = {tuple(line.split()[:2]): line for line in lines[2:]}
+    table = lines[2 : lines.index("")] if "" in lines else lines[2:]
+    rows = {tuple(line.split()[:2]): line for line in table}
     assert set(rows) == {
         ("city", "beats"), ("city", "population"), ("city", "tracts"),
         ("hospital", "ed_visits"), ("police", "calls"), ("police", "incidents"),

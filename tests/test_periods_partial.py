@@ -220,6 +220,10 @@ def test_the_catalog_trend_ignores_the_partial_month(partial_city: Deployment) -
         )[0]
     )
     assert (level, latest, previous) == ("month", dt.date(2025, 7, 1), dt.date(2025, 6, 1))
+    # The catalog says how far its data runs: the 5th, though July is its latest whole month.
+    assert partial_city.query(
+        f"SELECT DISTINCT data_through FROM metric_catalog WHERE metric_id = {literal(metric)}"
+    ) == [(dt.date.fromisoformat(THROUGH),)]
     assert latest_value == months[dt.date(2025, 7, 1)][2]
     # The baseline is 2024's twelve complete months, computed here from metric_values.
     values = [months[dt.date(2024, m, 1)][2] for m in range(1, 13)]

@@ -307,7 +307,8 @@ def code_tree_digest() -> str:
     digest = hashlib.sha256()
     for folder in ("dbt_project/models", "dbt_project/macros", "sources", "privacy", "metrics"):
         for path in sorted((PROJECT_DIR / folder).rglob("*")):
-            if path.is_file() and "inbox" not in path.parts:
+            # The freshness sources are written from the deployment's registry, not edited.
+            if path.is_file() and "inbox" not in path.parts and path != FRESHNESS_SOURCES:
                 digest.update(str(path.relative_to(PROJECT_DIR)).encode() + path.read_bytes())
     return digest.hexdigest()
 

@@ -85,7 +85,7 @@ def test_bad_file_is_quarantined_and_other_providers_still_refresh(small: Deploy
     quarantined = list((small.sources / "hospital" / "quarantine").glob("*__ed_visits_2025-07.csv"))
     assert len(quarantined) == 1 and quarantined[0].read_bytes() == bad_bytes
     reason = quarantined[0].with_name(quarantined[0].name + ".reason.txt").read_text()
-    assert "ed_visits_2025-07.csv" in reason and "line 2" in reason and "visit_at" in reason
+    assert "ed_visits_2025-07.csv" in reason and "line(s) 2" in reason and "visit_at" in reason
     statuses = {name: status for name, status, _ in ledger(small)}
     assert statuses["ed_visits_2025-07.csv"] == "quarantined"
     assert statuses["calls_2025-07.csv"] == "loaded"

@@ -14,7 +14,8 @@
       datasets for each month); the period's last day when it is complete.
     - has_history: the metric's look-back (history_months, e.g. an offender's incidents in the
       12 months before) is covered: the period starts at least that many months after the
-      first month of every dataset the metric reads. Without it the period is `missing`. -#}
+      first month of every dataset the metric reads (always, for a measure with no look-back).
+      Without it the period is `missing`. -#}
 with sources as (
     select * from {{ ref('int_metric_sources') }} where has_period
 ),
@@ -103,7 +104,7 @@ select
     and p.months_in_span = case p.period_level when 'month' then 1 when 'quarter' then 3 else 12 end
     and p.period_end <= {{ as_of_date() }} as period_complete,
     cast(p.data_through as date) as data_through,
-    p.period_start >= cast(
+    d.history_months = 0 or p.period_start >= cast(
         s.last_first_month + to_months(cast(d.history_months as integer)) as date
     ) as has_history
 from periods as p

@@ -137,6 +137,13 @@ baseline as (
     inner join window_periods as w using (metric_id, period_level)
 ),
 
+dataset_through as (
+    -- the last date each dataset's data runs to: the 5th for a final month delivered through it
+    select provider, dataset, max(data_through) as data_through
+    from {{ ref('int_dataset_months') }}
+    group by provider, dataset
+),
+
 sources as (
     select
         m.metric_id,
@@ -144,12 +151,13 @@ sources as (
         m.dataset,
         p.freshness_status,
         p.data_status,
-        p.data_through,
+        coalesce(t.data_through, p.data_through) as data_through,
         m.has_period,
         p.freshness_status in ('late', 'overdue', 'never_delivered')
             or p.data_status in ('behind', 'far_behind', 'no_data') as late
     from {{ ref('int_metric_sources') }} as m
     left join {{ ref('provider_status') }} as p using (provider, dataset)
+    left join dataset_through as t using (provider, dataset)
 ),
 
 source_summary as (
