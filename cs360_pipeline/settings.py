@@ -54,6 +54,11 @@ class Paths:
         return self.build_dir / "build.duckdb"
 
     @property
+    def dbt_dir(self) -> Path:
+        """This deployment's copy of the dbt project: its freshness sources, manifest, logs."""
+        return self.build_dir / "dbt_project"
+
+    @property
     def warehouse_db(self) -> Path:
         """The published release analysts open read-only."""
         return self.data_dir / "warehouse.duckdb"

@@ -48,6 +48,11 @@ class Deployment:
         }
 
     @property
+    def dbt_dir(self) -> Path:
+        """The deployment's copy of the dbt project, where dbt runs by hand."""
+        return self.data / "build" / "dbt_project"
+
+    @property
     def warehouse(self) -> Path:
         return self.data / "warehouse.duckdb"
 

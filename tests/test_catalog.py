@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cs360_pipeline.catalog.freshness_sources import FRESHNESS_SOURCES, render, sync
+from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH, render, sync
 from cs360_pipeline.catalog.metrics import (
     METRICS_DIR,
     CatalogError,
@@ -29,7 +29,7 @@ from cs360_pipeline.catalog.metrics import (
 )
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.registry import load_providers
-from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR
 from tests.conftest import BIN, Deployment, new_deployment
 
 PROVIDERS = load_providers(PROJECT_DIR / "sources")
@@ -84,13 +84,14 @@ def test_project_catalog_spans_five_providers_three_dimensions_and_every_goal() 
         assert sorted(metric.providers) == source_providers(metric)
 
 
-def test_freshness_sources_follow_the_providers() -> None:
+def test_freshness_sources_follow_the_providers(tmp_path: Path) -> None:
     """dbt's source freshness limits are rendered from provider.yml, rewritten only on change."""
-    sync(PROVIDERS)
-    written = FRESHNESS_SOURCES.stat().st_mtime_ns
-    assert FRESHNESS_SOURCES.read_text(encoding="utf-8") == render(PROVIDERS)
-    assert not sync(PROVIDERS) and FRESHNESS_SOURCES.stat().st_mtime_ns == written
-    document = yaml.safe_load(FRESHNESS_SOURCES.read_text(encoding="utf-8"))
+    written_to = tmp_path / RELATIVE_PATH
+    assert sync(PROVIDERS, tmp_path)
+    written = written_to.stat().st_mtime_ns
+    assert written_to.read_text(encoding="utf-8") == render(PROVIDERS)
+    assert not sync(PROVIDERS, tmp_path) and written_to.stat().st_mtime_ns == written
+    document = yaml.safe_load(written_to.read_text(encoding="utf-8"))
     tables = {t["name"]: t["config"] for t in document["sources"][0]["tables"]}
     assert tables["police__incidents"]["freshness"]["error_after"] == {"count": 70, "period": "day"}
     assert tables["police__incidents"]["loaded_at_field"] == "_loaded_at"
@@ -259,7 +260,7 @@ def test_dbt_docs_generate_offline_with_contracts_and_tests_on_every_mart(
             str(BIN / "cs360-dbt"), "docs", "generate", "--vars", '{"as_of": "2026-01-15"}',
             "--target-path", str(target),
         ],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
+        cwd=demo.dbt_dir, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((target / "manifest.json").read_text())

@@ -36,7 +36,7 @@ import duckdb
 import pytest
 import yaml
 
-from cs360_pipeline.catalog.freshness_sources import FRESHNESS_SOURCES
+from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH
 from cs360_pipeline.settings import PROJECT_DIR
 
 BIN = Path(sys.executable).parent
@@ -307,8 +307,7 @@ def code_tree_digest() -> str:
     digest = hashlib.sha256()
     for folder in ("dbt_project/models", "dbt_project/macros", "sources", "privacy", "metrics"):
         for path in sorted((PROJECT_DIR / folder).rglob("*")):
-            # The freshness sources are written from the deployment's registry, not edited.
-            if path.is_file() and "inbox" not in path.parts and path != FRESHNESS_SOURCES:
+            if path.is_file() and "inbox" not in path.parts:
                 digest.update(str(path.relative_to(PROJECT_DIR)).encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -375,5 +374,8 @@ def test_a_new_city_publishes_what_its_raw_files_count(lakeport: City) -> None:
     assert_matches(lakeport.published("violent_incidents"), expected_incidents(incidents))
     assert_matches(lakeport.published("sheriff_shots_fired_calls"), expected_shots([county]))
     assert code_tree_digest() == before, "a file outside the deployment folder changed"
-    freshness = FRESHNESS_SOURCES.read_text(encoding="utf-8")  # dbt's, for this city's datasets
+    # dbt's freshness sources, for this city's datasets, in the city's own copy of the project.
+    freshness = (lakeport.folder / "data" / "build" / "dbt_project" / RELATIVE_PATH).read_text(
+        encoding="utf-8"
+    )
     assert "sheriff__calls" in freshness and "school__" not in freshness

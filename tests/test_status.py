@@ -33,7 +33,6 @@ import pytest
 import yaml
 
 from cs360_pipeline.demo import generate
-from cs360_pipeline.settings import DBT_PROJECT_DIR
 from tests.conftest import BIN, Deployment, new_deployment
 
 AS_OF = "2026-01-15"
@@ -306,7 +305,7 @@ def test_dbt_source_freshness_agrees_with_the_scorecard(
             str(BIN / "cs360-dbt"), "source", "freshness", "--vars", json.dumps({"as_of": as_of}),
             "--target-path", str(tmp_path / "target"),
         ],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
+        cwd=deployment.dbt_dir, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     sources = json.loads((tmp_path / "target" / "sources.json").read_text())
     verdicts = {

@@ -3,9 +3,9 @@
 ``dbt source freshness`` needs one source table per dataset, each with the dataset's own limits,
 over the delivery ledger in the shared zone (``shared.deliveries``) and its ``_loaded_at`` stamp.
 The limits live in ``sources/<provider>/provider.yml``; this module renders them as dbt YAML
-for the deployment's own providers whenever the definitions load (before dbt parses), so the
-dbt project names no provider of its own and the file never drifts from the registry. The file
-is not committed.
+for the deployment's own providers whenever the definitions load (before dbt parses), into the
+deployment's copy of the dbt project (``data/build/dbt_project/``, see ``dbt_workdir``), so the
+shipped project names no provider and the file never drifts from the registry.
 
     .venv/bin/python -m cs360_pipeline.catalog.freshness_sources   # write it now
 """
@@ -13,17 +13,18 @@ is not committed.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import yaml
 
-from cs360_pipeline.registry import Provider, load_registry
-from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, current_paths
+from cs360_pipeline.registry import Provider
+from cs360_pipeline.settings import current_paths
 
-FRESHNESS_SOURCES = DBT_PROJECT_DIR / "models" / "staging" / "_freshness__sources.yml"
+RELATIVE_PATH = Path("models/staging/_freshness__sources.yml")  # within a dbt project folder
 SOURCE_NAME = "deliveries_by_dataset"
 HEADER = (
     "# Written from the deployment's sources/*/provider.yml each time the definitions load\n"
-    "# (or by `python -m cs360_pipeline.catalog.freshness_sources`). Not committed; do not edit.\n"
+    "# (or by `python -m cs360_pipeline.catalog.freshness_sources`). Do not edit.\n"
     "# `dbt source freshness --vars '{as_of: YYYY-MM-DD}'` reports each dataset's latest delivery\n"
     "# (_loaded_at) against its limits, on the same clock as the provider_status mart.\n"
 )
@@ -69,22 +70,25 @@ def render(providers: dict[str, Provider]) -> str:
     return HEADER + "\n" + yaml.safe_dump(document, sort_keys=False, width=100)
 
 
-def sync(providers: dict[str, Provider]) -> bool:
-    """Write the file for ``providers`` unless it already says exactly that; True if written.
+def sync(providers: dict[str, Provider], project_dir: Path) -> bool:
+    """Write the file for ``providers`` into the dbt project at ``project_dir`` unless it already
+    says exactly that; True if written.
 
     Leaving an unchanged file untouched keeps its mtime, so dbt is not parsed again for nothing.
     """
+    path = project_dir / RELATIVE_PATH
     text = render(providers)
-    if FRESHNESS_SOURCES.exists() and FRESHNESS_SOURCES.read_text(encoding="utf-8") == text:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    FRESHNESS_SOURCES.write_text(text, encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
     return True
 
 
 def main() -> int:
-    providers = load_registry(current_paths().sources_dir).providers
-    sync(providers)
-    print(f"wrote {FRESHNESS_SOURCES.relative_to(PROJECT_DIR)}")
+    from cs360_pipeline.catalog.dbt_workdir import prepare
+
+    print(f"wrote {prepare(current_paths()) / RELATIVE_PATH}")
     return 0
 
 

@@ -11,24 +11,15 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from cs360_pipeline.catalog.freshness_sources import sync as sync_freshness
+from cs360_pipeline.catalog.dbt_workdir import prepare, project_files
 from cs360_pipeline.privacy.policy import load_policy
-from cs360_pipeline.registry import load_registry
-from cs360_pipeline.settings import DBT_PROJECT_DIR, current_paths
+from cs360_pipeline.settings import current_paths
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
-WATCHED = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-def _newest_source_mtime() -> float:
-    newest = 0.0
-    for name in WATCHED:
-        path = DBT_PROJECT_DIR / name
-        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
-        newest = max([newest, *(f.stat().st_mtime for f in files)])
-    return newest
+# The deployment's own copy of the project, brought up to date as the definitions load.
+DBT_DIR = prepare(current_paths())
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 
 
 def ensure_manifest() -> Path:
@@ -36,16 +27,16 @@ def ensure_manifest() -> Path:
 
     dagster-dbt only re-parses under ``dagster dev``; the headless refresh, the tests and the
     UI all load the definitions the same way, so they share this check (a parse takes ~3 s).
-    The freshness sources are written first, for the deployment's providers.
+    A file the copy took from the installation is newer than the manifest it invalidates.
     """
-    sync_freshness(load_registry(current_paths().sources_dir).providers)
     manifest = dbt_project.manifest_path
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+    newest = max(p.stat().st_mtime for p in project_files(DBT_DIR).values())
+    if manifest.exists() and manifest.stat().st_mtime >= newest:
         return manifest
     env = {**os.environ, "CS360_BUILD_DB": str(current_paths().build_db)}
     result = subprocess.run(
         [DBT_EXECUTABLE, "parse", "--quiet"],
-        cwd=DBT_PROJECT_DIR,
+        cwd=DBT_DIR,
         env=env,
         capture_output=True,
         text=True,
@@ -83,7 +74,7 @@ def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> 
 
 
 dbt_resource = DbtCliResource(
-    project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
+    project_dir=dbt_project, profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE
 )
 
 defs = dg.Definitions(assets=[cs360_dbt_models], resources={"dbt": dbt_resource})
