@@ -1,7 +1,7 @@
 """The CS360 metric catalog as reviewed configuration: what the project defines, and every way a
 broken definition is refused with a message naming the file, the metric and the key.
 
-Negative tests copy ``dbt_project/metrics/cs360_metrics.yml`` into ``tmp_path``, break one thing
+Negative tests copy ``metrics/cs360_metrics.yml`` into ``tmp_path``, break one thing
 and load it against the project's real provider registry and privacy policy.
 """
 

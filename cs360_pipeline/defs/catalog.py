@@ -30,7 +30,7 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         group_name=GROUP,
         kinds={"yaml", "duckdb"},
         description=(
-            "The CS360 metric catalog from dbt_project/metrics/*.yml, checked against the "
+            "The CS360 metric catalog from the deployment's metrics/*.yml, checked against the "
             "providers' measures and the privacy policy: an unknown dimension, goal, indicator, "
             "provider, measure or audience, or a metric without an owner, stops the build."
         ),
