@@ -155,20 +155,17 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                 "cells": sum(d.cells for d in done),
                 "suppressed_cells": sum(d.suppressed for d in done),
                 "complementary_cells": sum(d.secondary for d in done),
-                "suppression_rate": dg.MetadataValue.md(
-                    "| measure | audience | cells | suppressed |\n|---|---|---|---|\n"
-                    + "\n".join(
-                        f"| {d.measure_id} | {d.audience} | {d.cells:,} | {d.rate:.1%} |"
-                        for d in done
-                    )
+                "suppression_rate": _markdown_table(
+                    ("measure", "audience", "cells", "suppressed"),
+                    [(d.measure_id, d.audience, f"{d.cells:,}", f"{d.rate:.1%}") for d in done],
                 ),
                 "rows_without_beat": sum(p.rows_unplaced for p in placed),
-                "placement": dg.MetadataValue.md(
-                    "| measure | placed by | rows | placed in no beat |\n|---|---|---|---|\n"
-                    + "\n".join(
-                        f"| {p.measure_id} | {p.placed_by} | {p.rows:,} | {p.rows_unplaced:,} |"
+                "placement": _markdown_table(
+                    ("measure", "placed by", "rows", "placed in no beat"),
+                    [
+                        (p.measure_id, p.placed_by, f"{p.rows:,}", f"{p.rows_unplaced:,}")
                         for p in placed
-                    )
+                    ],
                 ),
                 "measures_without_data": ", ".join(m for m in ids if m in read and m not in built)
                 or "none",
@@ -178,6 +175,12 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
         )
 
     return _cells
+
+
+def _markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> dg.MetadataValue:
+    """A small table for the asset's page in the UI."""
+    lines = [header, tuple("---" for _ in header), *rows]
+    return dg.MetadataValue.md("\n".join(f"| {' | '.join(line)} |" for line in lines))
 
 
 def _geography_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
