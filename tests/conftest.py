@@ -141,6 +141,13 @@ def new_deployment(root: Path) -> Deployment:
     return Deployment(root=root, sources=sources, data=root / "data", delivered=root / "delivered")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked ``refreshes`` first, in file order, then the rest: the two workers take
+    whole modules in this order, so the long ones start at once and none is left running alone
+    at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("refreshes") is None)
+
+
 @pytest.fixture
 def raw_db(tmp_path: Path) -> Path:
     """Where a deployment under ``tmp_path`` keeps its restricted database."""

@@ -15,7 +15,10 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 import yaml
+
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
 BIN = Path(sys.executable).parent
 GONE = ("hospital", "survey")

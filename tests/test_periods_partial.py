@@ -28,6 +28,8 @@ from cs360_pipeline.settings import PRIVACY_DIR
 from cs360_pipeline.sql import literal
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER, Deployment, new_deployment
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 CHICAGO = "America/Chicago"
 
 

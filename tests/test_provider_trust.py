@@ -39,6 +39,8 @@ EXFILTRATE = (
     f"TO '{STOLEN}'; SELECT (1"
 )
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 
 # -- what the project itself writes is accepted ------------------------------------------------
 

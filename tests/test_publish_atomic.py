@@ -25,6 +25,8 @@ import json, sys, time, duckdb
 path, stop, out = sys.argv[1], sys.argv[2], sys.argv[3]
 reads, errors = [], []
 import os
+
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 while not os.path.exists(stop):
     try:
         con = duckdb.connect(path, read_only=True)

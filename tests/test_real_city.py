@@ -39,6 +39,8 @@ import yaml
 from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH
 from cs360_pipeline.settings import PROJECT_DIR
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 BIN = Path(sys.executable).parent
 BEATS = {"Z1": "NORTH", "Z2": "NORTH", "Z3": "SOUTH", "Z4": "SOUTH"}
 CITY = "LKP"

@@ -15,6 +15,8 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import Deployment, new_deployment
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 
 def metric_values_digest(path: Path) -> tuple[str, str]:
     con = duckdb.connect(str(path), read_only=True)

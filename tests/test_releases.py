@@ -18,6 +18,8 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import Deployment, new_deployment
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 
 def current_release(deployment: Deployment) -> str:
     return deployment.query("SELECT max(release_id) FROM metric_values")[0][0]

@@ -35,6 +35,8 @@ import yaml
 from cs360_pipeline.demo import generate
 from tests.conftest import BIN, Deployment, new_deployment
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 AS_OF = "2026-01-15"
 LATER_DAYS = 72
 
