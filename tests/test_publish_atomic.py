@@ -20,13 +20,13 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import BIN, Deployment, new_deployment
 
+pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+
 READER = """
 import json, sys, time, duckdb
 path, stop, out = sys.argv[1], sys.argv[2], sys.argv[3]
 reads, errors = [], []
 import os
-
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 while not os.path.exists(stop):
     try:
         con = duckdb.connect(path, read_only=True)
