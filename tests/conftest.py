@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cs360_pipeline.ingest.dropfolder import DropFolder
-from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR, Paths
 from cs360_pipeline.sql import connect
 
 BIN = Path(sys.executable).parent
@@ -50,7 +50,7 @@ class Deployment:
     @property
     def dbt_dir(self) -> Path:
         """The deployment's copy of the dbt project, where dbt runs by hand."""
-        return self.data / "build" / "dbt_project"
+        return Paths(data_dir=self.data, sources_dir=self.sources).dbt_dir
 
     @property
     def warehouse(self) -> Path:

@@ -37,7 +37,7 @@ import pytest
 import yaml
 
 from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH
-from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR, Paths
 
 pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
@@ -377,7 +377,6 @@ def test_a_new_city_publishes_what_its_raw_files_count(lakeport: City) -> None:
     assert_matches(lakeport.published("sheriff_shots_fired_calls"), expected_shots([county]))
     assert code_tree_digest() == before, "a file outside the deployment folder changed"
     # dbt's freshness sources, for this city's datasets, in the city's own copy of the project.
-    freshness = (lakeport.folder / "data" / "build" / "dbt_project" / RELATIVE_PATH).read_text(
-        encoding="utf-8"
-    )
+    city = Paths(data_dir=lakeport.folder / "data", sources_dir=lakeport.folder / "sources")
+    freshness = (city.dbt_dir / RELATIVE_PATH).read_text(encoding="utf-8")
     assert "sheriff__calls" in freshness and "school__" not in freshness

@@ -13,11 +13,10 @@ from importlib.metadata import version
 
 import duckdb
 
+from cs360_pipeline.catalog.dbt_workdir import project_files
 from cs360_pipeline.catalog.metrics import metrics_dir
 from cs360_pipeline.privacy.zones import restricted_to_shared
 from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, Paths, current_paths
-
-CONFIG_GLOBS = ("models/**/*", "macros/**/*", "dbt_project.yml")
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def code_version() -> str:
     """Package version, git commit when available, and a hash of the configuration."""
     digest = hashlib.sha256()
     config_files = [
-        *(p for g in CONFIG_GLOBS for p in DBT_PROJECT_DIR.glob(g) if p.is_file()),
+        *project_files(DBT_PROJECT_DIR).values(),
         *metrics_dir().glob("*.yml"),
         *current_paths().sources_dir.glob("*/provider.yml"),
     ]
