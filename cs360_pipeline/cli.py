@@ -168,6 +168,58 @@ def _refresh_locked(
     return 1 if registry.problems else code
 
 
+def _reingest(args: argparse.Namespace) -> int:
+    """Replay archived files through the current contracts, under the writer lock."""
+    from cs360_pipeline.ingest.dropfolder import DropFolder
+    from cs360_pipeline.ingest.reingest import ReingestError, reingest
+    from cs360_pipeline.privacy.policy import load_policy
+    from cs360_pipeline.refresh_lock import RefreshRunning, refresh_lock
+    from cs360_pipeline.registry import load_registry
+
+    paths = current_paths().ensure()
+    registry = load_registry(paths.sources_dir)
+    if args.provider and args.provider not in registry.known:
+        known = ", ".join(registry.known) or "none"
+        print(
+            f"cs360 reingest: no provider {args.provider!r} (providers: {known})", file=sys.stderr
+        )
+        return 2
+    broken = [p for p in registry.problems if args.provider in (None, p.file.parent.name)]
+    for problem in broken:  # its archived files would be read through a contract that fails
+        print(f"ERROR (not re-ingested): {problem.line}", file=sys.stderr)
+    chosen = [args.provider] if args.provider else list(registry.providers)
+    providers = [registry.providers[n] for n in chosen if n in registry.providers]
+    if not providers:
+        return 1
+    print(f"Re-ingesting the archived files of {', '.join(p.provider for p in providers)} ...")
+    try:
+        with refresh_lock(paths, "cs360 reingest", wait_seconds=args.wait, on_wait=_say_waiting):
+            replays = reingest(
+                paths.raw_db,
+                providers,
+                lambda name: DropFolder(paths.provider_dir(name)),
+                load_policy().tables.city.time_zone,
+                log=lambda line: print(f"  {line}", flush=True),
+            )
+    except RefreshRunning as exc:
+        print(f"Re-ingest not started: {exc}. {_live_words(paths)}", file=sys.stderr)
+        return 3
+    except ReingestError as exc:
+        print(f"Re-ingest stopped: {exc} {_live_words(paths)}", file=sys.stderr)
+        return 1
+    if not replays:
+        print("Nothing to re-ingest: no file has been loaded yet.")
+        return 1 if broken else 0
+    for replay in replays:
+        print(replay.summary())
+    print(
+        "The restricted database now holds these files as the current contracts read them. "
+        f"{_live_words(paths)} `cs360 refresh` publishes a release from them."
+    )
+    refused = any(r.count("quarantined") for r in replays)
+    return 1 if refused or broken else 0
+
+
 def _live_release(paths: Paths) -> str | None:
     from cs360_pipeline.publish.warehouse import live_release
 
@@ -464,6 +516,21 @@ def parser() -> argparse.ArgumentParser:
         "(default: exit at once, with code 3, naming the running refresh)",
     )
     refresh.set_defaults(func=_refresh)
+
+    reingest = sub.add_parser(
+        "reingest",
+        help="read the archived files again through the current provider contracts (after a "
+        "contract fix); the next refresh publishes from them",
+    )
+    reingest.add_argument("--provider", help="only this provider's files (default: every one)")
+    reingest.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if a refresh of this deployment is running, wait up to this long for it",
+    )
+    reingest.set_defaults(func=_reingest)
 
     releases = sub.add_parser("releases", help="the release log: the last releases published")
     releases.add_argument("release", nargs="?", help="show one release's input files and checks")

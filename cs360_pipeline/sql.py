@@ -31,6 +31,24 @@ def connect(path: Path | None, *, read_only: bool = False) -> duckdb.DuckDBPyCon
     return con
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the connection's own database has this table (attached ones are not looked at)."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_name = ?",
+            [table],
+        ).fetchall()[0][0]
+    )
+
+
+def table_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows in one of the database's own tables; 0 where there is no such table yet."""
+    if not table_exists(con, table):
+        return 0
+    return con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
+
+
 def confine_file_access(con: duckdb.DuckDBPyConnection, folders: Iterable[Path]) -> None:
     """Let the database touch files only under ``folders``, for as long as it stays open.
 

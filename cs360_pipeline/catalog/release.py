@@ -55,10 +55,14 @@ def code_version() -> str:
 def describe_release(
     con: duckdb.DuckDBPyConnection, policy_sha256: str, ledger: str = "raw._ingest_ledger"
 ) -> Release:
-    """The release for everything the ledger says is loaded."""
+    """The release for everything the ledger says is loaded.
+
+    Each file counts with the contract its rows were read under, so the same files before and
+    after ``cs360 reingest`` under a changed contract never share an id.
+    """
     rows = con.execute(
-        f"SELECT provider || '/' || file_name, sha256 FROM {ledger} "
-        "WHERE status = 'loaded' AND superseded_by IS NULL ORDER BY sha256"
+        f"SELECT provider || '/' || file_name, sha256 || coalesce(':' || contract_sha256, '') "
+        f"AS input FROM {ledger} WHERE status = 'loaded' AND superseded_by IS NULL ORDER BY input"
     ).fetchall()
     inputs = hashlib.sha256("\n".join(sha for _, sha in rows).encode()).hexdigest()
     code = code_version()

@@ -9,7 +9,7 @@ from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.privacy.boundaries import derive_beat_tree
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import confine_file_access, connect, ident
+from cs360_pipeline.sql import confine_file_access, connect, table_rows
 
 
 def raw_key(provider: str, dataset: str) -> dg.AssetKey:
@@ -49,15 +49,7 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
                 note = derive_beat_tree(con, provider)
                 if note:
                     context.log.info(f"{provider.provider}/{dataset_name}: {note}")
-            table = provider.table(dataset_name)
-            exists = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-            ).fetchall()[0][0]
-            total = (
-                con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
-                if exists
-                else 0
-            )
+            total = table_rows(con, provider.table(dataset_name))
         for outcome in outcomes:
             if outcome.status == "quarantined":
                 context.log.warning(outcome.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
@@ -42,6 +43,11 @@ LEDGER_ADDED = {
     # the latest date (city local) of the period column among the file's loaded rows: how far
     # its last month is covered, so a month delivered through the 5th is known to be partial
     "data_through": "DATE",
+    # digest of the dataset's contract the file's rows were read under (loader.contract_digest)
+    "contract_sha256": "VARCHAR",
+    # when cs360 reingest last read the file again through the contract (processed_at stays
+    # the time it was delivered)
+    "reingested_at": "TIMESTAMPTZ",
 }
 
 # Rows of loaded files that broke a rule: restricted zone, like the tables themselves.
@@ -218,10 +224,50 @@ def committed_inbox_file(
 
 
 def record(con: duckdb.DuckDBPyConnection, **entry: object) -> None:
+    """One ledger row; ``processed_at`` is now unless the entry carries it (a replayed file)."""
+    entry = {"processed_at": None, **entry}
     columns = list(entry)
-    placeholders = ", ".join("?" for _ in columns)
+    placeholders = ", ".join("coalesce(?, now())" if c == "processed_at" else "?" for c in columns)
     con.execute(
-        f"INSERT INTO {LEDGER_TABLE} ({', '.join(columns)}, processed_at) "
-        f"VALUES ({placeholders}, now())",
+        f"INSERT INTO {LEDGER_TABLE} ({', '.join(columns)}) VALUES ({placeholders})",
         list(entry.values()),
     )
+
+
+# Rows whose bytes are in the archive: loaded (current or replaced since), duplicates, and files
+# a re-ingest refused (their bytes never left the archive).
+ARCHIVED = (
+    "(status IN ('loaded', 'duplicate') OR (status = 'quarantined' AND reingested_at IS NOT NULL))"
+)
+
+
+@dataclass(frozen=True)
+class Archived:
+    """One archived delivery, as its ledger row records it."""
+
+    dataset: str
+    file_name: str
+    sha256: str
+    delivered_at: dt.datetime
+
+
+def archived_files(
+    con: duckdb.DuckDBPyConnection, provider: str, datasets: list[str]
+) -> list[Archived]:
+    """The provider's archived deliveries of these datasets, in the order they were delivered."""
+    rows = con.execute(
+        f"SELECT dataset, file_name, sha256, processed_at FROM {LEDGER_TABLE} "
+        f"WHERE provider = ? AND list_contains(?, dataset) AND {ARCHIVED} "
+        "ORDER BY processed_at, file_name, delivery_id",
+        [provider, datasets],
+    ).fetchall()
+    return [Archived(*row) for row in rows]
+
+
+def forget_archived(con: duckdb.DuckDBPyConnection, provider: str, datasets: list[str]) -> None:
+    """Delete the rows of archived deliveries and their rejects, for a replay to write anew."""
+    for table, where in ((LEDGER_TABLE, f" AND {ARCHIVED}"), (REJECTS_TABLE, "")):
+        con.execute(
+            f"DELETE FROM {table} WHERE provider = ? AND list_contains(?, dataset){where}",
+            [provider, datasets],
+        )

@@ -17,7 +17,7 @@ link, its columns under positional names (``c0``, ``c1``...), and values only as
 Every file is copied into ``.work/`` while it is hashed, and only that snapshot is read, loaded
 and kept. The ledger row is committed (with the rows, for a load) before anything moves; then
 the snapshot goes to archive or quarantine and the inbox file is removed if it is unchanged. A
-run killed between two steps is finished by the next one from the ledger (``_recover``). A file
+run killed between two steps is finished by the next one from the ledger (``recover``). A file
 sent again under its name supersedes the earlier one. Where a dataset revises by month, the
 latest delivery of a month wins: a file's rows replace every earlier row of its months, whichever
 file delivered them, so an annual file corrected by one month keeps its other eleven. Only bytes
@@ -26,7 +26,9 @@ identical to a current file none of whose months were replaced are a duplicate.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -62,7 +64,7 @@ from cs360_pipeline.ingest.staging import (
     stage_file,
 )
 from cs360_pipeline.registry import Dataset, Provider
-from cs360_pipeline.sql import ident, literal
+from cs360_pipeline.sql import ident, literal, table_exists
 
 __all__ = ["FileOutcome", "Rejected", "ingest_dataset", "read_header"]
 
@@ -94,13 +96,23 @@ class _Delivery:
     name: str  # printable rendering of the delivered name, as the ledger stores it
     delivery_id: str
     time_zone: str = "UTC"  # the city's: offsets in timestamps are converted to it
+    # A replayed file keeps the time it was first delivered: its ledger row and its rows'
+    # ``_loaded_at`` say when the partner sent it, not when the contract was applied again.
+    delivered_at: dt.datetime | None = None
 
     @property
     def label(self) -> str:
         return f"{self.provider.provider}/{self.dataset_name}: {self.name}"
 
-    def ledger_entry(self, sha256: str, size: int, identity: str) -> dict[str, object]:
-        return {
+    @property
+    def loaded_at(self) -> str:
+        """SQL expression for the ``_loaded_at`` stamp of the file's rows."""
+        if self.delivered_at is None:
+            return "now()"
+        return f"CAST({literal(self.delivered_at.isoformat())} AS TIMESTAMPTZ)"
+
+    def ledger_entry(self, sha256: str, size: int, identity: str | None) -> dict[str, object]:
+        entry: dict[str, object] = {
             "file_name": self.name,
             "provider": self.provider.provider,
             "dataset": self.dataset_name,
@@ -108,7 +120,22 @@ class _Delivery:
             "size_bytes": size,
             "delivery_id": self.delivery_id,
             "inbox_identity": identity,
+            "contract_sha256": contract_digest(self.dataset),
         }
+        if self.delivered_at is not None:
+            entry["processed_at"] = self.delivered_at
+            entry["reingested_at"] = dt.datetime.now(dt.UTC)
+        return entry
+
+
+def contract_digest(dataset: Dataset) -> str:
+    """A digest of the dataset's contract as parsed: the rules a file's rows were loaded under.
+
+    Kept per file in the ledger and hashed into the release id, so the same files loaded under
+    two contracts never give one id; a file whose digest differs from today's contract was
+    loaded under an earlier one (``cs360 reingest`` reads it again).
+    """
+    return hashlib.sha256(dataset.model_dump_json().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,7 @@ def ingest_dataset(
         time_zone = load_policy().tables.city.time_zone
     ledger.ensure_ledger(con)
     con.execute(AGE_MACRO)
-    for note in _recover(con, provider.provider, dataset.file_pattern, folder):
+    for note in recover(con, provider.provider, dataset.file_pattern, folder):
         log(f"{provider.provider}/{dataset_name}: {note}")
     outcomes = []
     failures: list[Exception] = []
@@ -211,29 +238,85 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, d: _Delivery) -> FileOutcome | 
     if snap is None:
         return None
     fault_point("ingest:snapshot_taken")
-    sha = snap.scan.sha256
-    entry = {**d.ledger_entry(sha, snap.scan.size, snap.identity), "snapshot": str(snap.path)}
-    current = ledger.current_copy(con, d.provider.provider, d.dataset_name, sha)
-    if current is not None:
-        message = f"duplicate of {current} (same sha256), nothing loaded"
-        target = d.folder.archive_path(d.name, sha)
-        ledger.record(con, **entry, status="duplicate", reason=message, stored_as=str(target))
-        _keep(d, snap, target, None, "ingest:committed", "ingest:archived")
-        return FileOutcome(d.name, "duplicate", 0, message)
+    entry = {**d.ledger_entry(snap.scan.sha256, snap.scan.size, snap.identity),
+             "snapshot": str(snap.path)}  # fmt: skip
     try:
-        rows_loaded, message = _load_file(con, d, snap, entry)
-    except Rejected as exc:
-        reason = str(exc)
-        target = d.folder.quarantine_path(d.name, sha)
-        ledger.record(con, **entry, status="quarantined", reason=reason, stored_as=str(target))
-        _keep(d, snap, target, reason, "ingest:quarantine_committed", "ingest:quarantined")
-        return FileOutcome(d.name, "quarantined", 0, f"quarantined: {reason}")
+        outcome, target, reason = _settle_file(con, d, snap, entry)
     except BaseException:
         d.folder.drop_snapshot(d.delivery_id)  # nothing was committed: the inbox file stays
         raise
-    target = d.folder.archive_path(d.name, sha)
-    _keep(d, snap, target, None, "ingest:committed", "ingest:archived")
-    return FileOutcome(d.name, "loaded", rows_loaded, message)
+    if outcome.status == "quarantined":
+        _keep(d, snap, target, reason, "ingest:quarantine_committed", "ingest:quarantined")
+    else:
+        _keep(d, snap, target, None, "ingest:committed", "ingest:archived")
+    return outcome
+
+
+def replay_file(
+    con: duckdb.DuckDBPyConnection,
+    provider: Provider,
+    dataset_name: str,
+    folder: DropFolder,
+    archived: ledger.Archived,
+    time_zone: str,
+) -> FileOutcome | None:
+    """Read an archived file again through the dataset's current contract (``cs360 reingest``).
+
+    Its kept bytes are copied into ``.work/`` like a delivery and decided as if delivered now at
+    its first delivery's time: loaded, a duplicate, or refused. They stay where they are kept,
+    which the new ledger row names, refused or not. None, with nothing recorded, if the kept
+    bytes are not the ones the ledger recorded.
+    """
+    kept = folder.archive_path(archived.file_name, archived.sha256)
+    d = _Delivery(
+        provider,
+        dataset_name,
+        provider.datasets[dataset_name],
+        folder,
+        kept,
+        archived.file_name,
+        new_delivery_id(),
+        time_zone,
+        delivered_at=archived.delivered_at,
+    )
+    snap = folder.take_snapshot(kept, d.delivery_id, d.name)
+    try:
+        if snap is None or snap.scan.sha256 != archived.sha256:
+            return None
+        entry = {**d.ledger_entry(archived.sha256, snap.scan.size, None), "snapshot": None}
+        return _settle_file(con, d, snap, entry, kept)[0]
+    finally:
+        folder.drop_snapshot(d.delivery_id)
+
+
+def _settle_file(
+    con: duckdb.DuckDBPyConnection,
+    d: _Delivery,
+    snap: Snapshot,
+    entry: dict[str, object],
+    kept_at: Path | None = None,
+) -> tuple[FileOutcome, Path, str | None]:
+    """Load, refuse or skip the snapshot as a duplicate, its ledger row committed.
+
+    Returns the outcome, where the bytes are to be kept (``kept_at`` if they are already) and
+    the reason a refused file is kept with.
+    """
+    sha = snap.scan.sha256
+    current = ledger.current_copy(con, d.provider.provider, d.dataset_name, sha)
+    if current is not None:
+        message = f"duplicate of {current} (same sha256), nothing loaded"
+        target = kept_at or d.folder.archive_path(d.name, sha)
+        ledger.record(con, **entry, status="duplicate", reason=message, stored_as=str(target))
+        return FileOutcome(d.name, "duplicate", 0, message), target, None
+    try:
+        rows_loaded, message = _load_file(con, d, snap, entry, kept_at)
+    except Rejected as exc:
+        reason = str(exc)
+        target = kept_at or d.folder.quarantine_path(d.name, sha)
+        ledger.record(con, **entry, status="quarantined", reason=reason, stored_as=str(target))
+        return FileOutcome(d.name, "quarantined", 0, f"quarantined: {reason}"), target, reason
+    target = kept_at or d.folder.archive_path(d.name, sha)
+    return FileOutcome(d.name, "loaded", rows_loaded, message), target, None
 
 
 def _keep(
@@ -241,7 +324,7 @@ def _keep(
 ) -> None:
     """After the ledger row is committed: the snapshot to its place, then the inbox file out.
 
-    Each step can be cut short by a crash; the ledger row says how to finish it (``_recover``).
+    Each step can be cut short by a crash; the ledger row says how to finish it (``recover``).
     """
     fault_point(committed)
     d.folder.keep(snap.path, target, reason)
@@ -250,7 +333,11 @@ def _keep(
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, d: _Delivery, snap: Snapshot, entry: dict[str, object]
+    con: duckdb.DuckDBPyConnection,
+    d: _Delivery,
+    snap: Snapshot,
+    entry: dict[str, object],
+    kept_at: Path | None = None,
 ) -> tuple[int, str]:
     """Check and load the snapshot; rows, rejects and ledger row commit together or not at all."""
     name, sha, dataset = d.name, snap.scan.sha256, d.dataset
@@ -277,7 +364,7 @@ def _load_file(
             last_period=last,
             data_through=through,
             revision_of=", ".join(replaced.names) or None,
-            stored_as=str(d.folder.archive_path(name, sha)),
+            stored_as=str(kept_at or d.folder.archive_path(name, sha)),
         )
         ledger.mark_superseded(con, replaced.ids, d.delivery_id, name)
         for delivery_id, months in replaced.partly.items():
@@ -343,7 +430,7 @@ def _refuse(con: duckdb.DuckDBPyConnection, d: _Delivery, why: str | None) -> Fi
 # -- after a crash ----------------------------------------------------------------------------
 
 
-def _recover(
+def recover(
     con: duckdb.DuckDBPyConnection, provider: str, pattern: str, folder: DropFolder
 ) -> list[str]:
     """Finish what a stopped run left: the ledger row decides, the folders follow it.
@@ -407,14 +494,14 @@ def _load(
         source += f" ANTI JOIN {DROPPED} USING (_rid)"
     select = (
         f"SELECT {', '.join(kept)}, {literal(d.name)} AS _source_file, "
-        f"{literal(sha)} AS _file_sha256, now() AS _loaded_at FROM {source}"
+        f"{literal(sha)} AS _file_sha256, {d.loaded_at} AS _loaded_at FROM {source}"
     )
     if dataset.load == "replace":
         earlier = ledger.current_files(con, d.provider.provider, d.dataset_name)
         replaced = _Replaced([e[1] for e in earlier], [], [e[0] for e in earlier], {})
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {select}")
     else:
-        exists = _table_exists(con, table)
+        exists = table_exists(con, table)
         replaced = _replace_earlier(con, target, d, verdict) if exists else NOTHING_REPLACED
         if not exists:
             con.execute(f"CREATE TABLE {target} AS {select} LIMIT 0")
@@ -459,16 +546,6 @@ def _data_through(con: duckdb.DuckDBPyConnection, d: _Delivery, sha: str) -> obj
         "WHERE _source_file = ? AND _file_sha256 = ?)",
         [d.name, sha],
     ).fetchall()[0][0]
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_name = ?",
-            [table],
-        ).fetchall()[0][0]
-    )
 
 
 def _replace_earlier(
