@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+from collections import Counter
 from contextlib import closing
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
 
     from cs360_pipeline.refresh_lock import Holder
+    from cs360_pipeline.registry import Provider
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -193,7 +195,11 @@ def _reingest(args: argparse.Namespace) -> int:
         return 1
     print(f"Re-ingesting the archived files of {', '.join(p.provider for p in providers)} ...")
     try:
-        with refresh_lock(paths, "cs360 reingest", wait_seconds=args.wait, on_wait=_say_waiting):
+        with refresh_lock(
+            paths, "cs360 reingest", wait_seconds=args.wait, on_wait=_say_waiting
+        ) as died:
+            if died is not None:  # its Dagster run would show it running forever
+                print(f"Note: {_interrupted(died)}.", flush=True)
             replays = reingest(
                 paths.raw_db,
                 providers,
@@ -218,6 +224,19 @@ def _reingest(args: argparse.Namespace) -> int:
     )
     refused = any(r.count("quarantined") for r in replays)
     return 1 if refused or broken else 0
+
+
+def _interrupted(died: Holder) -> str:
+    """Say that the lock's last holder died; mark its Dagster run failed if it had one."""
+    from cs360_pipeline.instance import ensure_dagster_home, fail_interrupted_run
+
+    if died.run_id is None:
+        return fail_interrupted_run(None, died)
+    from dagster import DagsterInstance
+
+    ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        return fail_interrupted_run(instance, died)
 
 
 def _live_release(paths: Paths) -> str | None:
@@ -432,14 +451,47 @@ def _status(args: argparse.Namespace) -> int:
         print(f"ERROR: metric {m[0]} has no owner.", file=sys.stderr)
     from cs360_pipeline.registry import load_registry
 
-    invalid = [
-        p
-        for p in load_registry(paths.sources_dir).problems
-        if args.provider in (None, p.file.parent.name)
-    ]
+    registry = load_registry(paths.sources_dir)
+    earlier = _earlier_contracts(paths, registry.providers, args.provider)
+    if earlier:
+        print()
+        print("Files loaded under an earlier contract (provider.yml changed since):")
+        for line in earlier:
+            print(f"  {line}")
+    invalid = [p for p in registry.problems if args.provider in (None, p.file.parent.name)]
     for problem in invalid:
         print(f"ERROR: {problem.line} (it is not refreshed)", file=sys.stderr)
     return 1 if errors or unowned or invalid else 0
+
+
+def _earlier_contracts(paths: Paths, providers: dict[str, Provider], only: str | None) -> list[str]:
+    """Datasets whose current files (at the last refresh) were read under another contract."""
+    from cs360_pipeline.catalog.deliveries_snapshot import snapshot_path
+    from cs360_pipeline.ingest.loader import contract_digest
+    from cs360_pipeline.sql import connect, literal
+
+    snapshot = snapshot_path(paths)
+    if not snapshot.exists():
+        return []
+    with closing(connect(None)) as con:
+        ledger = f"read_parquet({literal(snapshot)})"
+        columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {ledger}").fetchall()}
+        digest = "contract_sha256" if "contract_sha256" in columns else "NULL"  # older refresh
+        rows = con.execute(
+            f"SELECT provider, dataset, coalesce({digest}, ''), count(*) FROM {ledger} "
+            "WHERE status = 'loaded' AND superseded_by IS NULL GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    stale: Counter[tuple[str, str]] = Counter()
+    for provider, dataset, digest, files in rows:
+        datasets = providers[provider].datasets if provider in providers else {}
+        wanted = only in (None, provider) and dataset in datasets
+        if wanted and digest != contract_digest(datasets[dataset]):
+            stale[(provider, dataset)] += files
+    return [
+        f"{provider}/{dataset}: {files} current file(s); `cs360 reingest --provider {provider}` "
+        "reads them again through today's contract"
+        for (provider, dataset), files in stale.items()
+    ]
 
 
 def _unplaced_rows(con: object) -> list[str]:

@@ -48,15 +48,16 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def fail_interrupted_run(instance: DagsterInstance, died: Holder) -> str:
+def fail_interrupted_run(instance: DagsterInstance | None, died: Holder) -> str:
     """Mark the run of a refresh that died holding the writer lock as failed; say what happened.
 
     A killed process cannot report its own end, so Dagster would show it running forever.
+    Without an instance (the holder had no run, as ``cs360 reingest``), it only says so.
     """
     from dagster import DagsterRunStatus
 
     what = f"the refresh {died.describe()} was interrupted before it finished"
-    run = instance.get_run_by_id(died.run_id) if died.run_id else None
+    run = instance.get_run_by_id(died.run_id) if instance and died.run_id else None
     if run is not None and run.status in (
         DagsterRunStatus.STARTED,
         DagsterRunStatus.STARTING,

@@ -227,8 +227,10 @@ def rollup(events: list[tuple[dt.date, str]]) -> Counter[tuple[str, str, str, st
     return cells
 
 
-def expected_shots(files: list[bytes]) -> Counter[tuple[str, str, str, str]]:
-    """Shots-fired calls: each month taken from the latest file that delivers it."""
+def expected_shots(
+    files: list[bytes], codes: tuple[str, ...] = ("10-71",)
+) -> Counter[tuple[str, str, str, str]]:
+    """Shots-fired calls (these ten-codes): each month taken from the latest file delivering it."""
     owner: dict[tuple[int, int], int] = {}
     parsed = [read(data) for data in files]
     for index, rows in enumerate(parsed):
@@ -239,7 +241,7 @@ def expected_shots(files: list[bytes]) -> Counter[tuple[str, str, str, str]]:
     for index, rows in enumerate(parsed):
         for row in rows:
             when = dt.datetime.strptime(row["RECEIVED_DATE"], "%m/%d/%Y %I:%M:%S %p")
-            if owner[(when.year, when.month)] == index and row["CALL_TYPE"] == "10-71":
+            if owner[(when.year, when.month)] == index and row["CALL_TYPE"] in codes:
                 events.append((when.date().replace(day=1), row["ZONE"]))
     return rollup(events)
 
@@ -270,9 +272,13 @@ class City:
             "CS360_EXPECTATIONS": "off",
         }
 
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``cs360`` with these arguments, whatever its exit code."""
+        return subprocess.run([str(BIN / "cs360"), *args], env=self.env, capture_output=True,
+                              text=True, timeout=900)  # fmt: skip
+
     def cs360(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(BIN / "cs360"), *args], env=self.env, capture_output=True,
-                                text=True, timeout=900)  # fmt: skip
+        result = self.run(*args)
         assert result.returncode == 0, f"cs360 {args}: {result.stdout}\n{result.stderr}"
         return result
 
@@ -380,3 +386,20 @@ def test_a_new_city_publishes_what_its_raw_files_count(lakeport: City) -> None:
     city = Paths(data_dir=lakeport.folder / "data", sources_dir=lakeport.folder / "sources")
     freshness = (city.dbt_dir / RELATIVE_PATH).read_text(encoding="utf-8")
     assert "sheriff__calls" in freshness and "school__" not in freshness
+
+    # The sheriff's ten-codes are not the city's: its 10-16 is a shots-fired call too. The
+    # contract is corrected and the archived file read again through it; nothing is re-sent.
+    lakeport.edit_yaml("sources/sheriff/provider.yml", lambda p: p["datasets"]["calls"]["columns"]
+                       ["call_type"]["values"].update({"10-16": "SHOTS"}))  # fmt: skip
+    status = lakeport.run("--deployment", str(lakeport.folder), "status").stdout
+    assert "sheriff/calls: 1 current file(s); `cs360 reingest --provider sheriff`" in status
+    assert "police/calls" not in status.split("earlier contract")[-1]
+    out = lakeport.cs360("--deployment", str(lakeport.folder), "reingest", "--provider", "sheriff")
+    assert "sheriff/calls: 1 archived files read again (1 loaded, 0 duplicate)" in out.stdout
+    assert "stays published" in out.stdout and "police" not in out.stdout
+    lakeport.refresh()
+    assert_matches(lakeport.published("sheriff_shots_fired_calls"),
+                   expected_shots([county], codes=("10-71", "10-16")))  # fmt: skip
+    assert_matches(lakeport.published("shots_fired_calls"), expected_shots([annual, august]))
+    status = lakeport.run("--deployment", str(lakeport.folder), "status").stdout
+    assert "earlier contract" not in status

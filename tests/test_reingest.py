@@ -249,3 +249,32 @@ def test_a_missing_or_changed_archived_file_stops_it_with_nothing_changed(
         replay(raw_db, folder, CORRECTED)
     assert content_digest(raw_db) == before
     assert not (raw_db.parent / SCRATCH_NAME).exists()
+
+
+def test_the_command_refuses_clearly(tmp_path: Path) -> None:
+    from cs360_pipeline.refresh_lock import refresh_lock
+    from cs360_pipeline.settings import Paths
+
+    city = tmp_path / "city"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CS360_")}
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+
+    def cs360(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "cs360"), *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    made = cs360("init", str(city), "--name", "Town", "--code", "TWN", "--time-zone", "UTC")
+    assert made.returncode == 0, made.stderr
+    unknown = cs360("--deployment", str(city), "reingest", "--provider", "nosuch")
+    assert unknown.returncode == 2
+    assert "no provider 'nosuch' (providers: city)" in unknown.stderr
+    nothing = cs360("--deployment", str(city), "reingest")
+    assert (nothing.returncode, nothing.stdout.splitlines()[-1]) == (
+        0,
+        "Nothing to re-ingest: no file has been loaded yet.",
+    )
+    with refresh_lock(Paths(data_dir=city / "data", sources_dir=city / "sources"), "a test"):
+        busy = cs360("--deployment", str(city), "reingest")
+    assert busy.returncode == 3
+    assert "Re-ingest not started: another refresh of this deployment is running" in busy.stderr
+    assert "No release is published yet." in busy.stderr
