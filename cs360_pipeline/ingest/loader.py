@@ -22,6 +22,10 @@ sent again under its name supersedes the earlier one. Where a dataset revises by
 latest delivery of a month wins: a file's rows replace every earlier row of its months, whichever
 file delivered them, so an annual file corrected by one month keeps its other eleven. Only bytes
 identical to a current file none of whose months were replaced are a duplicate.
+
+Each ledger row records the digest of the contract the file was read under. An archived file is
+read again through a corrected contract by ``replay_file`` (for ``cs360 reingest``), at its
+first delivery's time and without moving its bytes.
 """
 
 from __future__ import annotations
