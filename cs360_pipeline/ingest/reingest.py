@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from cs360_pipeline.durable import fsync_path
 from cs360_pipeline.faults import fault_point
 from cs360_pipeline.ingest import ledger
 from cs360_pipeline.ingest.dropfolder import DropFolder
@@ -95,7 +96,7 @@ def reingest(
             con.execute("CHECKPOINT")
         fault_point("reingest:replayed")
         os.replace(scratch, raw_db)
-        _sync_folder(raw_db.parent)
+        fsync_path(raw_db.parent)  # the rename is what a restart finds
     finally:
         _discard(scratch)
     return replays
@@ -117,11 +118,12 @@ def _replay_provider(
             log(f"{name}/{dataset}: {note}")
     files = ledger.archived_files(con, name, datasets)
     for f in files:
-        if not os.path.isfile(folder.archive_path(f.file_name, f.sha256)):
+        kept = folder.archive_path(f.file_name, f.sha256)
+        if not kept.is_file():
             raise ReingestError(
                 f"{name}/{f.dataset}: {f.file_name} is not in {folder.archive} (its ledger row "
-                f"names {folder.archive_path(f.file_name, f.sha256).name}); nothing was "
-                "re-ingested. Put the file back, or deliver it again."
+                f"names {kept.name}); nothing was re-ingested. Put the file back, or deliver it "
+                "again."
             )
     replays = {d: DatasetReplay(name, d, table_rows(con, provider.table(d))) for d in datasets}
     con.execute("BEGIN TRANSACTION")
@@ -154,11 +156,3 @@ def _discard(scratch: Path) -> None:
     for leftover in (scratch, scratch.with_name(scratch.name + ".wal")):
         leftover.unlink(missing_ok=True)
 
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename durable: the folder's entry is what a restart finds."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from cs360_pipeline.durable import fsync_path
 from cs360_pipeline.privacy.vault import candidate_pattern_sha256
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, ident, literal
@@ -121,14 +122,14 @@ def stage(paths: Paths, checks: list[dict[str, object]]) -> Staged:
         con.execute("DETACH build")
         con.execute("DETACH vault")
         con.execute("CHECKPOINT")
-    _fsync(target)
+    fsync_path(target)
     return Staged(path=target, release_id=release_id, rows=rows)
 
 
 def swap(paths: Paths, staged: Staged) -> None:
     """The instant of publication: the staged file becomes the warehouse, whole."""
     os.replace(staged.path, paths.warehouse_db)
-    _fsync(paths.warehouse_db.parent)
+    fsync_path(paths.warehouse_db.parent)
 
 
 def discard_staged(paths: Paths) -> None:
@@ -183,10 +184,3 @@ def _copy_comments(con: duckdb.DuckDBPyConnection, table: str) -> None:
     ).fetchall():
         con.execute(f"COMMENT ON COLUMN {ident(table)}.{ident(column)} IS {literal(comment)}")
 
-
-def _fsync(path: os.PathLike[str]) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
