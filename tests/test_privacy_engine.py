@@ -387,16 +387,49 @@ def test_pruning_never_removes_a_needed_complement():
 
 
 # -- insiders ------------------------------------------------------------------------------
-def test_an_insider_in_a_complement_cannot_pin_the_small_cell():
-    # D = 30 published; B0 = 3 is small, B1 = 10 and B2 = 17 are the line's other cells.
+def test_an_insider_who_knows_their_cell_pins_its_line_partner():
+    # D = 30 published; B0 = 3 is small, B1 = 10 its complement: B0 is anywhere in 0..13.
     lattice = beat_line([3, 10, 17])
     two = pattern(lattice, {"B0", "B1"})
-    outsider = audit([Publication(lattice, two, K)], exact=True)
-    assert outsider.passed  # B0 + B1 = 13: B0 is anywhere in 0..13
-    # A person counted in B1 knows B1 >= 1, so B0 <= 12: still >= k, still safe.
-    insider = audit([Publication(lattice, two, K, insider=True)], exact=True)
-    assert insider.passed
-    assert insider.bounds[("release", lattice.keys[0])] == (0.0, 12.0)
+    assert audit([Publication(lattice, two, K)], exact=True).passed
+    # A person counted in B1 knows B1 = 10, so B0 = 13 - 10 = 3.
+    report = audit([Publication(lattice, two, K, insider=True)], exact=True)
+    [failure] = report.failures
+    assert (failure.key.geo_code, failure.lower, failure.upper) == ("B0", 3.0, 3.0)
+    assert failure.reason.endswith("to an insider who knows month/2025-01-01/beat/B1/total")
+    # Hiding the line's third beat: to B1's insider B0 + B2 = 20, to B2's B0 + B1 = 13.
+    result = protect(lattice, K, insider=True)
+    assert codes(lattice, result.suppressed) == {"B0", "B1", "B2"}
+    assert audit([result.publication()], exact=True).passed
+
+
+def two_by_two() -> Lattice:
+    """Two beats by sex with all margins: a = B0/F = 1, b = B0/M = 20, c = B1/F = 30, d = 1."""
+    leaf = {("B0", "F"): 1, ("B0", "M"): 20, ("B1", "F"): 30, ("B1", "M"): 1}
+    keys, values = [], []
+    for level, code, beats in [("beat", "B0", ["B0"]), ("beat", "B1", ["B1"]),
+                               ("district", "D", ["B0", "B1"])]:  # fmt: skip
+        for breakdown, sexes in [("total", "FM"), ("sex=F", "F"), ("sex=M", "M")]:
+            keys.append(("month", JAN, level, code, breakdown))
+            values.append(sum(leaf[b, s] for b in beats for s in sexes))
+    return Lattice.build(keys, values, {"B0": "D", "B1": "D"}, geo_levels=("beat", "district"))
+
+
+def test_the_two_by_two_rectangle_does_not_hold_against_an_insider():
+    lattice = two_by_two()
+    rectangle = np.array([k.geo_level == "beat" and k.breakdown != "total" for k in lattice.keys])
+    outsider = audit([Publication(lattice, rectangle, K)], exact=True)
+    assert outsider.passed  # a and d anywhere in 0..20
+    # d = a: the person alone in a knows a = 1, so d = 1 (and the other way round).
+    report = audit([Publication(lattice, rectangle, K, insider=True)], exact=True)
+    assert sorted((f.key.geo_code, f.lower, f.upper) for f in report.failures) == [
+        ("B0", 1.0, 1.0),
+        ("B1", 1.0, 1.0),
+    ]
+    result = protect(lattice, K, insider=True)
+    assert result.audit.passed
+    assert audit([result.publication()], exact=True).passed
+    assert not result.suppressed[lattice.index[CellKey("month", JAN, "district", "D", "total")]]
 
 
 def test_an_insider_breaks_a_pair_that_sums_to_exactly_k():

@@ -110,34 +110,49 @@ def test_pruning_keeps_the_pattern_safe_and_only_removes_secondaries(lattice: La
     assert audit([Publication(lattice, pruned.suppressed, K)]).passed
 
 
-def max_with_insider(lattice: Lattice, hidden: np.ndarray, target: int, insider: int) -> float:
-    """Largest value of hidden cell ``target`` a member of hidden cell ``insider`` can allow,
-    by one plain LP over the published equations (independent of the auditor's code)."""
+def lp_range(lattice: Lattice, hidden: np.ndarray, cost: dict[int, float], pin: int | None):
+    """min and max of ``sum(cost[c] * x_c)`` over the hidden cells by two plain LPs over the
+    published equations, with hidden cell ``pin`` fixed at its true count (independent of the
+    auditor's code)."""
     cells = np.flatnonzero(hidden)
     a = lattice.matrix.toarray()
     b = -a[:, ~hidden] @ lattice.n[~hidden]
     a = a[:, cells]
-    bounds = [(1 if c == insider else 0, None) for c in cells]
-    c = np.zeros(len(cells))
-    c[list(cells).index(target)] = -1
-    res = scipy.optimize.linprog(c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
-    assert res.status in (0, 3), res.message
-    return np.inf if res.status == 3 else -res.fun
+    bounds = [(lattice.n[c], lattice.n[c]) if c == pin else (0, None) for c in cells]
+    c = np.array([cost.get(int(cell), 0.0) for cell in cells])
+    out = []
+    for sense in (1, -1):
+        res = scipy.optimize.linprog(sense * c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
+        assert res.status in (0, 3), res.message
+        out.append(-sense * np.inf if res.status == 3 else sense * res.fun)
+    return out[0], out[1]
 
 
 @SETTINGS
 @given(tables(), st.integers(0, 10**6))
-def test_insider_patterns_hold_against_a_single_insider(lattice: Lattice, pick: int):
-    """With ``insider=True``, a member of any one non-empty hidden cell (who knows it holds at
-    least one) still cannot show another small hidden cell to be below k."""
+def test_insider_patterns_hold_against_each_insider_who_knows_their_own_cell(
+    lattice: Lattice, pick: int
+):
+    """With ``insider=True``, a member of any one non-empty hidden cell, who knows its count
+    exactly, cannot narrow another small hidden cell: its minimum stays 0 and its maximum k,
+    except for what the equations say about the insider's own group (a cell that is always
+    part of the insider's only needs a maximum of ``min(k, own count)``; one that always holds
+    the insider's cell only needs its maximum at k; one always equal to it is theirs)."""
     result = protect(lattice, K, insider=True)
     assert result.audit.passed
     assert audit([result.publication()], exact=True).passed
+    assert audit([Publication(lattice, result.suppressed, K)]).passed  # outsiders as before
     hidden = result.suppressed
-    members = np.flatnonzero(hidden & (lattice.n > 0))
-    small = np.flatnonzero(hidden & (lattice.n > 0) & (lattice.n < K))
-    if len(members) < 2 or not len(small):
-        return
-    target = int(small[pick % len(small)])
-    insider = int([m for m in members if m != target][pick % (len(members) - 1)])
-    assert max_with_insider(lattice, hidden, target, insider) >= K - 1e-6
+    members = np.flatnonzero(hidden & (lattice.n > 0)).tolist()
+    small = np.flatnonzero(hidden & (lattice.n > 0) & (lattice.n < K)).tolist()
+    pairs = [(t, u) for t in small for u in members if t != u]
+    for t, u in [pairs[(pick + 7919 * i) % len(pairs)] for i in range(min(6, len(pairs)))]:
+        low, high = lp_range(lattice, hidden, {t: 1.0}, pin=u)
+        part = lp_range(lattice, hidden, {u: 1.0, t: -1.0}, pin=None)[0] >= -1e-6
+        whole = lp_range(lattice, hidden, {t: 1.0, u: -1.0}, pin=None)[0] >= -1e-6
+        if part and whole:
+            continue
+        floor = min(K, int(lattice.n[u])) if part else K
+        assert high >= floor - 1e-6, (lattice.keys[t], lattice.keys[u], low, high)
+        if not (part or whole):
+            assert low <= 1e-6, (lattice.keys[t], lattice.keys[u], low, high)

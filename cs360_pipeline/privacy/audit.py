@@ -328,7 +328,7 @@ def _verdict(low: float, high: float, k: int) -> str | None:
     reasons = []
     if math.isfinite(high) and math.floor(high + EPS) < k:
         reasons.append(f"max {math.floor(high + EPS)} < k={k}")
-    if math.ceil(low - EPS) > 0:
+    if not math.isnan(low) and math.ceil(low - EPS) > 0:
         reasons.append(f"min {math.ceil(low - EPS)} > 0")
     return "; ".join(reasons) or None
 
@@ -442,6 +442,15 @@ def audit(
                 if reason:
                     n = int(pub.lattice.n[cell])
                     failures.append(Failure(pub.name, key, n, low, high, reason))
+    if any(pub.insider for pub in publications):
+        failing = {(f.release, f.key) for f in failures}
+        for found in _single_insiders(
+            system, publications, targets, ks, vars_by_label, rows_by_label, counters,
+            integer_recheck,
+        ):  # fmt: skip
+            if (found.release, found.key) not in failing:
+                failing.add((found.release, found.key))
+                failures.append(found)
     failures.sort(key=lambda f: (f.release, f.key))
     return AuditReport(
         failures=tuple(failures),
@@ -500,6 +509,86 @@ def _screen_block(
         model, model.targets, [ks[v] for v in wanted], lo_max=coalition[cols], blocks=blocks
     )
     return {int(cols[j]): found for j, found in cleared.items()}
+
+
+def _single_insiders(
+    system: _System,
+    publications: Sequence[Publication],
+    targets: dict[int, list[int]],
+    ks: dict[int, int],
+    vars_by_label: dict[int, np.ndarray],
+    rows_by_label: dict[int, np.ndarray],
+    counters: Counters,
+    integer_recheck: bool,
+) -> list[Failure]:
+    """A person counted in a hidden non-empty cell of an ``insider`` publication knows that
+    cell's count exactly. Pin it and attack both bounds of every other primary of its component.
+
+    What the insider learns about their own group is not a disclosure, as far as the equations
+    tell which cells are part of which (``always_at_most``): a cell that always equals the
+    insider's is not attacked; a cell that always holds at least it (a district around their
+    beat) only fails when its maximum falls below k; a part of their own cell (their beat's
+    juveniles) only fails when its maximum falls below ``min(k, own count)``, that is, when the
+    insider could rule out that all of their cellmates are in it.
+    """
+    own: dict[int, tuple[int, int, int]] = {}  # unknown -> (its count, publication, cell)
+    for v, members in enumerate(system.members):
+        for p, cell in members:
+            if publications[p].insider and publications[p].lattice.n[cell] > 0:
+                own[v] = (int(publications[p].lattice.n[cell]), p, cell)
+                break
+    failures: list[Failure] = []
+    for label in sorted(targets):
+        cols = vars_by_label[label]
+        rows = rows_by_label.get(label)
+        insiders = [int(v) for v in cols if int(v) in own]
+        if rows is None or not insiders:
+            continue
+        model = _model(system, cols, rows, targets[label], ks, counters, integer_recheck)
+        local = {int(v): j for j, v in enumerate(cols)}
+        for u in insiders:
+            count, p, cell = own[u]
+            insider_key = "/".join(publications[p].lattice.keys[cell])
+            attacked = [v for v in targets[label] if v != u]
+            if not attacked:
+                continue
+            found: list[tuple[int, float, float]] = []
+            with model.pinned(local[u], float(count)):
+                cleared = _screen(model, [local[v] for v in attacked], [ks[v] for v in attacked])
+                for v in attacked:
+                    j = local[v]
+                    low, high = cleared[j] if j in cleared else _bounds(model, j, ks[v])
+                    if _verdict(low, high, ks[v]):
+                        found.append((v, low, high))
+            for v, low, high in found:
+                reason = _insider_verdict(model, local[v], local[u], low, high, ks[v], count)
+                if reason is None:
+                    continue
+                for q, c in system.members[v]:
+                    pub = publications[q]
+                    if 0 < pub.lattice.n[c] < pub.k:
+                        failures.append(
+                            Failure(
+                                pub.name, pub.lattice.keys[c], int(pub.lattice.n[c]), low, high,
+                                f"{reason}, to an insider who knows {insider_key}",
+                            )
+                        )  # fmt: skip
+    return failures
+
+
+def _insider_verdict(
+    model: ComponentModel, j: int, own: int, low: float, high: float, k: int, count: int
+) -> str | None:
+    """The verdict on cell ``j`` for the insider of cell ``own`` (see ``_single_insiders``)."""
+    part = model.always_at_most(j, own)
+    whole = model.always_at_most(own, j)
+    if part and whole:
+        return None  # the insider's own cell under another name
+    if part:
+        return _verdict(math.nan, high, min(k, count))
+    if whole:
+        return _verdict(math.nan, high, k)
+    return _verdict(low, high, k)
 
 
 def _insider_lower(system: _System, publications: Sequence[Publication]) -> np.ndarray:

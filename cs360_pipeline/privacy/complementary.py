@@ -172,17 +172,26 @@ class _LineRule:
                     heapq.heappush(heap, e2)
         return added
 
-    def repair(self, cell: int) -> int | None:
-        """A complement next to a failing primary: its equations first, then its neighbours'."""
+    def repair(self, cell: int, far: bool = False) -> int | None:
+        """A complement next to a failing primary: its equations first, then its neighbours'.
+
+        ``far`` (an insider's finding): search the whole suppressed component, and where no
+        published non-zero cell is left, hide a published zero (to an insider who knows their
+        own cell, a hidden zero is one more cell that might hold the others)."""
         frontier, seen = [cell], {cell}
-        for _ in range(4):
+        zeros: list[int] = []
+        for _ in range(len(self.n) if far else 4):
             eqs = sorted({e for c in frontier for e in self.cell_eqs[c]})
-            options = self.candidates({m for e in eqs for m in self.members[e]})
+            near = {m for e in eqs for m in self.members[e]}
+            options = self.candidates(near)
             if options:
                 return self.cheapest(options)
-            frontier = [m for e in eqs for m in self.members[e] if self.hidden(m) and m not in seen]
+            zeros += [m for m in near if not self.sup[m] and not self.known[m]]
+            frontier = [m for m in near if self.hidden(m) and m not in seen]
+            if not frontier:
+                break
             seen.update(frontier)
-        return None
+        return self.cheapest(sorted(set(zeros))) if far and zeros else None
 
 
 def protect(
@@ -220,14 +229,15 @@ def protect(
         report = _audit(lattice, np.array(rule.sup, dtype=bool), k, name, history, check, insider)
         if report.passed or rounds >= max_rounds:
             break
-        added = _repair(rule, lattice, report)
+        added = _repair(rule, lattice, report, insider)
         if not added:
             break
         added += rule.run(e for c in added for e in rule.cell_eqs[c])
-        check = _failing(lattice, history, report, name)
+        check = None if insider else _failing(lattice, history, report, name)
     # Suppression only grows in this loop, and hiding one more cell turns a constant into an
     # unknown: every earlier solution stays feasible, so bounds only widen and a primary that
-    # passed once passes for good. Each round therefore re-attacks only the cells that failed.
+    # passed once passes for good. Each round therefore re-attacks only the cells that failed;
+    # except against insiders: a newly hidden non-empty cell is one more insider.
     suppressed = np.array(rule.sup, dtype=bool)
     if prune and report.passed:
         suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
@@ -307,7 +317,7 @@ def _audit(
     return audit(pubs, check=check, verdict_only=True)
 
 
-def _repair(rule: _LineRule, lattice: Lattice, report: AuditReport) -> list[int]:
+def _repair(rule: _LineRule, lattice: Lattice, report: AuditReport, insider: bool) -> list[int]:
     """One complement per failing cell, except where a complement added this round already
     sits in one of its equations (that may be enough: the next audit tells)."""
     added: list[int] = []
@@ -316,7 +326,7 @@ def _repair(rule: _LineRule, lattice: Lattice, report: AuditReport) -> list[int]
         cell = lattice.index.get(failure.key)
         if cell is None or touched.intersection(rule.cell_eqs[cell]):
             continue
-        c = cell if not rule.sup[cell] else rule.repair(cell)  # a history primary shown here
+        c = cell if not rule.sup[cell] else rule.repair(cell, far=insider)  # a history primary
         if c is not None and not rule.sup[c]:
             rule.add(c)
             added.append(c)

@@ -15,6 +15,8 @@ in every other question (``y = 0`` is always feasible).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import highspy
@@ -145,6 +147,25 @@ class ComponentModel:
             return float(x[j])
         bound = self.highs.getInfo().mip_dual_bound
         return sense * float(bound) if math.isfinite(bound) else math.nan
+
+    @contextmanager
+    def pinned(self, j: int, value: float) -> Iterator[None]:
+        """Every question asked inside the block knows ``x_j = value`` (an insider's own cell)."""
+        saved = self.lo, self.hi
+        self.lo, self.hi = self.lo.copy(), self.hi.copy()
+        self.lo[j] = self.hi[j] = value
+        try:
+            yield
+        finally:
+            self.lo, self.hi = saved
+
+    def always_at_most(self, i: int, j: int) -> bool:
+        """Does every solution have ``x_i <= x_j`` (cell i is part of cell j, as far as the
+        published equations tell)?"""
+        cost = np.zeros(self.v)
+        cost[i], cost[j] = -1.0, 1.0
+        status, x = self.solve(cost)
+        return status == _STATUS.kOptimal and float(x[j] - x[i]) >= -EPS
 
     # -- mechanics ---------------------------------------------------------------------------
     def _batch(self, cost: np.ndarray, lo: np.ndarray | None, integer: bool) -> np.ndarray | None:
