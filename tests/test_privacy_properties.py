@@ -133,7 +133,7 @@ def lp_range(lattice: Lattice, hidden: np.ndarray, cost: dict[int, float], pin: 
 def test_insider_patterns_hold_against_each_insider_who_knows_their_own_cell(
     lattice: Lattice, pick: int
 ):
-    """With ``insider=True``, a member of any one non-empty hidden cell, who knows its count
+    """With ``insider=True``, a member of any one small hidden cell, who knows its count
     exactly, cannot narrow another small hidden cell: its minimum stays 0 and its maximum k,
     except for what the equations say about the insider's own group (a cell that is always
     part of the insider's only needs a maximum of ``min(k, own count)``; one that always holds
@@ -143,9 +143,8 @@ def test_insider_patterns_hold_against_each_insider_who_knows_their_own_cell(
     assert audit([result.publication()], exact=True).passed
     assert audit([Publication(lattice, result.suppressed, K)]).passed  # outsiders as before
     hidden = result.suppressed
-    members = np.flatnonzero(hidden & (lattice.n > 0)).tolist()
     small = np.flatnonzero(hidden & (lattice.n > 0) & (lattice.n < K)).tolist()
-    pairs = [(t, u) for t in small for u in members if t != u]
+    pairs = [(t, u) for t in small for u in small if t != u]
     for t, u in [pairs[(pick + 7919 * i) % len(pairs)] for i in range(min(6, len(pairs)))]:
         low, high = lp_range(lattice, hidden, {t: 1.0}, pin=u)
         part = lp_range(lattice, hidden, {u: 1.0, t: -1.0}, pin=None)[0] >= -1e-6

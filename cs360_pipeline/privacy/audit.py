@@ -16,12 +16,16 @@ denominators) and the equations from ``lattice.py``. The attacker's system:
 - a published rate ``r`` (rounded to ``decimals``) with its denominator ``d`` per ``per`` bounds the
   numerator: ``(r - h) d / per <= x <= (r + h) d / per`` with ``h = 0.5 * 10**-decimals``.
 
-Insiders: for a publication marked ``insider`` (people who could recognise themselves, such as
-probation clients), the maximum of each primary is attacked by a coalition holding one member of
-every *other* non-empty suppressed cell of that release (each of those cells is known to be
->= 1): no insider may learn that a cell is small. That is stronger than any single insider, so
-passing it protects against each of them. (The minimum stays the outsider's: a coalition of
-everyone trivially knows which cells are not empty.)
+Insiders, for a publication marked ``insider`` (people who could recognise themselves, such as
+probation clients or students), two attackers besides the outsider:
+
+- a coalition holding one member of every *other* non-empty suppressed cell of that release
+  (each known to be >= 1) attacks the maximum of each primary: no one may learn that a cell is
+  small from knowing that theirs is not empty (the minimum stays the outsider's: a coalition of
+  everyone trivially knows which cells are not empty);
+- each person in a small suppressed cell, who may know everyone in it and so its count exactly,
+  attacks both bounds of every other primary (``_single_insiders``), except for what the
+  equations tell them about their own group.
 
 A primary cell (``0 < n < k``) passes only if ``floor(max) >= k`` and ``ceil(min) == 0``. Bounds
 come from HiGHS LPs (``solver.py``: one persistent model per component, only the objective and
@@ -341,6 +345,7 @@ def audit(
     integer_recheck: bool = True,
     exact: bool = False,
     verdict_only: bool = False,
+    insiders_cleared: set | None = None,
 ) -> AuditReport:
     """Attack every primary cell of every publication (jointly) and report the failures.
 
@@ -350,6 +355,10 @@ def audit(
     (0, a witnessed value >= k); ``exact=True`` solves every primary's own min and max instead
     (2 LPs each), for review reports. ``verdict_only=True`` stops at the first failing side of a
     cell (its other bound is NaN): enough for the suppressor's repair loop.
+    ``insiders_cleared``: the (insider, target) pairs that passed, kept by a caller that only
+    ever hides more cells of the same publications: a pair that passed once passes for good (a
+    hidden cell is one more unknown, every earlier solution stays feasible), as long as the
+    same cells make up each of its unknowns.
     """
     start = time.perf_counter()
     for pub in publications:
@@ -442,11 +451,12 @@ def audit(
                 if reason:
                     n = int(pub.lattice.n[cell])
                     failures.append(Failure(pub.name, key, n, low, high, reason))
-    if any(pub.insider for pub in publications):
+    # Insiders are attacked once outsiders learn nothing (a repair loop fixes those first).
+    if any(pub.insider for pub in publications) and not (verdict_only and failures):
         failing = {(f.release, f.key) for f in failures}
         for found in _single_insiders(
             system, publications, targets, ks, vars_by_label, rows_by_label, counters,
-            integer_recheck,
+            integer_recheck, set() if insiders_cleared is None else insiders_cleared,
         ):  # fmt: skip
             if (found.release, found.key) not in failing:
                 failing.add((found.release, found.key))
@@ -520,9 +530,12 @@ def _single_insiders(
     rows_by_label: dict[int, np.ndarray],
     counters: Counters,
     integer_recheck: bool,
+    cleared: set,
 ) -> list[Failure]:
-    """A person counted in a hidden non-empty cell of an ``insider`` publication knows that
-    cell's count exactly. Pin it and attack both bounds of every other primary of its component.
+    """A person counted in a small hidden cell (``0 < n < k``) of an ``insider`` publication
+    may know everyone in it, so its count exactly. Pin it and attack both bounds of every other
+    primary of its component. (Of a larger hidden cell a member knows that it is not empty:
+    the coalition of ``_insider_lower``.)
 
     What the insider learns about their own group is not a disclosure, as far as the equations
     tell which cells are part of which (``always_at_most``): a cell that always equals the
@@ -530,11 +543,15 @@ def _single_insiders(
     beat) only fails when its maximum falls below k; a part of their own cell (their beat's
     juveniles) only fails when its maximum falls below ``min(k, own count)``, that is, when the
     insider could rule out that all of their cellmates are in it.
+
+    ``cleared``: (insider, target) pairs that passed an earlier audit of a smaller pattern of
+    the same publications; they pass again (see ``audit``) and are not attacked. Pairs that
+    pass here are added.
     """
     own: dict[int, tuple[int, int, int]] = {}  # unknown -> (its count, publication, cell)
     for v, members in enumerate(system.members):
         for p, cell in members:
-            if publications[p].insider and publications[p].lattice.n[cell] > 0:
+            if publications[p].insider and 0 < publications[p].lattice.n[cell] < publications[p].k:
                 own[v] = (int(publications[p].lattice.n[cell]), p, cell)
                 break
     failures: list[Failure] = []
@@ -549,17 +566,20 @@ def _single_insiders(
         for u in insiders:
             count, p, cell = own[u]
             insider_key = "/".join(publications[p].lattice.keys[cell])
-            attacked = [v for v in targets[label] if v != u]
+            pair = {v: (tuple(system.members[u]), tuple(system.members[v])) for v in targets[label]}
+            attacked = [v for v in targets[label] if v != u and pair[v] not in cleared]
             if not attacked:
                 continue
             found: list[tuple[int, float, float]] = []
             with model.pinned(local[u], float(count)):
-                cleared = _screen(model, [local[v] for v in attacked], [ks[v] for v in attacked])
+                witnessed = _screen(model, [local[v] for v in attacked], [ks[v] for v in attacked])
                 for v in attacked:
                     j = local[v]
-                    low, high = cleared[j] if j in cleared else _bounds(model, j, ks[v])
+                    low, high = witnessed[j] if j in witnessed else _bounds(model, j, ks[v])
                     if _verdict(low, high, ks[v]):
                         found.append((v, low, high))
+                    else:
+                        cleared.add(pair[v])
             for v, low, high in found:
                 reason = _insider_verdict(model, local[v], local[u], low, high, ks[v], count)
                 if reason is None:
@@ -573,6 +593,7 @@ def _single_insiders(
                                 f"{reason}, to an insider who knows {insider_key}",
                             )
                         )  # fmt: skip
+
     return failures
 
 

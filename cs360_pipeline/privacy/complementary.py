@@ -223,10 +223,13 @@ def protect(
     rule = _LineRule(lattice, primary | forced_mask, k, _shown_before(lattice, history))
     rule.run(e for c in np.flatnonzero(primary | forced_mask) for e in rule.cell_eqs[c])
     check: list[np.ndarray] | None = None
+    cleared: set = set()  # insider pairs that passed: the pattern only grows in this loop
     rounds = 0
     while True:
         rounds += 1
-        report = _audit(lattice, np.array(rule.sup, dtype=bool), k, name, history, check, insider)
+        report = _audit(
+            lattice, np.array(rule.sup, dtype=bool), k, name, history, check, insider, cleared
+        )
         if report.passed or rounds >= max_rounds:
             break
         added = _repair(rule, lattice, report, insider)
@@ -240,7 +243,9 @@ def protect(
     # except against insiders: a newly hidden non-empty cell is one more insider.
     suppressed = np.array(rule.sup, dtype=bool)
     if prune and report.passed:
-        suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
+        suppressed = _prune(
+            lattice, suppressed, primary | forced_mask, k, name, history, insider
+        )
     return SuppressionResult(
         lattice,
         k,
@@ -308,13 +313,15 @@ def _audit(
     history: Sequence[Publication],
     check: list[np.ndarray] | None,
     insider: bool,
+    cleared: set | None = None,
 ) -> AuditReport:
-    """Audit the current pattern jointly with the history; ``check``: one mask per release."""
+    """Audit the current pattern jointly with the history; ``check``: one mask per release;
+    ``cleared``: the insider pairs smaller patterns of the same table passed (see ``audit``)."""
     sequence = 1 + max((p.sequence for p in history), default=0)  # this release is the newest
     pubs = [*history, Publication(lattice, suppressed, k, name, insider=insider, sequence=sequence)]
     if check is not None and len(check) == 1 and history:
         check = [np.zeros(p.lattice.size, dtype=bool) for p in history] + check
-    return audit(pubs, check=check, verdict_only=True)
+    return audit(pubs, check=check, verdict_only=True, insiders_cleared=cleared)
 
 
 def _repair(rule: _LineRule, lattice: Lattice, report: AuditReport, insider: bool) -> list[int]:
