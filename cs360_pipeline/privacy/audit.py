@@ -537,8 +537,10 @@ def _single_insiders(
     primary of its component. (Of a larger hidden cell a member knows that it is not empty:
     the coalition of ``_insider_lower``.)
 
-    What the insider learns about their own group is not a disclosure, as far as the equations
-    tell which cells are part of which (``always_at_most``): a cell that always equals the
+    What the insider learns about their own group is not a disclosure, as far as the keys tell
+    which cells can share a record (``Lattice.overlap``) and the equations which of those is
+    part of which (``always_at_most``: a year whose only delivered quarter is the insider's is
+    their cell under another name): a cell that always equals the
     insider's is not attacked; a cell that always holds at least it (a district around their
     beat) only fails when its maximum falls below k; a part of their own cell (their beat's
     juveniles) only fails when its maximum falls below ``min(k, own count)``, that is, when the
@@ -565,7 +567,7 @@ def _single_insiders(
         local = {int(v): j for j, v in enumerate(cols)}
         for u in insiders:
             count, p, cell = own[u]
-            insider_key = "/".join(publications[p].lattice.keys[cell])
+            key = publications[p].lattice.keys[cell]
             pair = {v: (tuple(system.members[u]), tuple(system.members[v])) for v in targets[label]}
             attacked = [v for v in targets[label] if v != u and pair[v] not in cleared]
             if not attacked:
@@ -581,7 +583,11 @@ def _single_insiders(
                     else:
                         cleared.add(pair[v])
             for v, low, high in found:
-                reason = _insider_verdict(model, local[v], local[u], low, high, ks[v], count)
+                q, c = system.members[v][0]
+                related = publications[q].lattice.overlap(publications[q].lattice.keys[c], key)
+                reason = _insider_verdict(
+                    model, local[v], local[u], low, high, ks[v], count, related
+                )
                 if reason is None:
                     continue
                 for q, c in system.members[v]:
@@ -590,7 +596,7 @@ def _single_insiders(
                         failures.append(
                             Failure(
                                 pub.name, pub.lattice.keys[c], int(pub.lattice.n[c]), low, high,
-                                f"{reason}, to an insider who knows {insider_key}",
+                                f"{reason}, to an insider who knows {'/'.join(key)}",
                             )
                         )  # fmt: skip
 
@@ -598,11 +604,20 @@ def _single_insiders(
 
 
 def _insider_verdict(
-    model: ComponentModel, j: int, own: int, low: float, high: float, k: int, count: int
+    model: ComponentModel,
+    j: int,
+    own: int,
+    low: float,
+    high: float,
+    k: int,
+    count: int,
+    overlap: bool,
 ) -> str | None:
-    """The verdict on cell ``j`` for the insider of cell ``own`` (see ``_single_insiders``)."""
-    part = model.always_at_most(j, own)
-    whole = model.always_at_most(own, j)
+    """The verdict on cell ``j`` for the insider of cell ``own`` (see ``_single_insiders``).
+    Only cells that can hold a record in common (``overlap``) are judged part or whole of the
+    insider's: two cells the margins force equal (the corners of a 2 x 2 table) are others."""
+    part = overlap and model.always_at_most(j, own)
+    whole = overlap and model.always_at_most(own, j)
     if part and whole:
         return None  # the insider's own cell under another name
     if part:

@@ -100,6 +100,19 @@ def period_parent(level: str, start: str) -> tuple[str, str] | None:
     raise ValueError(f"unknown period level {level!r}")
 
 
+def _period_chain(key: CellKey) -> list[tuple[str, str]]:
+    """The key's period and every period containing it."""
+    chain = [(key.period_level, key.period_start)]
+    while (up := period_parent(*chain[-1])) is not None:
+        chain.append(up)
+    return chain
+
+
+def _nested(a: list, b: list) -> bool:
+    """Two chains from a node up to the root: is one node an ancestor (or self) of the other?"""
+    return a[0] in b or b[0] in a
+
+
 def normalize_key(key: Sequence[Any]) -> CellKey:
     """Any 5-sequence (dates or strings) -> a canonical ``CellKey`` (a ``CellKey`` is one)."""
     if type(key) is CellKey:
@@ -140,6 +153,7 @@ class Lattice:
     eq_child: np.ndarray
     eq_dim: tuple[str, ...]
     index: dict[CellKey, int] = field(repr=False)
+    geo_parent: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -173,6 +187,7 @@ class Lattice:
             eq_child=child,
             eq_dim=tuple(d for _, d in order),
             index=index,
+            geo_parent=dict(geo_parent),
         )
 
     @classmethod
@@ -225,6 +240,23 @@ class Lattice:
     def residuals(self) -> np.ndarray:
         """``parent - sum(children)`` per equation: all zero for an additive table."""
         return self.matrix @ self.n.astype(float)
+
+    def overlap(self, a: CellKey, b: CellKey) -> bool:
+        """Could cells ``a`` and ``b`` count one record in both, by their keys alone? Their
+        periods and their places must be one inside the other, and no breakdown dimension may
+        hold two different values (beat B0 by sex F and beat B1 by sex M never do)."""
+        if not _nested(_period_chain(a), _period_chain(b)):
+            return False
+        if not _nested(self._geo_chain(a.geo_code), self._geo_chain(b.geo_code)):
+            return False
+        values = dict(breakdown_parts(a.breakdown))
+        return all(values.get(dim, value) == value for dim, value in breakdown_parts(b.breakdown))
+
+    def _geo_chain(self, code: str) -> list[str]:
+        chain = [code]
+        while chain[-1] in self.geo_parent and len(chain) <= len(self.geo_parent):
+            chain.append(self.geo_parent[chain[-1]])
+        return chain
 
     def mask(self, keys: Iterable[Sequence[Any]]) -> np.ndarray:
         """Boolean mask of the given keys; keys absent from this table are ignored."""
