@@ -152,8 +152,9 @@ def test_insider_patterns_hold_against_each_insider_who_knows_their_own_cell(
     """With ``insider=True``, a member of any one small hidden cell, who knows its count
     exactly, cannot narrow another small hidden cell: its minimum stays 0 and its maximum k,
     except for what the equations say about the insider's own group, among the cells that
-    share a leaf with the insider's (a cell that is always part of the insider's only needs a maximum of ``min(k, own count)``; one that always holds
-    the insider's cell only needs its maximum at k; one always equal to it is theirs)."""
+    share a leaf with the insider's: a cell always part of the insider's only needs a maximum
+    of ``min(k, own count)``, one always holding it a maximum of k, and one always equal to it
+    is theirs."""
     result = protect(lattice, K, insider=True)
     assert result.audit.passed
     assert audit([result.publication()], exact=True).passed

@@ -139,7 +139,9 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                     allow_retries=False,
                 )
             vault.attach(con, paths)
-            protector = Protector(con, policy, metric_measures, log=context.log.info)
+            protector = Protector(
+                con, policy, metric_measures, log=context.log.info, warn=context.log.warning
+            )
             done = protector.build_provider(provider, available, read)
             unplaced: dict[str, int] = {}
             for d in done:

@@ -57,10 +57,6 @@ CELLS_COLUMNS = f"""
 """
 
 
-class PrivacyError(RuntimeError):
-    """No safe pattern was found: nothing of this provider may be published."""
-
-
 @dataclass(frozen=True)
 class ProtectedMeasure:
     """What protection did to one measure for one audience (counts only, safe to log)."""
@@ -76,6 +72,7 @@ class ProtectedMeasure:
     seconds: float
     levels_left_out: tuple[str, ...] = ()
     unlocated_rows: int = 0
+    fallback: str = ""  # why the usual pattern was not used (see ``Protector._choose``)
 
     @property
     def rate(self) -> float:
@@ -87,6 +84,7 @@ class ProtectedMeasure:
             f"suppressed ({self.rate:.1%}: {self.primary:,} small, {self.secondary:,} "
             f"complementary, {self.forced:,} forced by the previous release or a wider audience), "
             f"k={self.min_cell_size}, {self.seconds:.1f} s"
+            + (f"; {self.fallback}" if self.fallback else "")
             + (
                 f"; left out (mostly small counts or denominators): "
                 f"{', '.join(self.levels_left_out)}"
@@ -112,6 +110,45 @@ def _kinds(result: SuppressionResult) -> list[str]:
     return kinds.tolist()
 
 
+NEW_PATTERN = "a new pattern: none keeping the previous release's hidden cells was safe"
+WITHHELD = (
+    "withheld from this release: no pattern showing any of it was safe together with the "
+    "releases still public"
+)
+
+
+def _choose(
+    lattice: Lattice, rule: Rule, sticky: list, hidden_wider: list, history: list
+) -> tuple[SuppressionResult, str]:
+    """The pattern to publish and, when it is not the usual one, why: there is no dead end.
+
+    Usually the previous release's hidden cells stay hidden (sticky) and complements are added.
+    Where no safe pattern keeps them, one that need not is sought (audited against the same
+    releases still public, so the guarantee is the same). Where none is found either, every
+    cell is hidden for this release: it publishes nothing, so there is nothing to set against
+    the releases before (its audit is of the release alone).
+    """
+
+    def attempt(forced: list | np.ndarray, past: list) -> SuppressionResult:
+        return protect(
+            lattice,
+            rule.min_cell_size,
+            forced=forced,
+            history=past,
+            name=vault.CANDIDATE,
+            insider=rule.insider,
+        )
+
+    result = attempt(sticky + hidden_wider, history)
+    if result.audit.passed:
+        return result, ""
+    if sticky:
+        result = attempt(hidden_wider, history)
+        if result.audit.passed:
+            return result, NEW_PATTERN
+    return attempt(np.ones(lattice.size, dtype=bool), []), WITHHELD
+
+
 class Protector:
     """Protects one provider's measures for every audience; see the module docstring."""
 
@@ -121,6 +158,7 @@ class Protector:
         policy: Policy,
         metric_measures: Mapping[str, tuple[str, ...]],
         log: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         """``metric_measures``: metric id -> the measures it reads (numerator, then the
         denominator of a percent); their rules and levels apply to those measures' cells."""
@@ -133,6 +171,7 @@ class Protector:
                 using.setdefault(measure_id, []).append(metric_id)
         self.metrics_using = {m: tuple(ids) for m, ids in using.items()}
         self.log = log
+        self.warn = warn or log  # a measure not protected the usual way
         self.builder = CellBuilder(con, policy)
         self.parents = geo_parents(con, policy.tables.city.code)
 
@@ -180,33 +219,27 @@ class Protector:
         sticky = (
             [past[0].lattice.keys[i] for i in np.flatnonzero(past[0].suppressed)] if past else []
         )
-        forced = sticky + hidden_wider
-        result = protect(
-            lattice,
-            rule.min_cell_size,
-            forced=forced,
-            history=history,
-            name=vault.CANDIDATE,
-            insider=rule.insider,
-        )
-        if not result.audit.passed:
-            raise PrivacyError(
-                f"{measure_id} [{audience}]: no safe suppression pattern was found, so nothing "
-                f"of it is published.\n{result.audit.text()}"
-            )
+        result, fallback = _choose(lattice, rule, sticky, hidden_wider, history)
+        if fallback:
+            self.warn(f"{measure_id} [{audience}]: {fallback}")
         keys = vault.key_arrays(lattice)
         self._write(measure_id, audience, result, keys)
-        vault.save_candidate(
-            self.con,
-            audience,
-            measure_id,
-            keys,
-            result.lattice.n,
-            result.suppressed,
-            _kinds(result),
-            rule.min_cell_size,
-            rule.insider,
-        )
+        if result.suppressed.all():
+            # It shows nothing, so no later release can be set against it; kept as the sticky
+            # pattern it would withhold the measure for good (a wider audience's too).
+            vault.drop_candidates(self.con, [measure_id], audience)
+        else:
+            vault.save_candidate(
+                self.con,
+                audience,
+                measure_id,
+                keys,
+                result.lattice.n,
+                result.suppressed,
+                _kinds(result),
+                rule.min_cell_size,
+                rule.insider,
+            )
         hidden = [lattice.keys[i] for i in np.flatnonzero(result.suppressed)]
         return ProtectedMeasure(
             measure_id=measure_id,
@@ -219,6 +252,7 @@ class Protector:
             min_cell_size=rule.min_cell_size,
             seconds=time.perf_counter() - start,
             levels_left_out=tuple(sorted(level_label(lv) for lv in left_out)),
+            fallback=fallback,
         ), hidden
 
     def _write(

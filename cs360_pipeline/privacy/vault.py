@@ -139,13 +139,17 @@ def save_candidate(
         con.unregister("_candidate")
 
 
-def drop_candidates(con: duckdb.DuckDBPyConnection, measure_ids: list[str]) -> None:
-    """Measures no longer built (their dataset was withdrawn) leave the candidate."""
+def drop_candidates(
+    con: duckdb.DuckDBPyConnection, measure_ids: list[str], audience: str | None = None
+) -> None:
+    """Measures no longer built (their dataset was withdrawn) leave the candidate, for one
+    audience or all of them."""
     if measure_ids:
         marks = ", ".join("?" * len(measure_ids))
+        only = "" if audience is None else " AND audience = ?"
         con.execute(
-            f"DELETE FROM vault.cells WHERE release_id = ? AND measure_id IN ({marks})",
-            [CANDIDATE, *measure_ids],
+            f"DELETE FROM vault.cells WHERE release_id = ? AND measure_id IN ({marks}){only}",
+            [CANDIDATE, *measure_ids, *([] if audience is None else [audience])],
         )
 
 
