@@ -6,6 +6,8 @@ exactly; the solver runs for real (HiGHS through scipy).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import pytest
 from cs360_pipeline.privacy.audit import Publication, PublishedRate, audit
 from cs360_pipeline.privacy.complementary import protect, stable_hash
 from cs360_pipeline.privacy.lattice import CellKey, Lattice, breakdown_label, unknown_components
+from cs360_pipeline.privacy.policy import Rule
+from cs360_pipeline.privacy.protection import WITHHELD, choose_pattern
 
 K = 10
 JAN, FEB, MAR = "2025-01-01", "2025-02-01", "2025-03-01"
@@ -453,3 +457,42 @@ def test_an_empty_table_is_protected_trivially():
     empty = Lattice.build([], [], {})
     result = protect(empty, K)
     assert (result.suppressed.dtype, result.suppressed.size, result.audit.passed) == (bool, 0, True)
+
+
+# -- no dead ends --------------------------------------------------------------------------
+def corrected_month(feb_b00: int, feb_b02: int) -> Lattice:
+    """Six beats in two districts, January and February and their quarter; February's B00 and
+    B02 as given (a correction moves a record from one beat to the other)."""
+    leaf = {
+        JAN: [0, 7, 9, 0, 1, 6],
+        FEB: [feb_b00, 23, feb_b02, 4, 9, 0],
+    }
+    beats = ["B00", "B01", "B02", "B10", "B11", "B12"]
+    parent = {b: f"D{b[1]}" for b in beats} | {"D0": "RIV", "D1": "RIV"}
+    places = [("beat", b, [b]) for b in beats]
+    places += [("district", d, [b for b in beats if parent[b] == d]) for d in ("D0", "D1")]
+    places.append(("city", "RIV", beats))
+    keys, values = [], []
+    for level, code, inside in places:
+        for period, start, months_in in [("month", JAN, [JAN]), ("month", FEB, [FEB]),
+                                         ("quarter", JAN, [JAN, FEB])]:  # fmt: skip
+            keys.append((period, start, level, code, "total"))
+            values.append(sum(leaf[m][beats.index(b)] for m in months_in for b in inside))
+    return Lattice.build(keys, values, parent)
+
+
+def test_a_corrected_month_that_no_pattern_can_protect_is_withheld_not_blocked():
+    rule = Rule(min_cell_size=K, insider=True)
+    first = corrected_month(6, 0)
+    r1 = protect(first, K, insider=True)
+    assert r1.audit.passed
+    published = replace(r1.publication("R1"), sequence=1)
+    sticky = [first.keys[i] for i in np.flatnonzero(r1.suppressed)]
+    # February's B00 6 -> 5 and B02 0 -> 1: district D0 is unchanged, so (linked through it)
+    # the one person now in B02 learns that B00 held at least one in the first release.
+    second = corrected_month(5, 1)
+    stuck = protect(second, K, forced=sticky, history=[published], name="R2", insider=True)
+    assert not stuck.audit.passed  # what used to block the provider's release
+    result, why = choose_pattern(second, rule, sticky, [], [published])
+    assert why == WITHHELD
+    assert result.suppressed.all() and result.audit.passed

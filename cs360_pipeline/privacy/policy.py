@@ -43,8 +43,8 @@ class Rule(_Strict):
 
     - ``min_cell_size`` (k): counts 1..k-1 are suppressed, and complements are added so that
       none can be derived from other published numbers.
-    - ``insider``: the cells must stay protected against a person counted in one of them (who
-      knows their own cell is not empty).
+    - ``insider``: the cells must stay protected against a person counted in one of them: who
+      knows that their own cell is not empty, and the count of a small one exactly.
     - ``flag_unreliable_below``: a rate or percent on fewer events is marked unreliable.
     - ``min_denominator``: a rate or percent over fewer residents or students is not shown.
     - ``max_small_share``: a level of a table (beats by month, sex by district and quarter, ...)

@@ -72,7 +72,7 @@ class ProtectedMeasure:
     seconds: float
     levels_left_out: tuple[str, ...] = ()
     unlocated_rows: int = 0
-    fallback: str = ""  # why the usual pattern was not used (see ``Protector._choose``)
+    fallback: str = ""  # why the usual pattern was not used (see ``choose_pattern``)
 
     @property
     def rate(self) -> float:
@@ -117,7 +117,7 @@ WITHHELD = (
 )
 
 
-def _choose(
+def choose_pattern(
     lattice: Lattice, rule: Rule, sticky: list, hidden_wider: list, history: list
 ) -> tuple[SuppressionResult, str]:
     """The pattern to publish and, when it is not the usual one, why: there is no dead end.
@@ -219,7 +219,7 @@ class Protector:
         sticky = (
             [past[0].lattice.keys[i] for i in np.flatnonzero(past[0].suppressed)] if past else []
         )
-        result, fallback = _choose(lattice, rule, sticky, hidden_wider, history)
+        result, fallback = choose_pattern(lattice, rule, sticky, hidden_wider, history)
         if fallback:
             self.warn(f"{measure_id} [{audience}]: {fallback}")
         keys = vault.key_arrays(lattice)
