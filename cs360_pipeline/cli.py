@@ -159,11 +159,11 @@ def _refresh_locked(
         print(f"Published release {after} to {paths.warehouse_db}")
         code = _report_publication(result)
     print(summary(times), flush=True)
-    from cs360_pipeline.privacy.placement import summary as placement_summary
+    from cs360_pipeline.privacy import fallbacks, placement
 
-    placed = placement_summary(paths.build_db)
-    if placed:
-        print(placed, flush=True)
+    for line in (placement.summary(paths.build_db), fallbacks.summary(paths.build_db)):
+        if line:
+            print(line, flush=True)
     # A provider whose provider.yml is invalid was left out: the others refreshed, it did not.
     for problem in registry.problems:
         print(f"ERROR: {problem.line}", file=sys.stderr)

@@ -12,11 +12,12 @@ import duckdb
 import numpy as np
 import pytest
 
+from cs360_pipeline.privacy import fallbacks
 from cs360_pipeline.privacy.audit import Publication, PublishedRate, audit
 from cs360_pipeline.privacy.complementary import protect, stable_hash
 from cs360_pipeline.privacy.lattice import CellKey, Lattice, breakdown_label, unknown_components
 from cs360_pipeline.privacy.policy import Rule
-from cs360_pipeline.privacy.protection import WITHHELD, choose_pattern
+from cs360_pipeline.privacy.protection import NEW_PATTERN, WITHHELD, choose_pattern
 
 K = 10
 JAN, FEB, MAR = "2025-01-01", "2025-02-01", "2025-03-01"
@@ -496,3 +497,21 @@ def test_a_corrected_month_that_no_pattern_can_protect_is_withheld_not_blocked()
     result, why = choose_pattern(second, rule, sticky, [], [published])
     assert why == WITHHELD
     assert result.suppressed.all() and result.audit.passed
+
+
+def test_a_fallback_is_recorded_per_provider_and_ends_the_refresh(tmp_path):
+    build = tmp_path / "build.duckdb"
+    con = duckdb.connect(str(build))
+    fallbacks.write(con, "probation", [("pst", "probation__revocations", WITHHELD)])
+    fallbacks.write(con, "school", [("public", "school__suspensions", NEW_PATTERN)])
+    con.close()
+    line = fallbacks.summary(build)
+    assert line == (
+        f"WARNING: not protected the usual way: probation__revocations [pst]: {WITHHELD}; "
+        f"school__suspensions [public]: {NEW_PATTERN}"
+    )
+    con = duckdb.connect(str(build))
+    fallbacks.write(con, "probation", [])  # the next build protects it as usual
+    fallbacks.write(con, "school", [])
+    con.close()
+    assert fallbacks.summary(build) is None

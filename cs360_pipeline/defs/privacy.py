@@ -9,7 +9,7 @@ from cs360_pipeline.catalog.metrics import (
     measures_by_metric,
 )
 from cs360_pipeline.defs.ingest import raw_key
-from cs360_pipeline.privacy import placement, vault
+from cs360_pipeline.privacy import fallbacks, placement, vault
 from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
@@ -147,6 +147,11 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
             for d in done:
                 unplaced.setdefault(d.measure_id, d.unlocated_rows)
             placed = placement.write(con, provider, unplaced)
+            fallbacks.write(
+                con,
+                provider.provider,
+                [(d.audience, d.measure_id, d.fallback) for d in done if d.fallback],
+            )
         for p in placed:
             if p.rows_unplaced:
                 context.log.warning(f"{p.line()}: they are counted in no cell")
@@ -197,7 +202,8 @@ def _geography_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
         paths = current_paths().ensure()
         with restricted_to_shared(paths) as con:
             rows = build_geography(con, load_policy())
-            placement.ensure_table(con)  # dbt's privacy report reads it, cells or not
+            placement.ensure_table(con)  # dbt's privacy report reads them, cells or not
+            fallbacks.ensure_table(con)
         return dg.MaterializeResult(metadata={"rows": rows})
 
     return geography
