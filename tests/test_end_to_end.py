@@ -477,9 +477,17 @@ def test_the_published_release_passes_the_auditor_for_every_audience(demo: Deplo
     try:
         vault.attach(con, Paths(data_dir=demo.data, sources_dir=demo.sources), read_only=True)
         result = audit_release(con, releases_public=2, audiences=["pst", "public"])
+        # ... with school and probation cells attacked by insiders too, hospital cells not.
+        insider = dict(
+            con.execute(
+                "SELECT split_part(measure_id, '__', 1), bool_and(insider) FROM vault.cells "
+                "GROUP BY 1 HAVING bool_and(insider) = bool_or(insider)"
+            ).fetchall()
+        )
     finally:
         con.close()
     assert result.passed, result.text()
+    assert [insider.get(p) for p in ("probation", "school", "hospital")] == [True, True, False]
     families = {(f.audience, f.measure_id) for f in result.families}
     assert {a for a, _ in families} == {"pst", "public"}
     assert len(families) >= 2 * 12

@@ -46,7 +46,12 @@ def test_rules_resolve_metric_over_provider_over_audience_over_defaults(tmp_path
     # A measure used by two metrics takes the strictest of each field.
     both = policy.rule("hospital", "pst", ("youth_injuries", "other"))
     assert (both.min_cell_size, both.insider) == (20, True)
-    assert policy.rule("probation", "pst").insider  # the shipped file protects against insiders
+    # The shipped file protects probation and school data against insiders, not hospital data.
+    assert [policy.rule(p, "pst").insider for p in ("probation", "school", "hospital")] == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_unknown_names_and_bad_values_fail_with_the_file_and_key(tmp_path: Path) -> None:
