@@ -4,7 +4,8 @@ Geography 1 city + 10 districts + 80 beats, period 36 months + 12 quarters + 3 y
 (F, M, U) + total crossed with age group (6 bands) + total: 91 x 51 x 4 x 7 = 129,948 cells.
 Leaf counts (beat x month x sex x age) are Poisson with a gamma-distributed beat intensity, so
 small cells cluster in quiet beats as in real data. Prints cells, equations, primaries, final
-suppressed, suppression rate and seconds for complementary suppression and the independent audit.
+suppressed, suppression rate and seconds for complementary suppression and the independent audit,
+and peak memory. Large audits attack their components in a pool of processes, one per core.
 
     .venv/bin/python benchmarks/privacy_bench.py [--leaf-mean 15] [--seed 7] [--k 10]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import resource
 import time
 from itertools import product
 
@@ -120,7 +122,12 @@ def main() -> None:
         return
     report = audit([Publication(lattice, result.suppressed, args.k)])
     print(f"independent full audit: {report.text()}")
-    print(f"total {time.perf_counter() - t0:.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"total {time.perf_counter() - t0:.1f} s, peak memory {peak:,.0f} MB "
+        f"(largest audit worker {workers:,.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,11 @@ every cell it covers: a few LPs per component); only the rest get their own min 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +58,7 @@ from cs360_pipeline.privacy.lattice import CellKey, Lattice, normalize_key
 from cs360_pipeline.privacy.solver import EPS, ComponentModel, Counters, fractional
 
 SMALL_COMPONENTS = 64  # mean unknowns per component below which they are screened together
+PARALLEL_UNKNOWNS = 5_000  # unknowns in components of their own from which a pool pays off
 
 
 @dataclass(frozen=True)
@@ -412,35 +416,25 @@ def audit(
             system, cols, rows, wanted, ks, coalition, counters, integer_recheck,
             blocks=var_labels[cols],
         )  # fmt: skip
-    largest = 0
+    largest = max((len(vars_by_label[label]) for label in targets), default=0)
+    jobs: dict[int, _Job] = {}
     for label in sorted(targets):
-        cols = vars_by_label[label]
-        rows = rows_by_label.get(label, np.zeros(0, dtype=np.int64))
-        largest = max(largest, len(cols))
         left = [v for v in targets[label] if v not in screened]
-        model = None
-        if left and len(rows):
-            model = _model(system, cols, rows, left, ks, counters, integer_recheck)
-            if not exact:
-                screened.update(
-                    _screen_block(
-                        system, cols, rows, left, ks, coalition, counters, integer_recheck,
-                        model=model,
-                    )
-                )  # fmt: skip
-        where = {int(v): j for j, v in enumerate(cols)}
+        if left and label in rows_by_label:
+            jobs[label] = _job(
+                system, vars_by_label[label], rows_by_label[label], left, ks, coalition,
+                insider_var, exact=exact, verdict_only=verdict_only,
+                integer_recheck=integer_recheck,
+            )  # fmt: skip
+    for label, (found, lps, milps) in _run(jobs).items():
+        counters.lps += lps
+        counters.milps += milps
+        cols = vars_by_label[label]
+        screened.update((int(cols[j]), found[j]) for j in found)
+    for label in sorted(targets):
         for v in targets[label]:
-            j = where[v]
-            if v in screened:
-                low, high = screened[v]
-            elif model is None:  # an unknown in no equation: only its own bounds hold it
-                low, high = float(system.lo[v]), float(system.hi[v])
-            else:
-                lo_max = None
-                if insider_var[v]:
-                    lo_max = coalition[cols].copy()
-                    lo_max[j] = system.lo[v]
-                low, high = _bounds(model, j, ks[v], verdict_only, lo_max=lo_max)
+            # An unknown in no equation: only its own bounds hold it.
+            low, high = screened.get(v, (float(system.lo[v]), float(system.hi[v])))
             for p, cell in system.members[v]:
                 pub = publications[p]
                 if not (0 < pub.lattice.n[cell] < pub.k):
@@ -475,6 +469,81 @@ def audit(
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One component's attack, in the component's own indices: picklable, so it can run in
+    another process."""
+
+    a: sparse.csr_matrix
+    b: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    targets: list[int]
+    ks: list[int]
+    coalition: np.ndarray  # the lower bounds an insider coalition knows
+    insider: list[bool]  # per target: is it a cell of an insider publication
+    exact: bool
+    verdict_only: bool
+    integer_recheck: bool
+
+    @property
+    def size(self) -> int:
+        return self.a.shape[1]
+
+
+def _job(
+    system: _System,
+    cols: np.ndarray,
+    rows: np.ndarray,
+    wanted: list[int],
+    ks: dict[int, int],
+    coalition: np.ndarray,
+    insider_var: np.ndarray,
+    **flags: bool,
+) -> _Job:
+    sub, local = _local(system, cols, rows)
+    return _Job(
+        sub, system.b[rows], system.lo[cols], system.hi[cols], [int(local[v]) for v in wanted],
+        [ks[v] for v in wanted], coalition[cols], [bool(insider_var[v]) for v in wanted],
+        **flags,
+    )  # fmt: skip
+
+
+def _attack(job: _Job) -> tuple[dict[int, tuple[float, float]], int, int]:
+    """[min, max] of each target of one component: batch witnesses first, then its own LPs."""
+    counters = Counters()
+    model = ComponentModel(
+        job.a, job.b, job.lo, job.hi, job.targets, job.ks, counters, job.integer_recheck
+    )
+    found = {} if job.exact else _screen(model, job.targets, job.ks, lo_max=job.coalition)
+    for j, k, insider in zip(job.targets, job.ks, job.insider, strict=True):
+        if j not in found:
+            lo_max = None
+            if insider:
+                lo_max = job.coalition.copy()
+                lo_max[j] = job.lo[j]
+            found[j] = _bounds(model, j, k, job.verdict_only, lo_max=lo_max)
+    return found, counters.lps, counters.milps
+
+
+def _run(jobs: dict[int, _Job]) -> dict[int, tuple[dict[int, tuple[float, float]], int, int]]:
+    """Every component's attack: in this process, or, for a large audit on a machine with
+    several cores, in a pool of processes (largest components first, so the cores finish
+    together). Components share nothing, so the result is the same either way."""
+    workers = min(len(os.sched_getaffinity(0)), len(jobs))
+    if (
+        workers < 2
+        or sum(job.size for job in jobs.values()) < PARALLEL_UNKNOWNS
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return {label: _attack(job) for label, job in jobs.items()}
+    order = sorted(jobs, key=lambda label: -jobs[label].size)
+    # Forked workers inherit the imported modules: nothing to re-import, no main module to run.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {label: pool.submit(_attack, jobs[label]) for label in order}
+        return {label: futures[label].result() for label in sorted(jobs)}
+
+
 def _model(
     system: _System,
     cols: np.ndarray,
@@ -485,16 +554,24 @@ def _model(
     integer_recheck: bool,
 ) -> ComponentModel:
     """The solver model of the rows and unknowns of one or more components."""
+    sub, local = _local(system, cols, rows)
+    return ComponentModel(
+        sub, system.b[rows], system.lo[cols], system.hi[cols], [int(local[v]) for v in wanted],
+        [ks[v] for v in wanted], counters, integer_recheck,
+    )  # fmt: skip
+
+
+def _local(
+    system: _System, cols: np.ndarray, rows: np.ndarray
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """The rows and unknowns given, renumbered from 0 (and system unknown -> local index)."""
     local = np.full(system.a.shape[1], -1, dtype=np.int64)
     local[cols] = np.arange(len(cols))
     block = system.a[rows].tocoo()
     sub = sparse.csr_matrix(
         (block.data, (block.row, local[block.col])), shape=(len(rows), len(cols))
     )
-    return ComponentModel(
-        sub, system.b[rows], system.lo[cols], system.hi[cols], [int(local[v]) for v in wanted],
-        [ks[v] for v in wanted], counters, integer_recheck,
-    )  # fmt: skip
+    return sub, local
 
 
 def _screen_block(
