@@ -583,15 +583,13 @@ def _screen_block(
     coalition: np.ndarray,
     counters: Counters,
     integer_recheck: bool,
-    *,
-    blocks: np.ndarray | None = None,
-    model: ComponentModel | None = None,
+    blocks: np.ndarray,
 ) -> dict[int, tuple[float, float]]:
-    """``_screen`` over the given unknowns; results keyed by system variable."""
+    """``_screen`` over the unknowns of many small components at once; results keyed by
+    system variable."""
     if len(wanted) < 2:
         return {}
-    if model is None:
-        model = _model(system, cols, rows, wanted, ks, counters, integer_recheck)
+    model = _model(system, cols, rows, wanted, ks, counters, integer_recheck)
     cleared = _screen(
         model, model.targets, [ks[v] for v in wanted], lo_max=coalition[cols], blocks=blocks
     )
