@@ -638,15 +638,18 @@ def _single_insiders(
         insiders = [int(v) for v in cols if int(v) in own]
         if rows is None or not insiders:
             continue
-        model = _model(system, cols, rows, targets[label], ks, counters, integer_recheck)
+        cells = {int(v): tuple(system.members[v]) for v in cols}  # what a pair is keyed by
         local = {int(v): j for j, v in enumerate(cols)}
+        model = None  # built once some pair of the component is still to attack
         for u in insiders:
             count, p, cell = own[u]
             key = publications[p].lattice.keys[cell]
-            pair = {v: (tuple(system.members[u]), tuple(system.members[v])) for v in targets[label]}
+            pair = {v: (cells[u], cells[v]) for v in targets[label]}
             attacked = [v for v in targets[label] if v != u and pair[v] not in cleared]
             if not attacked:
                 continue
+            if model is None:
+                model = _model(system, cols, rows, targets[label], ks, counters, integer_recheck)
             found: list[tuple[int, float, float]] = []
             with model.pinned(local[u], float(count)):
                 witnessed = _screen(model, [local[v] for v in attacked], [ks[v] for v in attacked])
@@ -674,7 +677,6 @@ def _single_insiders(
                                 f"{reason}, to an insider who knows {'/'.join(key)}",
                             )
                         )  # fmt: skip
-
     return failures
 
 
