@@ -30,9 +30,10 @@ import pytest
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.audit import Publication, audit
 from cs360_pipeline.privacy.cells import CellBuilder
+from cs360_pipeline.privacy.geography import city_geography
 from cs360_pipeline.privacy.lattice import Lattice
 from cs360_pipeline.privacy.policy import Policy, load_policy
-from cs360_pipeline.privacy.protection import ProtectedMeasure, Protector, geo_parents
+from cs360_pipeline.privacy.protection import ProtectedMeasure, Protector
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import Paths
@@ -274,7 +275,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, policy: Policy, provider: Pr
             "SELECT audience, measure_id, period_level, period_start, geo_level, geo_code, "
             "breakdown, n, value, suppressed, min_cell_size FROM shared.cells_police"
         ).fetchall()
-        parents = geo_parents(con, CITY)
+        parents = city_geography(con, policy)
     shared: dict[str, dict[CellKey, Cell]] = defaultdict(dict)
     for r in rows:
         key = _key(r[1:])

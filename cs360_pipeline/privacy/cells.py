@@ -2,7 +2,9 @@
 
 Every measure becomes cells over three hierarchies at once: geography (beat, district, city),
 period (month, quarter, year) and its breakdowns (each on its own, plus the total). All levels come
-from one ``GROUPING SETS`` pass over the same located rows, so every margin adds up exactly. A
+from one ``GROUPING SETS`` pass over the same located rows, so every margin adds up exactly. Where
+the policy defines zones, the pass also cuts the zones' pieces, and a second pass over the same
+rows, joined to each zone's beats, gives the zones (a row counts once in every zone it lies in). A
 spine of every (period, geography, breakdown) combination fills in zeros for cells with no rows,
 for the months the dataset covers.
 
@@ -23,13 +25,17 @@ from __future__ import annotations
 from itertools import product
 
 import duckdb
+import pyarrow as pa
 
+from cs360_pipeline.privacy.geography import PIECE, ZONE, Geography, city_geography
 from cs360_pipeline.privacy.policy import Breakdown, Policy
 from cs360_pipeline.registry import Measure, Provider
 from cs360_pipeline.sql import ident, literal
 
 PERIOD_COLUMNS = {"month": "_month", "quarter": "_quarter", "year": "_year"}
 GEO_COLUMNS = {"beat": "_beat", "district": "_district", "city": "_city"}
+PIECES_TABLE = "_geo_pieces"  # (_beat, _piece): the beats of the districts a zone cuts
+ZONES_TABLE = "_geo_zones"  # (_beat, _zone): every zone a beat lies in
 
 
 def first_rows(located: str) -> str:
@@ -70,6 +76,33 @@ class CellBuilder:
         self.con = con
         self.policy = policy
         self.city = policy.tables.city
+        self.geography: Geography = city_geography(con, policy)
+        self._write_zone_tables()
+
+    def _write_zone_tables(self) -> None:
+        """The (beat -> piece) and (beat -> zone) tables the grouping passes join."""
+        piece_of = self.geography.piece_of()
+        zone_beats = [(b, z) for z, beats in self.geography.zone_beats().items() for b in beats]
+        for table, rows, column in (
+            (PIECES_TABLE, list(piece_of.items()), "_piece"),
+            (ZONES_TABLE, zone_beats, "_zone"),
+        ):
+            data = pa.table(
+                {"_beat": [r[0] for r in rows], column: [r[1] for r in rows]},
+                schema=pa.schema([("_beat", pa.string()), (column, pa.string())]),
+            )
+            self.con.register("_geo_rows", data)
+            try:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS FROM _geo_rows")
+            finally:
+                self.con.unregister("_geo_rows")
+
+    @property
+    def geo_columns(self) -> dict[str, str]:
+        """The geography levels of the main grouping pass: pieces too where zones cut."""
+        if not self.geography.pieces:
+            return GEO_COLUMNS
+        return {"beat": "_beat", PIECE: "_piece", "district": "_district", "city": "_city"}
 
     # -- geography -------------------------------------------------------------------------
     def _beat_source(self, provider: Provider, dataset_name: str) -> str:
@@ -148,7 +181,7 @@ class CellBuilder:
         return PERIOD_COLUMNS
 
     @staticmethod
-    def _key_columns(breakdowns: list[str], periods: dict[str, str]) -> str:
+    def _key_columns(breakdowns: list[str], periods: dict[str, str], geos: dict[str, str]) -> str:
         def level(columns: dict[str, str], what: str) -> str:
             names = list(columns)
 
@@ -168,15 +201,15 @@ class CellBuilder:
         return (
             f"{level(periods, 'level')} AS period_level, "
             f"{level(periods, 'code')} AS period_start, "
-            f"{level(GEO_COLUMNS, 'level')} AS geo_level, "
-            f"{level(GEO_COLUMNS, 'code')} AS geo_code, "
+            f"{level(geos, 'level')} AS geo_level, "
+            f"{level(geos, 'code')} AS geo_code, "
             f"{breakdown} AS breakdown"
         )
 
     @staticmethod
-    def _grouping_sets(breakdowns: list[str], periods: dict[str, str]) -> str:
+    def _grouping_sets(breakdowns: list[str], periods: dict[str, str], geos: dict[str, str]) -> str:
         sets = []
-        for period, geo, bd in product(periods.values(), GEO_COLUMNS.values(), [None, *breakdowns]):
+        for period, geo, bd in product(periods.values(), geos.values(), [None, *breakdowns]):
             columns = [period, geo]
             columns += [ident("_bd_" + bd)] if bd else []
             sets.append("(" + ", ".join(columns) + ")")
@@ -185,7 +218,6 @@ class CellBuilder:
     def _aggregate(self, measure: Measure, located: str) -> str:
         names = list(measure.breakdowns)
         periods = self.period_columns(measure)
-        keys = self._key_columns(names, periods)
         if measure.kind == "entities":
             (period,) = periods.values()
             hit = f"({measure.having})" if measure.having else "true"
@@ -193,15 +225,13 @@ class CellBuilder:
                 f"arg_max({c}, _period) AS {c}"
                 for c in ["_beat", "_district", *(ident("_bd_" + b) for b in names)]
             )
-            return f"""
-                SELECT {keys}, count(*) FILTER (WHERE hit) AS n, CAST(n AS DOUBLE) AS value
-                FROM (
-                    SELECT {period}, {latest}, any_value(_city) AS _city, {hit} AS hit
-                    FROM ({located}) AS l
-                    GROUP BY _entity, {period}
-                ) AS l
-                GROUP BY {self._grouping_sets(names, periods)}
+            units = f"""
+                SELECT {period}, {latest}, any_value(_city) AS _city, {hit} AS hit
+                FROM ({located}) AS l
+                GROUP BY _entity, {period}
             """
+            stat = "count(*) FILTER (WHERE hit) AS n, CAST(n AS DOUBLE) AS value"
+            return self._grouped(units, stat, names, periods)
         if measure.kind == "distinct":
             located = first_rows(located)
         if measure.kind == "median":
@@ -210,11 +240,29 @@ class CellBuilder:
             stat = "CAST(sum(_value) AS BIGINT) AS n, CAST(n AS DOUBLE) AS value"
         else:
             stat = "count(*) AS n, CAST(n AS DOUBLE) AS value"
-        return f"""
-            SELECT {keys}, {stat}
-            FROM ({located}) AS l
-            GROUP BY {self._grouping_sets(names, periods)}
+        return self._grouped(located, stat, names, periods)
+
+    def _grouped(
+        self, units: str, stat: str, breakdowns: list[str], periods: dict[str, str]
+    ) -> str:
+        """``stat`` over the units (one row per thing counted, with its beat) at every level."""
+        geos = self.geo_columns
+        if PIECE in geos:
+            units = f"SELECT * FROM ({units}) AS u LEFT JOIN {PIECES_TABLE} USING (_beat)"
+        sql = f"""
+            SELECT {self._key_columns(breakdowns, periods, geos)}, {stat}
+            FROM ({units}) AS l
+            GROUP BY {self._grouping_sets(breakdowns, periods, geos)}
         """
+        if self.policy.tables.zones:
+            zone = {ZONE: "_zone"}
+            sql += f"""
+                UNION ALL
+                SELECT {self._key_columns(breakdowns, periods, zone)}, {stat}
+                FROM ({units}) AS l JOIN {ZONES_TABLE} USING (_beat)
+                GROUP BY {self._grouping_sets(breakdowns, periods, zone)}
+            """
+        return sql
 
     # -- the spine -------------------------------------------------------------------------
     def _spine(self, provider: Provider, measure: Measure) -> str:
@@ -243,6 +291,8 @@ class CellBuilder:
                 SELECT 'beat' AS geo_level, beat AS geo_code FROM raw.city__beats
                 UNION SELECT DISTINCT 'district', district FROM raw.city__beats
                 UNION SELECT 'city', {literal(self.city.code)}
+                UNION SELECT {literal(PIECE)}, _piece FROM {PIECES_TABLE}
+                UNION SELECT {literal(ZONE)}, _zone FROM {ZONES_TABLE}
             ),
             breakdowns AS ({" UNION ALL ".join(breakdowns)})
             SELECT * FROM periods, geos, breakdowns

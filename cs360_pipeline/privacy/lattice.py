@@ -8,7 +8,9 @@ Data model (one measure, one audience = one "table family"):
 - a cell is keyed by ``CellKey(period_level, period_start, geo_level, geo_code, breakdown)`` and
   holds its true count ``n >= 0`` (integer);
 - geography is a tree given as ``geo_parent`` (code -> parent code, codes unique across levels),
-  levels ordered finest first (default beat -> district -> city);
+  levels ordered finest first (default beat -> district -> city); where the policy defines zones
+  it is a :class:`~cs360_pipeline.privacy.geography.Geography`, whose pieces sit between beats
+  and districts and also sum to the zones they lie in (the ``'zone'`` equations);
 - periods are ISO dates of the period start; month -> quarter -> year parents are computed;
 - a breakdown is ``'total'`` or ``'dim=value'`` pairs joined by ``';'`` (``'sex=F'``,
   ``'age_group=0-9;sex=F'`` for a crossed table). Dropping one pair gives the parent along that
@@ -37,6 +39,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
+
+from cs360_pipeline.privacy.geography import PIECE, ZONE
 
 GEO_LEVELS = ("beat", "district", "city")
 PERIOD_LEVELS = ("month", "quarter", "year")
@@ -154,6 +158,7 @@ class Lattice:
     eq_dim: tuple[str, ...]
     index: dict[CellKey, int] = field(repr=False)
     geo_parent: Mapping[str, str] = field(repr=False, default_factory=dict)
+    pieces: Mapping[str, tuple[str, ...]] = field(repr=False, default_factory=dict)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -173,7 +178,8 @@ class Lattice:
         if (counts < 0).any():
             raise ValueError("cell counts must be >= 0")
         index = {k: i for i, k in enumerate(cell_keys)}
-        groups = _equation_groups(cell_keys, index, geo_parent, tuple(geo_levels))
+        pieces = dict(getattr(geo_parent, "pieces", {}))
+        groups = _equation_groups(cell_keys, index, geo_parent, pieces, tuple(geo_levels))
         order = sorted(groups)
         ptr = np.zeros(len(order) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(groups[g]) for g in order])
@@ -188,6 +194,7 @@ class Lattice:
             eq_dim=tuple(d for _, d in order),
             index=index,
             geo_parent=dict(geo_parent),
+            pieces=pieces,
         )
 
     @classmethod
@@ -247,16 +254,29 @@ class Lattice:
         hold two different values (beat B0 by sex F and beat B1 by sex M never do)."""
         if not _nested(_period_chain(a), _period_chain(b)):
             return False
-        if not _nested(self._geo_chain(a.geo_code), self._geo_chain(b.geo_code)):
+        if not self._covers(a.geo_code) & self._covers(b.geo_code):
             return False
         values = dict(breakdown_parts(a.breakdown))
         return all(values.get(dim, value) == value for dim, value in breakdown_parts(b.breakdown))
 
-    def _geo_chain(self, code: str) -> list[str]:
-        chain = [code]
-        while chain[-1] in self.geo_parent and len(chain) <= len(self.geo_parent):
-            chain.append(self.geo_parent[chain[-1]])
-        return chain
+    def _covers(self, code: str) -> frozenset[str]:
+        """The code and every code under it; a zone covers its pieces and their beats."""
+        return self._cover_sets.get(code, frozenset((code,)))
+
+    @cached_property
+    def _cover_sets(self) -> dict[str, frozenset[str]]:
+        below: dict[str, set[str]] = defaultdict(set)
+        for code in self.geo_parent:
+            chain, up = [code], self.geo_parent.get(code)
+            while up is not None and len(chain) <= len(self.geo_parent):
+                chain.append(up)
+                up = self.geo_parent.get(up)
+            for i, above in enumerate(chain):
+                below[above].update(chain[: i + 1])
+        for piece, zones in self.pieces.items():
+            for zone in zones:
+                below[zone] |= below[piece] | {zone, piece}
+        return {code: frozenset(codes) for code, codes in below.items()}
 
     def mask(self, keys: Iterable[Sequence[Any]]) -> np.ndarray:
         """Boolean mask of the given keys; keys absent from this table are ignored."""
@@ -272,23 +292,36 @@ def _equation_groups(
     keys: tuple[CellKey, ...],
     index: dict[CellKey, int],
     geo_parent: Mapping[str, str],
+    pieces: Mapping[str, tuple[str, ...]],
     geo_levels: tuple[str, ...],
 ) -> dict[tuple[int, str], list[int]]:
     """(parent index, dimension) -> present children: one equation each.
 
     A cell's parent along each dimension is the cell with that one key part moved up a level
     (geography through ``geo_parent``, period month -> quarter -> year, a breakdown pair dropped).
-    Parents are looked up as plain tuples: equal to their ``CellKey``, and cheaper to make.
+    A beat whose piece is not in the table (its level left out) sums to its district directly;
+    a piece also sums to each zone it lies in. Parents are looked up as plain tuples: equal to
+    their ``CellKey``, and cheaper to make.
     """
     up_level = dict(pairwise(geo_levels))
+    known = {*geo_levels, PIECE, ZONE}
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
     for i, (pl, ps, gl, gc, bd) in enumerate(keys):
-        if gl not in geo_levels:
+        if gl not in known:
             raise ValueError(f"unknown geography level {gl!r}")
-        if gl in up_level and gc in geo_parent:
-            j = index.get((pl, ps, up_level[gl], geo_parent[gc], bd))
+        j, up = None, geo_parent.get(gc) if gl != ZONE else None
+        if up in pieces:
+            j = index.get((pl, ps, PIECE, up, bd))
+            up = geo_parent.get(up) if j is None else None
+        level = up_level.get(geo_levels[0] if gl == PIECE else gl)
+        if up is not None and level is not None:
+            j = index.get((pl, ps, level, up, bd))
+        if j is not None:
+            groups[(j, "geo")].append(i)
+        for zone in pieces.get(gc, ()) if gl == PIECE else ():
+            j = index.get((pl, ps, ZONE, zone, bd))
             if j is not None:
-                groups[(j, "geo")].append(i)
+                groups[(j, ZONE)].append(i)
         up = period_parent(pl, ps)
         if up is not None:
             j = index.get((up[0], up[1], gl, gc, bd))
@@ -304,9 +337,10 @@ def _equation_groups(
 def _ranks(keys: tuple[CellKey, ...], geo_levels: tuple[str, ...]) -> np.ndarray:
     """Coarseness: geography level + period level + breakdown dimensions summed away."""
     dims = max((len(breakdown_parts(k.breakdown)) for k in keys), default=0)
+    geo_rank = {level: i for i, level in enumerate(geo_levels)} | {PIECE: 0, ZONE: 1}
     return np.array(
         [
-            geo_levels.index(k.geo_level)
+            geo_rank[k.geo_level]
             + PERIOD_LEVELS.index(k.period_level)
             + dims
             - len(breakdown_parts(k.breakdown))

@@ -11,7 +11,8 @@ denominator keep the same levels, so every row it has carries both.
 Leaving out whole levels, closed downwards, keeps every remaining cell's parents in the table, so
 no sum runs through a missing cell and the lattice's equations stay complete. The coarsest total
 (the city by year) always stays, suppressed if it must be, so every measure says at least that
-much about itself.
+much about itself. Zones sit under districts in this order (a sparse district level takes its
+zones with it), and a zone's pieces, never shown, go only with their zone or district level.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS, breakdown_parts
+from cs360_pipeline.privacy.geography import PIECE
+from cs360_pipeline.privacy.lattice import PERIOD_LEVELS, breakdown_parts
 from cs360_pipeline.privacy.policy import Rule
 
 Level = tuple[str, str, frozenset[str]]
@@ -40,9 +42,20 @@ def level_label(level: Level) -> str:
     return " ".join((f"{geo}/{period}", *(f"by {d}" for d in sorted(dims))))
 
 
+# Geography levels under each one (a partial order: beats are not under zones).
+_GEO_BELOW = {
+    "beat": {"beat"},
+    PIECE: {PIECE},
+    "zone": {PIECE, "zone"},
+    "district": {"beat", PIECE, "zone", "district"},
+    "city": {"beat", PIECE, "zone", "district", "city"},
+}
+_GEO_RANK = {"beat": 0, PIECE: 0, "zone": 1, "district": 2, "city": 3}
+
+
 def _finer_or_equal(a: Level, b: Level) -> bool:
     return (
-        GEO_LEVELS.index(a[0]) <= GEO_LEVELS.index(b[0])
+        a[0] in _GEO_BELOW[b[0]]
         and PERIOD_LEVELS.index(a[1]) <= PERIOD_LEVELS.index(b[1])
         and a[2] >= b[2]
     )
@@ -59,13 +72,16 @@ def sparse_levels(rows: Sequence[Sequence], threshold: int, max_small_share: flo
         nonzero[level] = nonzero.get(level, 0) + int(n > 0)
     top = max(
         (lv for lv in small if not lv[2]),
-        key=lambda lv: (GEO_LEVELS.index(lv[0]), PERIOD_LEVELS.index(lv[1])),
+        key=lambda lv: (_GEO_RANK[lv[0]], PERIOD_LEVELS.index(lv[1])),
         default=None,
     )
     sparse = {
         lv
         for lv in small
-        if lv != top and nonzero[lv] and small[lv] / nonzero[lv] > max_small_share
+        if lv != top
+        and lv[0] != PIECE
+        and nonzero[lv]
+        and small[lv] / nonzero[lv] > max_small_share
     }
     return {lv for lv in small if any(_finer_or_equal(lv, s) for s in sparse)}
 

@@ -74,8 +74,10 @@ class Rule(_Strict):
         )
 
 
-GEO_ORDER = ("beat", "district", "city")
 PERIOD_ORDER = ("month", "quarter", "year")
+# A zone (and a piece of one, never shown) is read at a district's grain.
+GEO_GRAIN = {"beat": 0, "piece": 1, "zone": 1, "district": 1, "city": 2}
+ZONE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 class Audience(_Strict):
@@ -88,9 +90,7 @@ class Audience(_Strict):
 
     def shows(self, geo_level: str, period_level: str, breakdown: str) -> bool:
         """Whether a cell of these levels is part of this audience's tables."""
-        if breakdown != "total" and GEO_ORDER.index(geo_level) < GEO_ORDER.index(
-            self.breakdowns_min_geo_level
-        ):
+        if breakdown != "total" and GEO_GRAIN[geo_level] < GEO_GRAIN[self.breakdowns_min_geo_level]:
             return False
         return geo_level != "beat" or PERIOD_ORDER.index(period_level) >= PERIOD_ORDER.index(
             self.beat_min_period_level
@@ -98,7 +98,8 @@ class Audience(_Strict):
 
     def shows_sql(self) -> str:
         """The same test as ``shows`` as a SQL predicate over the cell columns."""
-        fine_geo = [g for g in GEO_ORDER[: GEO_ORDER.index(self.breakdowns_min_geo_level)]]
+        grain = GEO_GRAIN[self.breakdowns_min_geo_level]
+        fine_geo = [g for g, n in GEO_GRAIN.items() if n < grain]
         fine_period = [p for p in PERIOD_ORDER[: PERIOD_ORDER.index(self.beat_min_period_level)]]
         parts = ["true"]
         if fine_geo:
@@ -167,12 +168,31 @@ class City(_Strict):
         return dt.datetime.now(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
+class Zone(_Strict):
+    """A place a PST works on that cuts across districts: a corridor, a campus. Published as
+    geography level ``zone``; see :mod:`cs360_pipeline.privacy.geography`."""
+
+    name: str = Field(min_length=1, max_length=120)
+    beats: list[str] = Field(min_length=1)
+
+
 class Tables(_Strict):
     city: City
     geography_levels: list[str]
     period_levels: list[str]
     entity_period_level: Literal["month", "quarter", "year"] = "month"
     breakdowns: dict[str, Breakdown]
+    zones: dict[str, Zone] = Field(default_factory=dict)
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_codes(cls, zones: dict[str, Zone]) -> dict[str, Zone]:
+        for code in zones:
+            if not ZONE_CODE.match(code):
+                raise ValueError(
+                    f"zone code {code[:40]!r}: use 1 to 40 letters, digits, '_' or '-'"
+                )
+        return zones
 
     @model_validator(mode="after")
     def _levels(self) -> Tables:

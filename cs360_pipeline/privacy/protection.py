@@ -29,6 +29,7 @@ import pyarrow as pa
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.cells import CellBuilder
 from cs360_pipeline.privacy.complementary import SuppressionResult, protect
+from cs360_pipeline.privacy.geography import PIECE
 from cs360_pipeline.privacy.lattice import KEY_COLUMNS, Lattice
 from cs360_pipeline.privacy.levels import Level, level_label, level_of, levels_left_out
 from cs360_pipeline.privacy.policy import Policy, Rule
@@ -73,6 +74,8 @@ class ProtectedMeasure:
     levels_left_out: tuple[str, ...] = ()
     unlocated_rows: int = 0
     fallback: str = ""  # why the usual pattern was not used (see ``choose_pattern``)
+    pieces: int = 0  # zone pieces: hidden cells of the table that are never shown
+    small_pieces: int = 0
 
     @property
     def rate(self) -> float:
@@ -86,20 +89,18 @@ class ProtectedMeasure:
             f"k={self.min_cell_size}, {self.seconds:.1f} s"
             + (f"; {self.fallback}" if self.fallback else "")
             + (
+                f"; zones cut districts into {self.pieces:,} pieces, never shown "
+                f"({self.small_pieces:,} small, protected like small cells)"
+                if self.pieces
+                else ""
+            )
+            + (
                 f"; left out (mostly small counts or denominators): "
                 f"{', '.join(self.levels_left_out)}"
                 if self.levels_left_out
                 else ""
             )
         )
-
-
-def geo_parents(con: duckdb.DuckDBPyConnection, city_code: str) -> dict[str, str]:
-    """Beat -> district -> city from the beat map (codes are unique across levels)."""
-    rows = con.execute("SELECT beat, district FROM raw.city__beats").fetchall()
-    parents = {beat: district for beat, district in rows}
-    parents.update({district: city_code for _, district in rows})
-    return parents
 
 
 def _kinds(result: SuppressionResult) -> list[str]:
@@ -173,7 +174,7 @@ class Protector:
         self.log = log
         self.warn = warn or log  # a measure not protected the usual way
         self.builder = CellBuilder(con, policy)
-        self.parents = geo_parents(con, policy.tables.city.code)
+        self.parents = self.builder.geography
 
     def _rows(self, audience: str) -> dict[str, list[tuple]]:
         """Each measure's true cells in the audience's table design."""
@@ -219,7 +220,9 @@ class Protector:
         sticky = (
             [past[0].lattice.keys[i] for i in np.flatnonzero(past[0].suppressed)] if past else []
         )
-        result, fallback = choose_pattern(lattice, rule, sticky, hidden_wider, history)
+        piece = np.array([key.geo_level == PIECE for key in lattice.keys], dtype=bool)
+        pieces = [lattice.keys[i] for i in np.flatnonzero(piece)]  # never shown
+        result, fallback = choose_pattern(lattice, rule, sticky, hidden_wider + pieces, history)
         if fallback:
             self.warn(f"{measure_id} [{audience}]: {fallback}")
         keys = vault.key_arrays(lattice)
@@ -240,19 +243,22 @@ class Protector:
                 rule.min_cell_size,
                 rule.insider,
             )
-        hidden = [lattice.keys[i] for i in np.flatnonzero(result.suppressed)]
+        hidden = [lattice.keys[i] for i in np.flatnonzero(result.suppressed & ~piece)]
+        shown = ~piece
         return ProtectedMeasure(
             measure_id=measure_id,
             audience=audience,
-            cells=lattice.size,
-            primary=int(result.primary.sum()),
-            secondary=int(result.secondary.sum()),
-            forced=int((result.forced & result.suppressed).sum()),
-            suppressed=int(result.suppressed.sum()),
+            cells=int(shown.sum()),
+            primary=int((result.primary & shown).sum()),
+            secondary=int((result.secondary & shown).sum()),
+            forced=int((result.forced & result.suppressed & shown).sum()),
+            suppressed=len(hidden),
             min_cell_size=rule.min_cell_size,
             seconds=time.perf_counter() - start,
             levels_left_out=tuple(sorted(level_label(lv) for lv in left_out)),
             fallback=fallback,
+            pieces=int(piece.sum()),
+            small_pieces=int((result.primary & piece).sum()),
         ), hidden
 
     def _write(
@@ -275,7 +281,7 @@ class Protector:
                  AND p.period_start = CAST(t.period_start AS VARCHAR)
                  AND p.geo_level = t.geo_level AND p.geo_code = t.geo_code
                  AND p.breakdown = t.breakdown
-                WHERE t.measure_id = {literal(measure_id)}
+                WHERE t.measure_id = {literal(measure_id)} AND t.geo_level <> {literal(PIECE)}
                 """
             )
         finally:

@@ -7,13 +7,16 @@ Population is optional: a city that publishes only counts need not deliver it, a
 
 The tree is ``raw.city__beats``: the delivered beats.csv, or, for a city that delivers its beat
 boundaries (GeoJSON) instead, the table written from their properties after they are ingested
-(:func:`cs360_pipeline.privacy.boundaries.derive_beat_tree`).
+(:func:`cs360_pipeline.privacy.boundaries.derive_beat_tree`). Zones (``tables.zones`` in the
+policy) are rows of their own, parent the city, and ``shared.zone_beats`` names their beats;
+a zone's population is the sum of its beats'.
 """
 
 from __future__ import annotations
 
 import duckdb
 
+from cs360_pipeline.privacy.geography import city_geography
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.sql import literal
 
@@ -35,9 +38,17 @@ def delivered_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
-    """The city, its districts and beats as one parent-linked table (rows written)."""
+    """The city, its districts, beats and zones as one parent-linked table (rows written), and
+    ``shared.zone_beats``: which beats each zone takes (zones lie in the city, across
+    districts)."""
     city = policy.tables.city
+    zones = [(code, zone.name) for code, zone in sorted(policy.tables.zones.items())]
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+    _zone_beats(con, policy, "shared.zone_beats")
+    zone_rows = " ".join(
+        f"UNION ALL SELECT 'zone', {literal(code)}, {literal(name)}, 'city', {literal(city.code)}"
+        for code, name in zones
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE shared.geography AS
@@ -48,10 +59,21 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
         FROM raw.city__beats
         UNION ALL
         SELECT 'beat', beat, beat_name, 'district', district FROM raw.city__beats
+        {zone_rows}
         ORDER BY ALL
         """
     )
     return con.execute("SELECT count(*) FROM shared.geography").fetchall()[0][0]
+
+
+def _zone_beats(con: duckdb.DuckDBPyConnection, policy: Policy, table: str) -> None:
+    """(zone_code, beat_code) of the policy's zones, checked against the beat tree."""
+    geography = city_geography(con, policy)
+    members = [(z, b) for z, beats in geography.zone_beats().items() for b in beats]
+    temp = "TEMP " if "." not in table else ""
+    con.execute(f"CREATE OR REPLACE {temp}TABLE {table} (zone_code VARCHAR, beat_code VARCHAR)")
+    if members:
+        con.executemany(f"INSERT INTO {table} VALUES (?, ?)", members)
 
 
 def build_population(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
@@ -65,6 +87,7 @@ def build_population(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     if not delivered_rows(con, "city__population"):
         con.execute(f"CREATE OR REPLACE TABLE shared.population ({POPULATION_COLUMNS})")
         return 0
+    _zone_beats(con, policy, "_zone_beats")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE shared.population AS
@@ -84,6 +107,15 @@ def build_population(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
             (year, p.beat, sex), (year, b.district, sex), (year, sex),
             (year, p.beat, age_group), (year, b.district, age_group), (year, age_group)
         )
+        UNION ALL
+        SELECT year, 'zone', z.zone_code,
+               CASE WHEN GROUPING(sex) = 0 THEN 'sex=' || sex
+                    WHEN GROUPING(age_group) = 0 THEN 'age_group=' || age_group
+                    ELSE 'total' END,
+               CAST(sum(population) AS BIGINT)
+        FROM raw.city__population AS p JOIN _zone_beats AS z ON z.beat_code = p.beat
+        GROUP BY GROUPING SETS ((year, z.zone_code), (year, z.zone_code, sex),
+                               (year, z.zone_code, age_group))
         ORDER BY ALL
         """
     )

@@ -17,6 +17,7 @@ import numpy as np
 
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.audit import AuditReport, audit
+from cs360_pipeline.privacy.geography import published_geography
 from cs360_pipeline.privacy.lattice import CellKey, normalize_key
 
 THIS_RELEASE = "this release"
@@ -107,11 +108,7 @@ def audit_release(
     of every audience after it (the PST reads what the public reads).
     """
     published = _published(con, marts, shared)
-    geo_parent = dict(
-        con.execute(
-            f"SELECT geo_code, parent_code FROM {shared}.geography WHERE parent_code IS NOT NULL"
-        ).fetchall()
-    )
+    geo_parent = published_geography(con, shared)
     families = []
     by_measure: dict[str, list[str]] = {}
     for audience, measure_id in vault.candidate_measures(con):

@@ -35,7 +35,9 @@ METRIC_KEY = (
 )  # fmt: skip
 NOT_APPLICABLE = "n/a"
 WITHHELD = ("suppressed", "missing")
-GEO_ORDER = "CASE v.geo_level WHEN 'city' THEN 0 WHEN 'district' THEN 1 ELSE 2 END"
+GEO_ORDER = (
+    "CASE v.geo_level WHEN 'city' THEN 0 WHEN 'district' THEN 1 WHEN 'zone' THEN 2 ELSE 3 END"
+)
 PERIOD_ORDER = "CASE v.period_level WHEN 'month' THEN 0 WHEN 'quarter' THEN 1 ELSE 2 END"
 CSV_TEXT = "cs360_csv_text"  # cell_safety.csv_text, registered on the export's connection
 # Column types a CSV writes as numbers, dates or booleans; everything else is text to guard.

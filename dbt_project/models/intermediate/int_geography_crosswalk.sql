@@ -1,4 +1,5 @@
-{#- Every geography with the district and city it rolls up to: beat -> district -> city. -#}
+{#- Every geography with the district and city it rolls up to: beat -> district -> city. A zone
+    (which may cut across districts) rolls up to the city only. -#}
 with geographies as (
     select * from {{ ref('stg_city__geographies') }}
 )
@@ -14,6 +15,7 @@ select
     case g.geo_level
         when 'beat' then d.parent_code
         when 'district' then g.parent_code
+        when 'zone' then g.parent_code
         else g.geo_code
     end as city_code
 from geographies as g

@@ -1,0 +1,132 @@
+"""The city's geography for the privacy engine: beats in districts in the city, and zones.
+
+A **zone** (a focus corridor, a school's surroundings, a campus) is a list of beats the policy
+names (``tables.zones``); it may cut across districts. A zone is published as its own geography
+level beside the districts, and that lets a reader subtract: a district of 40 minus the zone's
+part of it, 37, leaves a sliver of 3 that is no published cell, so no check on published cells
+would notice it.
+
+So each district a zone touches is cut into **pieces**: its beats grouped by the set of zones
+they lie in (the beat-by-zone atoms). Pieces are cells of every table that has zones, never
+shown: a district is the sum of its pieces, a zone the sum of the pieces inside it, and a piece
+the sum of its beats. A small piece is then a primary cell like any other, and every sliver a
+reader can difference out is a sum of pieces, so the audit attacks it.
+
+A piece's code names its zones and its district, ``piece:Z1,Z2@D3`` (``piece:@D3`` for the
+part of D3 outside every zone); zone codes are plain (letters, digits, ``_`` and ``-``), so the
+code is unambiguous however odd the district's code is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import duckdb
+
+from cs360_pipeline.ingest.readers import safe_text
+from cs360_pipeline.privacy.policy import Policy, PolicyError
+
+PIECE = "piece"
+ZONE = "zone"
+PIECE_PREFIX = "piece:"
+
+
+def piece_code(district: str, zones: Iterable[str]) -> str:
+    return f"{PIECE_PREFIX}{','.join(sorted(zones))}@{district}"
+
+
+class Geography(dict[str, str]):
+    """Code -> parent code (beat -> piece -> district -> city, or beat -> district where no
+    zone cuts the district), with ``pieces``: each piece's zones (empty: outside every zone)."""
+
+    def __init__(
+        self,
+        parents: Mapping[str, str] | None = None,
+        pieces: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        super().__init__(parents or {})
+        self.pieces = dict(pieces or {})
+
+    @classmethod
+    def build(
+        cls,
+        beats: Iterable[tuple[str, str]],
+        city: str,
+        zones: Mapping[str, Iterable[str]] | None = None,
+    ) -> Geography:
+        """From (beat, district) pairs, the city's code and zone -> its beats.
+
+        Raises ``ValueError`` naming the zone and beat when a zone lists a beat the city does
+        not have, and naming the code when a zone's code is also a beat's or district's.
+        """
+        district_of = dict(beats)
+        zones = {z: sorted(set(b)) for z, b in (zones or {}).items()}
+        taken = {*district_of, *district_of.values(), city}
+        for zone, members in sorted(zones.items()):
+            if zone in taken:
+                raise ValueError(f"zone {zone!r}: the code is also a beat, district or the city")
+            missing = [b for b in members if b not in district_of]
+            if missing:
+                shown = ", ".join(safe_text(b, 30) for b in missing[:5])
+                raise ValueError(f"zone {zone!r} lists beats the city does not have: {shown}")
+        zones_of: dict[str, list[str]] = {}
+        for zone, members in zones.items():
+            for beat in members:
+                zones_of.setdefault(beat, []).append(zone)
+        cut = {district_of[b] for b in zones_of}
+        parents: dict[str, str] = {}
+        pieces: dict[str, tuple[str, ...]] = {}
+        for beat, district in district_of.items():
+            if district in cut:
+                inside = tuple(sorted(zones_of.get(beat, ())))
+                piece = piece_code(district, inside)
+                parents[beat], parents[piece] = piece, district
+                pieces[piece] = inside
+            else:
+                parents[beat] = district
+            parents[district] = city
+        clash = set(pieces) & taken
+        if clash:
+            raise ValueError(f"code {safe_text(min(clash), 30)!r} is a beat or district code")
+        return cls(parents, pieces)
+
+    def piece_of(self) -> dict[str, str]:
+        """Beat -> its piece, for the beats of the districts a zone cuts."""
+        return {code: parent for code, parent in self.items() if parent in self.pieces}
+
+    def zone_beats(self) -> dict[str, list[str]]:
+        """Zone -> its beats in code order."""
+        out: dict[str, list[str]] = {}
+        for beat, piece in sorted(self.piece_of().items()):
+            for zone in self.pieces[piece]:
+                out.setdefault(zone, []).append(beat)
+        return out
+
+
+def city_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> Geography:
+    """The city's geography from the restricted beat tree and the policy's zones."""
+    rows = con.execute("SELECT beat, district FROM raw.city__beats").fetchall()
+    return _checked(rows, policy.tables.city.code, policy)
+
+
+def published_geography(con: duckdb.DuckDBPyConnection, shared: str = "shared") -> Geography:
+    """The same geography from the shared zone's ``geography`` and ``zone_beats`` tables: what
+    a release shows, so what its readers can sum."""
+    rows = con.execute(
+        f"SELECT geo_level, geo_code, parent_code FROM {shared}.geography"
+    ).fetchall()
+    city = next(code for level, code, _ in rows if level == "city")
+    beats = [(code, parent) for level, code, parent in rows if level == "beat"]
+    zones: dict[str, list[str]] = {}
+    members = con.execute(f"SELECT zone_code, beat_code FROM {shared}.zone_beats").fetchall()
+    for zone, beat in members:
+        zones.setdefault(zone, []).append(beat)
+    return Geography.build(beats, city, zones)
+
+
+def _checked(rows: list, city: str, policy: Policy) -> Geography:
+    zones = {code: zone.beats for code, zone in policy.tables.zones.items()}
+    try:
+        return Geography.build(rows, city, zones)
+    except ValueError as exc:
+        raise PolicyError(f"privacy/policy.yml tables.zones: {exc}") from exc
