@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import time
 from itertools import product
@@ -21,13 +22,26 @@ from itertools import product
 import numpy as np
 
 from cs360_pipeline.privacy.audit import Publication, audit
-from cs360_pipeline.privacy.complementary import protect
+from cs360_pipeline.privacy.complementary import LineRule, protect
 from cs360_pipeline.privacy.lattice import Lattice
 
 SEXES = ("F", "M", "U")
 SEX_WEIGHTS = (0.47, 0.48, 0.05)
+GOAL_SECONDS = 60
 AGES = ("0-9", "10-17", "18-24", "25-34", "35-64", "65+")
 AGE_WEIGHTS = (0.03, 0.12, 0.22, 0.25, 0.3, 0.08)
+AGES_5 = ("0-17", "18-24", "25-34", "35-64", "65+")
+AGE_WEIGHTS_5 = (0.15, 0.22, 0.25, 0.3, 0.08)
+TABLES = {
+    # 91 x 51 x 4 x 7 = 129,948 cells, even sex and age shares
+    "standard": {"districts": 10, "beats_per_district": 8, "ages": 6, "skewed": False},
+    # 100 x 51 x 4 x 6 = 122,400 cells, realistic shares: few 'U', few under 18
+    "dense": {"districts": 9, "beats_per_district": 10, "ages": 5, "skewed": True},
+}
+
+
+def age_bands(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    return (AGES, AGE_WEIGHTS) if args.ages == 6 else (AGES_5, AGE_WEIGHTS_5)
 
 
 def leaf_counts(args: argparse.Namespace) -> np.ndarray:
@@ -36,9 +50,10 @@ def leaf_counts(args: argparse.Namespace) -> np.ndarray:
     beats = args.districts * args.beats_per_district
     intensity = rng.gamma(args.beat_shape, 1 / args.beat_shape, size=beats)  # mean 1
     season = 1 + 0.2 * np.sin(np.arange(args.months) / 12 * 2 * np.pi)
-    mix = np.ones((len(SEXES), len(AGES)))
-    if args.skewed:  # realistic shares: few 'U' and few 0-9 year olds, so far more small cells
-        mix = np.outer(SEX_WEIGHTS, AGE_WEIGHTS) * len(SEXES) * len(AGES)
+    ages, weights = age_bands(args)
+    mix = np.ones((len(SEXES), len(ages)))
+    if args.skewed:  # realistic shares: few 'U' and few children, so far more small cells
+        mix = np.outer(SEX_WEIGHTS, weights) * len(SEXES) * len(ages)
     lam = args.leaf_mean * intensity[:, None, None, None] * season[None, :, None, None]
     return rng.poisson(lam * mix[None, None, :, :])
 
@@ -72,11 +87,12 @@ def cube(leaf: np.ndarray, args: argparse.Namespace) -> tuple[np.ndarray, list, 
     period += [("year", dt.date(2023 + y, 1, 1).isoformat()) for y in range(nm // 12)]
     a = _roll(a, 1, [np.arange(q * 3, q * 3 + 3) for q in range(nm // 3)])
     a = _roll(a, 1, [np.arange(nm + y * 4, nm + y * 4 + 4) for y in range(nm // 12)])
-    a = _roll(_roll(a, 2, [np.arange(3)]), 3, [np.arange(6)])
+    ages, _ = age_bands(args)
+    a = _roll(_roll(a, 2, [np.arange(len(SEXES))]), 3, [np.arange(len(ages))])
     breakdowns = [
         ";".join(p for p in (f"age_group={age}" if age else "", f"sex={sex}" if sex else "") if p)
         or "total"
-        for sex, age in product((*SEXES, None), (*AGES, None))
+        for sex, age in product((*SEXES, None), (*ages, None))
     ]
     return a, geo, period, {"parent": parent, "breakdowns": breakdowns}
 
@@ -92,41 +108,68 @@ def build(args: argparse.Namespace) -> Lattice:
     return Lattice.build(keys, values, meta["parent"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leaf-mean", type=float, default=15.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--districts", type=int, default=10)
-    parser.add_argument("--beats-per-district", type=int, default=8)
-    parser.add_argument("--months", type=int, default=36)
-    parser.add_argument("--beat-shape", type=float, default=8.0, help="gamma shape of beat load")
-    parser.add_argument("--skewed", action="store_true", help="realistic sex/age shares")
-    parser.add_argument("--no-audit", action="store_true", help="skip the independent full audit")
-    args = parser.parse_args()
+class ClassicLineRule(LineRule):
+    """The textbook line rule, for comparison: the smallest non-zero published cell of a line
+    is its complement, whatever its level (the engine prefers fine cells that repair most)."""
 
+    def cheapest(self, cells: list[int], skip: int = -1) -> int:
+        return min(cells, key=lambda c: (self.n[c], self.tie[c]))
+
+
+def run(table: str, args: argparse.Namespace) -> None:
+    """Protect one table with the engine and with the classic rule; audit the engine's."""
+    args = argparse.Namespace(**{**vars(args), **TABLES[table]})
     t0 = time.perf_counter()
     lattice = build(args)
     t1 = time.perf_counter()
     primaries = int(((lattice.n > 0) & (lattice.n < args.k)).sum())
     print(
-        f"cells {lattice.size:,}  equations {lattice.n_equations:,}  "
+        f"[{table}] cells {lattice.size:,}  equations {lattice.n_equations:,}  "
         f"primaries {primaries:,} ({primaries / lattice.size:.1%})  "
         f"zeros {int((lattice.n == 0).sum()):,}  build {t1 - t0:.1f} s"
     )
     result = protect(lattice, args.k, max_rounds=200)
-    print(f"complementary: {result.summary()}")
+    print(f"  complementary: {result.summary()}")
     print(f"  last round audit: {result.audit.text().splitlines()[0]}")
+    seconds = result.seconds
     if args.no_audit:
-        print("independent full audit: skipped (--no-audit)")
-        return
-    report = audit([Publication(lattice, result.suppressed, args.k)])
-    print(f"independent full audit: {report.text()}")
+        print("  independent full audit: skipped (--no-audit)")
+    else:
+        report = audit([Publication(lattice, result.suppressed, args.k)])
+        print(f"  independent full audit: {report.text()}")
+        seconds += report.seconds
+    print(
+        f"  protected and audited in {seconds:.1f} s (goal {GOAL_SECONDS} s): "
+        f"{result.rate:.1%} hidden"
+    )
+    if not args.no_baseline:
+        classic = protect(lattice, args.k, max_rounds=200, line_rule=ClassicLineRule)
+        print(
+            f"  classic line rule with the same audit and repair: {classic.rate:.1%} hidden "
+            f"({classic.seconds:.1f} s, audit {'passed' if classic.audit.passed else 'FAILED'})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", choices=[*TABLES, "both"], default="both")
+    parser.add_argument("--leaf-mean", type=float, default=15.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--months", type=int, default=36)
+    parser.add_argument("--beat-shape", type=float, default=8.0, help="gamma shape of beat load")
+    parser.add_argument("--no-audit", action="store_true", help="skip the independent full audit")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the classic line rule")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    for table in TABLES if args.table == "both" else [args.table]:
+        run(table, args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
-        f"total {time.perf_counter() - t0:.1f} s, peak memory {peak:,.0f} MB "
-        f"(largest audit worker {workers:,.0f} MB)"
+        f"total {time.perf_counter() - start:.1f} s, peak memory {peak:,.0f} MB "
+        f"(largest audit worker {workers:,.0f} MB), {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 

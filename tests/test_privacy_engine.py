@@ -7,6 +7,7 @@ exactly; the solver runs for real (HiGHS through scipy).
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import product
 
 import duckdb
 import numpy as np
@@ -515,3 +516,44 @@ def test_a_fallback_is_recorded_per_provider_and_ends_the_refresh(tmp_path):
     fallbacks.write(con, "school", [])
     con.close()
     assert fallbacks.summary(build) is None
+
+
+def random_cube(seed: int) -> Lattice:
+    """Beats of two districts by month (with quarters and the year) by sex, Poisson counts."""
+    rng = np.random.default_rng(seed)
+    beats = {f"B{d}{b}": f"D{d}" for d in (1, 2) for b in range(3)}
+    months = [f"2025-{m:02d}-01" for m in range(1, 7)]
+    leaf = {(b, m, s): int(rng.poisson(6)) for b in beats for m in months for s in "FMU"}
+    geos = {b: [b] for b in beats} | {d: [b for b in beats if beats[b] == d] for d in ("D1", "D2")}
+    geos["RIV"] = list(beats)
+    level = {code: "beat" if code in beats else "city" if code == "RIV" else "district"
+             for code in geos}  # fmt: skip
+    periods = {("month", m): [m] for m in months}
+    periods |= {("quarter", JAN): months[:3], ("quarter", "2025-04-01"): months[3:]}
+    periods[("year", JAN)] = months
+    keys, values = [], []
+    for (code, bs), ((pl, ps), ms), sexes in product(
+        geos.items(), periods.items(), ["FMU", *"FMU"]
+    ):
+        keys.append((pl, ps, level[code], code, "total" if len(sexes) > 1 else f"sex={sexes}"))
+        values.append(sum(leaf[b, m, s] for b in bs for m in ms for s in sexes))
+    return Lattice.build(keys, values, {**beats, "D1": "RIV", "D2": "RIV"})
+
+
+def test_a_pool_of_processes_audits_as_one_process_does(monkeypatch):
+    """Large audits attack components in worker processes: same verdicts and bounds as in this
+    process, also after this process has solved integer problems itself (HiGHS's threads)."""
+    from cs360_pipeline.privacy import audit as audit_module
+
+    lattice = random_cube(3)
+    pattern = protect(lattice, K).suppressed
+    pattern[np.flatnonzero(pattern & (lattice.rank > 0))[:5]] = False  # some cells now fail
+    pub = [Publication(lattice, pattern, K)]
+    monkeypatch.setattr(audit_module, "PARALLEL_UNKNOWNS", 10**9)
+    alone = audit(pub, exact=True)
+    assert alone.milps > 0 and not alone.passed
+    monkeypatch.setattr(audit_module, "PARALLEL_UNKNOWNS", 0)
+    pooled = audit(pub, exact=True)
+    assert pooled.failures == alone.failures
+    assert pooled.bounds == alone.bounds
+    assert (pooled.lps, pooled.milps) == (alone.lps, alone.milps)

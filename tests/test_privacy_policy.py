@@ -77,7 +77,7 @@ def test_audience_tests_agree_in_python_and_sql() -> None:
     policy = load_policy()
     con = duckdb.connect()
     con.execute("CREATE TABLE c (geo_level VARCHAR, period_level VARCHAR, breakdown VARCHAR)")
-    combos = list(product(GEO_LEVELS, PERIOD_LEVELS, ["total", "sex=F"]))
+    combos = list(product([*GEO_LEVELS, "zone", "piece"], PERIOD_LEVELS, ["total", "sex=F"]))
     con.executemany("INSERT INTO c VALUES (?, ?, ?)", combos)
     for name, audience in policy.audiences.items():
         in_sql = set(con.execute(f"SELECT * FROM c WHERE {audience.shows_sql()}").fetchall())
@@ -86,6 +86,7 @@ def test_audience_tests_agree_in_python_and_sql() -> None:
     assert pst.shows("beat", "month", "total") and not pst.shows("beat", "month", "sex=F")
     assert not public.shows("beat", "month", "total") and public.shows("beat", "quarter", "total")
     assert not public.shows("district", "year", "sex=F") and public.shows("city", "month", "sex=F")
+    assert pst.shows("zone", "month", "sex=F") and not public.shows("zone", "year", "sex=F")
 
 
 def cell(period: str, geo: str, code: str, breakdown: str, n: int) -> tuple:

@@ -17,8 +17,8 @@ import scipy.optimize
 
 from cs360_pipeline.privacy.audit import Publication, audit
 from cs360_pipeline.privacy.complementary import protect
-from cs360_pipeline.privacy.geography import PIECE, Geography
-from cs360_pipeline.privacy.lattice import Lattice
+from cs360_pipeline.privacy.geography import Geography
+from cs360_pipeline.privacy.lattice import PIECE, Lattice
 
 K = 10
 MONTH = "2025-01-01"
@@ -252,3 +252,59 @@ def test_zone_pieces_add_up_and_are_never_shared(zoned):
     for r in shared:
         if not r[8]:
             assert r[7] == true[(r[1].removeprefix("police__"), *r[2:7])][0]
+
+
+# -- the policy's zones and the table design ---------------------------------------------------
+
+
+def test_zone_codes_are_checked_when_the_policy_loads(tmp_path):
+    import yaml
+
+    from cs360_pipeline.privacy.policy import PolicyError, load_policy
+    from tests.test_privacy_policy import SHIPPED
+
+    raw = yaml.safe_load(SHIPPED.read_text())
+    raw["tables"]["zones"] = {"=HYPERLINK(1)": {"name": "Campus", "beats": ["0101"]}}
+    path = tmp_path / "policy.yml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PolicyError, match=r"tables\.zones: .*letters, digits"):
+        load_policy(path)
+    raw["tables"]["zones"] = {"CAMPUS": {"name": "Campus", "beats": []}}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PolicyError, match=r"tables\.zones\.CAMPUS\.beats"):
+        load_policy(path)
+
+
+def test_a_sparse_zone_level_takes_its_pieces_but_not_the_beats():
+    from cs360_pipeline.privacy.levels import sparse_levels
+
+    def cell(geo: str, code: str, n: int) -> tuple:
+        return ("month", MONTH, geo, code, "total", n)
+
+    rows = [
+        cell("beat", "B1", 20), cell("beat", "B2", 30),
+        cell(PIECE, "piece:Z@D1", 3), cell(PIECE, "piece:@D1", 4),  # small, never judged
+        cell("zone", "Z", 4), cell("zone", "Y", 5), cell("zone", "X", 50),
+        cell("district", "D1", 50), cell("city", "RIV", 50),
+    ]  # fmt: skip
+    month = frozenset()
+    assert sparse_levels(rows, K, 0.5) == {("zone", "month", month), (PIECE, "month", month)}
+    rows[-2] = cell("district", "D1", 5)
+    rows.append(cell("district", "D2", 6))
+    assert sparse_levels(rows, K, 0.5) == {
+        ("district", "month", month), ("zone", "month", month), (PIECE, "month", month),
+        ("beat", "month", month),
+    }  # fmt: skip
+
+
+def test_beats_sum_to_their_district_when_the_pieces_are_left_out():
+    geography = Geography.build(BEATS.items(), "RIV", {"Z": ["B1", "B4"]})
+    keys = [("month", MONTH, "beat", b, "total") for b in BEATS]
+    keys += [("month", MONTH, "district", d, "total") for d in ("D1", "D2")]
+    values = [CUT[b] for b in BEATS] + [40, 50]
+    lattice = Lattice.build(keys, values, geography)
+    sums = {
+        lattice.keys[lattice.eq_parent[e]].geo_code: len(lattice.children(e))
+        for e in range(lattice.n_equations)
+    }
+    assert sums == {"D1": 3, "D2": 2}

@@ -534,12 +534,16 @@ def _run(jobs: dict[int, _Job]) -> dict[int, tuple[dict[int, tuple[float, float]
     if (
         workers < 2
         or sum(job.size for job in jobs.values()) < PARALLEL_UNKNOWNS
-        or "fork" not in multiprocessing.get_all_start_methods()
+        or "forkserver" not in multiprocessing.get_all_start_methods()
     ):
         return {label: _attack(job) for label, job in jobs.items()}
     order = sorted(jobs, key=lambda label: -jobs[label].size)
-    # Forked workers inherit the imported modules: nothing to re-import, no main module to run.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    # Not a plain fork: HiGHS runs integer problems on a pool of threads, and a process forked
+    # from one that has used it can spin forever in the copy of that pool. Workers come from a
+    # fork server that has imported this module and never solved anything.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {label: pool.submit(_attack, jobs[label]) for label in order}
         return {label: futures[label].result() for label in sorted(jobs)}
 

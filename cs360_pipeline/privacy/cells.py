@@ -27,7 +27,8 @@ from itertools import product
 import duckdb
 import pyarrow as pa
 
-from cs360_pipeline.privacy.geography import PIECE, ZONE, Geography, city_geography
+from cs360_pipeline.privacy.geography import Geography, city_geography
+from cs360_pipeline.privacy.lattice import PIECE, ZONE
 from cs360_pipeline.privacy.policy import Breakdown, Policy
 from cs360_pipeline.registry import Measure, Provider
 from cs360_pipeline.sql import ident, literal
@@ -245,24 +246,28 @@ class CellBuilder:
     def _grouped(
         self, units: str, stat: str, breakdowns: list[str], periods: dict[str, str]
     ) -> str:
-        """``stat`` over the units (one row per thing counted, with its beat) at every level."""
+        """``stat`` over the units (one row per thing counted, with its beat) at every level;
+        with zones, the units are read once for both passes."""
         geos = self.geo_columns
         if PIECE in geos:
             units = f"SELECT * FROM ({units}) AS u LEFT JOIN {PIECES_TABLE} USING (_beat)"
-        sql = f"""
-            SELECT {self._key_columns(breakdowns, periods, geos)}, {stat}
-            FROM ({units}) AS l
-            GROUP BY {self._grouping_sets(breakdowns, periods, geos)}
-        """
-        if self.policy.tables.zones:
-            zone = {ZONE: "_zone"}
-            sql += f"""
-                UNION ALL
-                SELECT {self._key_columns(breakdowns, periods, zone)}, {stat}
-                FROM ({units}) AS l JOIN {ZONES_TABLE} USING (_beat)
-                GROUP BY {self._grouping_sets(breakdowns, periods, zone)}
+        if not self.policy.tables.zones:
+            return f"""
+                SELECT {self._key_columns(breakdowns, periods, geos)}, {stat}
+                FROM ({units}) AS l
+                GROUP BY {self._grouping_sets(breakdowns, periods, geos)}
             """
-        return sql
+        zone = {ZONE: "_zone"}
+        return f"""
+            WITH units AS MATERIALIZED ({units})
+            SELECT {self._key_columns(breakdowns, periods, geos)}, {stat}
+            FROM units AS l
+            GROUP BY {self._grouping_sets(breakdowns, periods, geos)}
+            UNION ALL
+            SELECT {self._key_columns(breakdowns, periods, zone)}, {stat}
+            FROM units AS l JOIN {ZONES_TABLE} USING (_beat)
+            GROUP BY {self._grouping_sets(breakdowns, periods, zone)}
+        """
 
     # -- the spine -------------------------------------------------------------------------
     def _spine(self, provider: Provider, measure: Measure) -> str:

@@ -89,7 +89,7 @@ def stable_hash(key: Sequence[str]) -> int:
     return int.from_bytes(hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest())
 
 
-class _LineRule:
+class LineRule:
     """Incremental state of the line rule: suppressed count and child sum per equation."""
 
     def __init__(
@@ -204,6 +204,7 @@ def protect(
     name: str = "release",
     prune: bool = False,
     insider: bool = False,
+    line_rule: type[LineRule] | None = None,
 ) -> SuppressionResult:
     """Primary + complementary suppression for one table family, audited until it passes.
 
@@ -211,6 +212,7 @@ def protect(
     ``history`` are earlier publications still public: the audit then covers their union with
     this one, and failures in them are repaired around the same key here. ``insider``: the
     pattern must also hold against a person counted in one of the suppressed cells.
+    ``line_rule``: another choice of complements, for comparison (the benchmark's classic rule).
     """
     start = time.perf_counter()
     names = [p.name for p in history] + [name]
@@ -220,7 +222,9 @@ def protect(
     forced_mask = (
         np.asarray(forced, dtype=bool) if isinstance(forced, np.ndarray) else lattice.mask(forced)
     )
-    rule = _LineRule(lattice, primary | forced_mask, k, _shown_before(lattice, history))
+    rule = (line_rule or LineRule)(
+        lattice, primary | forced_mask, k, _shown_before(lattice, history)
+    )
     rule.run(e for c in np.flatnonzero(primary | forced_mask) for e in rule.cell_eqs[c])
     check: list[np.ndarray] | None = None
     cleared: set = set()  # insider pairs that passed: the pattern only grows in this loop
@@ -243,9 +247,7 @@ def protect(
     # except against insiders: a newly hidden non-empty cell is one more insider.
     suppressed = np.array(rule.sup, dtype=bool)
     if prune and report.passed:
-        suppressed = _prune(
-            lattice, suppressed, primary | forced_mask, k, name, history, insider
-        )
+        suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
     return SuppressionResult(
         lattice,
         k,
@@ -324,7 +326,7 @@ def _audit(
     return audit(pubs, check=check, verdict_only=True, insiders_cleared=cleared)
 
 
-def _repair(rule: _LineRule, lattice: Lattice, report: AuditReport, insider: bool) -> list[int]:
+def _repair(rule: LineRule, lattice: Lattice, report: AuditReport, insider: bool) -> list[int]:
     """One complement per failing cell, except where a complement added this round already
     sits in one of its equations (that may be enough: the next audit tells)."""
     added: list[int] = []

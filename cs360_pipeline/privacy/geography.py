@@ -26,8 +26,6 @@ import duckdb
 from cs360_pipeline.ingest.readers import safe_text
 from cs360_pipeline.privacy.policy import Policy, PolicyError
 
-PIECE = "piece"
-ZONE = "zone"
 PIECE_PREFIX = "piece:"
 
 

@@ -40,9 +40,10 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from cs360_pipeline.privacy.geography import PIECE, ZONE
-
 GEO_LEVELS = ("beat", "district", "city")
+# Zones cut across districts; pieces (never shown) are their atoms: see privacy/geography.py.
+PIECE = "piece"
+ZONE = "zone"
 PERIOD_LEVELS = ("month", "quarter", "year")
 TOTAL = "total"
 KEY_COLUMNS = ("period_level", "period_start", "geo_level", "geo_code", "breakdown")

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-from cs360_pipeline.privacy.geography import PIECE
-from cs360_pipeline.privacy.lattice import PERIOD_LEVELS, breakdown_parts
+from cs360_pipeline.privacy.lattice import PERIOD_LEVELS, PIECE, breakdown_parts
 from cs360_pipeline.privacy.policy import Rule
 
 Level = tuple[str, str, frozenset[str]]

@@ -29,8 +29,7 @@ import pyarrow as pa
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.cells import CellBuilder
 from cs360_pipeline.privacy.complementary import SuppressionResult, protect
-from cs360_pipeline.privacy.geography import PIECE
-from cs360_pipeline.privacy.lattice import KEY_COLUMNS, Lattice
+from cs360_pipeline.privacy.lattice import KEY_COLUMNS, PIECE, Lattice
 from cs360_pipeline.privacy.levels import Level, level_label, level_of, levels_left_out
 from cs360_pipeline.privacy.policy import Policy, Rule
 from cs360_pipeline.registry import Provider
