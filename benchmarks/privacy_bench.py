@@ -1,13 +1,19 @@
-"""Benchmark the privacy engine on a ~130k-cell 4-dimensional table (not a test).
+"""Benchmark the privacy engine on two 4-dimensional tables of 120-130k cells (not a test).
 
-Geography 1 city + 10 districts + 80 beats, period 36 months + 12 quarters + 3 years, sex
-(F, M, U) + total crossed with age group (6 bands) + total: 91 x 51 x 4 x 7 = 129,948 cells.
+``standard``: 1 city + 10 districts + 80 beats, 36 months + 12 quarters + 3 years, sex (F, M, U)
++ total crossed with 6 age bands + total: 91 x 51 x 4 x 7 = 129,948 cells, even shares.
+``dense``: 1 + 9 + 90 geographies, the same periods and sexes, 5 age bands: 100 x 51 x 4 x 6 =
+122,400 cells, with realistic shares (few 'U', few under 18), so about a fifth are small.
 Leaf counts (beat x month x sex x age) are Poisson with a gamma-distributed beat intensity, so
-small cells cluster in quiet beats as in real data. Prints cells, equations, primaries, final
-suppressed, suppression rate and seconds for complementary suppression and the independent audit,
-and peak memory. Large audits attack their components in a pool of processes, one per core.
+small cells cluster in quiet beats as in real data.
 
-    .venv/bin/python benchmarks/privacy_bench.py [--leaf-mean 15] [--seed 7] [--k 10]
+Per table it prints cells, equations, primaries, the engine's pattern (share hidden, seconds to
+protect and for the independent audit) against the goal, and the classic line rule's share on
+the same table (the smallest cell of a line as its complement, repaired by the same audit).
+Each table runs in a process of its own, stopped after ``--budget`` seconds; its peak memory
+includes the audit's worker processes. Large audits use one worker per core.
+
+    .venv/bin/python benchmarks/privacy_bench.py [--table standard|dense|both] [--budget 900]
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import argparse
 import datetime as dt
 import os
 import resource
+import signal
+import subprocess
+import sys
 import time
 from itertools import product
 
@@ -150,9 +159,36 @@ def run(table: str, args: argparse.Namespace) -> None:
         )
 
 
+def peak_memory_mb() -> tuple[float, float]:
+    """(this process, its audit workers) peak resident memory. The workers are children of
+    the fork server, which accounts for them once it is stopped."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_alone(table: str, budget: float) -> None:
+    """This script for one table in a process group of its own, stopped (with its audit
+    workers) when the budget runs out."""
+    command = [sys.executable, __file__, *sys.argv[1:], "--table", table]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        child.wait(timeout=budget)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        print(f"[{table}] did not finish within {budget:.0f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", choices=[*TABLES, "both"], default="both")
+    parser.add_argument("--budget", type=float, default=900, help="seconds per table")
     parser.add_argument("--leaf-mean", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--k", type=int, default=10)
@@ -161,15 +197,17 @@ def main() -> None:
     parser.add_argument("--no-audit", action="store_true", help="skip the independent full audit")
     parser.add_argument("--no-baseline", action="store_true", help="skip the classic line rule")
     args = parser.parse_args()
+    if args.table == "both":
+        print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
+        for table in TABLES:  # each in a process of its own, with its own memory and budget
+            run_alone(table, args.budget)
+        return
     start = time.perf_counter()
-    for table in TABLES if args.table == "both" else [args.table]:
-        run(table, args)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    run(args.table, args)
+    own, workers = peak_memory_mb()
     print(
-        f"total {time.perf_counter() - start:.1f} s, peak memory {peak:,.0f} MB "
-        f"(largest audit worker {workers:,.0f} MB), {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"  total {time.perf_counter() - start:.1f} s, peak memory {own:,.0f} MB "
+        f"(largest audit worker {workers:,.0f} MB), load average {os.getloadavg()[0]:.2f}"
     )
 
 

@@ -121,7 +121,7 @@ def test_a_sliver_of_three_between_a_district_and_the_zone_stays_hidden():
     assert not naive.passed
     assert {f.key.geo_code for f in naive.failures} == {"piece:@D1"}
 
-    result = protect(lattice, K, forced=pieces)
+    result = protect(lattice, K, unshown=pieces)
     assert result.audit.passed
     published = shown(lattice, result.suppressed)
     assert set(published) < {"D1", "D2", "RIV", "Z"}
@@ -135,7 +135,7 @@ def test_a_zone_whose_slivers_cannot_be_differenced_costs_nothing():
     zone = ["B1", "B2", "B4"]
     lattice, _ = zone_table(CUT, zone)
     pieces = np.array([k.geo_level == PIECE for k in lattice.keys])
-    result = protect(lattice, K, forced=pieces)
+    result = protect(lattice, K, unshown=pieces)
     assert result.audit.passed
     published = shown(lattice, result.suppressed)
     assert set(published) == {"D1", "D2", "RIV", "Z"}

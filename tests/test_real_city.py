@@ -43,6 +43,7 @@ pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
 BIN = Path(sys.executable).parent
 BEATS = {"Z1": "NORTH", "Z2": "NORTH", "Z3": "SOUTH", "Z4": "SOUTH"}
+HARBOUR = {"HARBOUR": ["Z2", "Z3"]}  # a zone across both districts: a beat of each
 CITY = "LKP"
 K = 3  # Lakeport's minimum cell size
 
@@ -212,8 +213,11 @@ def read(data: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def rollup(events: list[tuple[dt.date, str]]) -> Counter[tuple[str, str, str, str]]:
-    """(period_level, period_start, geo_level, geo_code) -> count, from (month, beat) events."""
+def rollup(
+    events: list[tuple[dt.date, str]], zones: dict[str, list[str]] | None = None
+) -> Counter[tuple[str, str, str, str]]:
+    """(period_level, period_start, geo_level, geo_code) -> count, from (month, beat) events;
+    an event counts in every zone its beat is in."""
     cells: Counter[tuple[str, str, str, str]] = Counter()
     for month, beat in events:
         periods = {
@@ -222,13 +226,15 @@ def rollup(events: list[tuple[dt.date, str]]) -> Counter[tuple[str, str, str, st
             "year": month.replace(month=1),
         }
         for level, start in periods.items():
-            for geo_level, code in (("beat", beat), ("district", BEATS[beat]), ("city", CITY)):
+            geos = [("beat", beat), ("district", BEATS[beat]), ("city", CITY)]
+            geos += [("zone", zone) for zone, beats in (zones or {}).items() if beat in beats]
+            for geo_level, code in geos:
                 cells[(level, start.isoformat(), geo_level, code)] += 1
     return cells
 
 
 def expected_shots(
-    files: list[bytes], codes: tuple[str, ...] = ("10-71",)
+    files: list[bytes], codes: tuple[str, ...] = ("10-71",), zones: dict | None = None
 ) -> Counter[tuple[str, str, str, str]]:
     """Shots-fired calls (these ten-codes): each month taken from the latest file delivering it."""
     owner: dict[tuple[int, int], int] = {}
@@ -243,7 +249,7 @@ def expected_shots(
             when = dt.datetime.strptime(row["RECEIVED_DATE"], "%m/%d/%Y %I:%M:%S %p")
             if owner[(when.year, when.month)] == index and row["CALL_TYPE"] in codes:
                 events.append((when.date().replace(day=1), row["ZONE"]))
-    return rollup(events)
+    return rollup(events, zones)
 
 
 def expected_incidents(data: bytes) -> Counter[tuple[str, str, str, str]]:
@@ -320,8 +326,9 @@ def code_tree_digest() -> str:
     return digest.hexdigest()
 
 
-def assert_matches(published: dict, expected: Counter) -> None:
-    """Every cell of the independent count is published with that count, or suppressed."""
+def assert_matches(published: dict, expected: Counter, at_least: float = 0.4) -> None:
+    """Every cell of the independent count is published with that count, or suppressed; at
+    least the share ``at_least`` of them is shown."""
     shown = 0
     for key, count in expected.items():
         assert key in published, f"cell {key} (count {count}) is not published"
@@ -334,12 +341,12 @@ def assert_matches(published: dict, expected: Counter) -> None:
     assert not extra, f"published cells with counts the raw files do not have: {extra}"
     # Not vacuous: the year for the city is shown, and a good part of the rest.
     assert published[("year", "2025-01-01", "city", CITY)][1] != "suppressed"
-    assert shown >= len(expected) * 0.4, f"only {shown} of {len(expected)} cells shown"
+    assert shown >= len(expected) * at_least, f"only {shown} of {len(expected)} cells shown"
 
 
-@pytest.fixture(scope="module")
-def lakeport(tmp_path_factory: pytest.TempPathFactory) -> City:
-    city = City(tmp_path_factory.mktemp("real_city"))
+def new_lakeport(root: Path) -> City:
+    """Lakeport's deployment with its beat map, police contract and metrics, nothing loaded."""
+    city = City(root)
     city.cs360("init", str(city.folder), "--name", "Lakeport", "--code", CITY,
                "--time-zone", "America/Chicago")  # fmt: skip
     city.edit_yaml("privacy/policy.yml", lambda p: p["defaults"].update(min_cell_size=K))
@@ -349,6 +356,11 @@ def lakeport(tmp_path_factory: pytest.TempPathFactory) -> City:
     beats = "beat,district\n" + "".join(f"{b},{d}\n" for b, d in BEATS.items())
     city.drop("city", "beats.csv", beats.encode())
     return city
+
+
+@pytest.fixture(scope="module")
+def lakeport(tmp_path_factory: pytest.TempPathFactory) -> City:
+    return new_lakeport(tmp_path_factory.mktemp("real_city"))
 
 
 def test_a_new_city_publishes_what_its_raw_files_count(lakeport: City) -> None:
@@ -403,3 +415,30 @@ def test_a_new_city_publishes_what_its_raw_files_count(lakeport: City) -> None:
     assert_matches(lakeport.published("shots_fired_calls"), expected_shots([annual, august]))
     status = lakeport.run("--deployment", str(lakeport.folder), "status").stdout
     assert "earlier contract" not in status
+
+
+def test_a_zone_across_districts_publishes_what_its_beats_count(tmp_path: Path) -> None:
+    """The city names a zone of a beat from each district: it is published beside them as
+    geography level ``zone``, and each of its cells is the count over its beats' rows."""
+    city = new_lakeport(tmp_path)
+    zones = {code: {"name": "Harbour front", "beats": beats} for code, beats in HARBOUR.items()}
+    city.edit_yaml("privacy/policy.yml", lambda p: p["tables"].update(zones=zones))
+    annual = calls_file(call_rows(seed=1, months=range(1, 13), first_id=1))
+    city.drop("police", "calls_2025.csv", annual)
+    assert "Published release r-" in city.refresh()
+    published = city.published("shots_fired_calls")
+    # A third: the zone links the two districts, so in a city of four beats with a k of 3 a
+    # beat hidden in one district takes a complement in the other most months.
+    assert_matches(published, expected_shots([annual], zones=HARBOUR), at_least=1 / 3)
+    zone = {k: v for k, v in published.items() if k[2] == "zone"}
+    assert len(zone) == 12 + 4 + 1 and zone[("year", "2025-01-01", "zone", "HARBOUR")][0]
+    con = duckdb.connect(str(city.folder / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT geo_code, name, parent_code FROM geography WHERE geo_level = 'zone'"
+        ).fetchall()
+        pieces = con.execute("SELECT count(*) FROM metric_values WHERE geo_level = 'piece'")
+        assert pieces.fetchall() == [(0,)]
+    finally:
+        con.close()
+    assert rows == [("HARBOUR", "Harbour front", CITY)]

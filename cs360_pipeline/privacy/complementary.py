@@ -199,6 +199,7 @@ def protect(
     k: int,
     *,
     forced: Iterable[Sequence[Any]] | np.ndarray = (),
+    unshown: Iterable[Sequence[Any]] | np.ndarray = (),
     history: Sequence[Publication] = (),
     max_rounds: int = 100,
     name: str = "release",
@@ -209,6 +210,9 @@ def protect(
     """Primary + complementary suppression for one table family, audited until it passes.
 
     ``forced`` are keys (or a mask) suppressed regardless, e.g. the previous release's pattern;
+    ``unshown`` are never published either but are no reason for a complement of their own (a
+    zone's pieces): complements start from the primary and forced cells only, and the audit
+    then decides whether what an unshown cell gives away matters;
     ``history`` are earlier publications still public: the audit then covers their union with
     this one, and failures in them are repaired around the same key here. ``insider``: the
     pattern must also hold against a person counted in one of the suppressed cells.
@@ -219,21 +223,28 @@ def protect(
     if len(set(names)) != len(names):
         raise ValueError(f"release names must be unique across history and this one: {names}")
     primary = (lattice.n > 0) & (lattice.n < k)
-    forced_mask = (
-        np.asarray(forced, dtype=bool) if isinstance(forced, np.ndarray) else lattice.mask(forced)
+    forced_mask, unshown_mask = (
+        np.asarray(keys, dtype=bool) if isinstance(keys, np.ndarray) else lattice.mask(keys)
+        for keys in (forced, unshown)
     )
     rule = (line_rule or LineRule)(
-        lattice, primary | forced_mask, k, _shown_before(lattice, history)
+        lattice, primary | forced_mask | unshown_mask, k, _shown_before(lattice, history)
     )
     rule.run(e for c in np.flatnonzero(primary | forced_mask) for e in rule.cell_eqs[c])
+    forced_mask |= unshown_mask
     check: list[np.ndarray] | None = None
     cleared: set = set()  # insider pairs that passed: the pattern only grows in this loop
     rounds = 0
+    integer = False  # LP verdicts until the LP attacker learns nothing, then the integer one
     while True:
         rounds += 1
         report = _audit(
-            lattice, np.array(rule.sup, dtype=bool), k, name, history, check, insider, cleared
-        )
+            lattice, np.array(rule.sup, dtype=bool), k, name, history, check, insider,
+            cleared if integer else None, integer,
+        )  # fmt: skip
+        if report.passed and not integer:
+            integer, check = True, None  # every primary again, against the integer attacker
+            continue
         if report.passed or rounds >= max_rounds:
             break
         added = _repair(rule, lattice, report, insider)
@@ -244,7 +255,9 @@ def protect(
     # Suppression only grows in this loop, and hiding one more cell turns a constant into an
     # unknown: every earlier solution stays feasible, so bounds only widen and a primary that
     # passed once passes for good. Each round therefore re-attacks only the cells that failed;
-    # except against insiders: a newly hidden non-empty cell is one more insider.
+    # except against insiders: a newly hidden non-empty cell is one more insider. The first
+    # rounds ask the LP only (integer re-checks are most of an audit's cost, and the LP finds
+    # almost every failure); once the LP passes, every primary is attacked again with them.
     suppressed = np.array(rule.sup, dtype=bool)
     if prune and report.passed:
         suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
@@ -316,14 +329,18 @@ def _audit(
     check: list[np.ndarray] | None,
     insider: bool,
     cleared: set | None = None,
+    integer: bool = True,
 ) -> AuditReport:
     """Audit the current pattern jointly with the history; ``check``: one mask per release;
-    ``cleared``: the insider pairs smaller patterns of the same table passed (see ``audit``)."""
+    ``cleared``: the insider pairs smaller patterns of the same table passed (see ``audit``);
+    ``integer``: re-check fractional LP verdicts with integrality (the full attacker)."""
     sequence = 1 + max((p.sequence for p in history), default=0)  # this release is the newest
     pubs = [*history, Publication(lattice, suppressed, k, name, insider=insider, sequence=sequence)]
     if check is not None and len(check) == 1 and history:
         check = [np.zeros(p.lattice.size, dtype=bool) for p in history] + check
-    return audit(pubs, check=check, verdict_only=True, insiders_cleared=cleared)
+    return audit(
+        pubs, check=check, verdict_only=True, insiders_cleared=cleared, integer_recheck=integer
+    )
 
 
 def _repair(rule: LineRule, lattice: Lattice, report: AuditReport, insider: bool) -> list[int]:

@@ -118,7 +118,12 @@ WITHHELD = (
 
 
 def choose_pattern(
-    lattice: Lattice, rule: Rule, sticky: list, hidden_wider: list, history: list
+    lattice: Lattice,
+    rule: Rule,
+    sticky: list,
+    hidden_wider: list,
+    history: list,
+    unshown: list | None = None,
 ) -> tuple[SuppressionResult, str]:
     """The pattern to publish and, when it is not the usual one, why: there is no dead end.
 
@@ -126,7 +131,8 @@ def choose_pattern(
     Where no safe pattern keeps them, one that need not is sought (audited against the same
     releases still public, so the guarantee is the same). Where none is found either, every
     cell is hidden for this release: it publishes nothing, so there is nothing to set against
-    the releases before (its audit is of the release alone).
+    the releases before (its audit is of the release alone). ``unshown``: cells that are never
+    shown (a zone's pieces).
     """
 
     def attempt(forced: list | np.ndarray, past: list) -> SuppressionResult:
@@ -134,6 +140,7 @@ def choose_pattern(
             lattice,
             rule.min_cell_size,
             forced=forced,
+            unshown=unshown or (),
             history=past,
             name=vault.CANDIDATE,
             insider=rule.insider,
@@ -221,7 +228,7 @@ class Protector:
         )
         piece = np.array([key.geo_level == PIECE for key in lattice.keys], dtype=bool)
         pieces = [lattice.keys[i] for i in np.flatnonzero(piece)]  # never shown
-        result, fallback = choose_pattern(lattice, rule, sticky, hidden_wider + pieces, history)
+        result, fallback = choose_pattern(lattice, rule, sticky, hidden_wider, history, pieces)
         if fallback:
             self.warn(f"{measure_id} [{audience}]: {fallback}")
         keys = vault.key_arrays(lattice)
