@@ -235,7 +235,9 @@ def protect(
     check: list[np.ndarray] | None = None
     cleared: set = set()  # insider pairs that passed: the pattern only grows in this loop
     rounds = 0
-    integer = False  # LP verdicts until the LP attacker learns nothing, then the integer one
+    # LP verdicts until the LP attacker learns nothing, then the integer one; against insiders
+    # the integer attacker from the start, as their cleared pairs are only kept from it.
+    integer = insider
     while True:
         rounds += 1
         report = _audit(
@@ -255,9 +257,10 @@ def protect(
     # Suppression only grows in this loop, and hiding one more cell turns a constant into an
     # unknown: every earlier solution stays feasible, so bounds only widen and a primary that
     # passed once passes for good. Each round therefore re-attacks only the cells that failed;
-    # except against insiders: a newly hidden non-empty cell is one more insider. The first
-    # rounds ask the LP only (integer re-checks are most of an audit's cost, and the LP finds
-    # almost every failure); once the LP passes, every primary is attacked again with them.
+    # except against insiders: a newly hidden non-empty cell is one more insider. Against
+    # outsiders the first rounds ask the LP only (integer re-checks are most of an audit's cost,
+    # and the LP finds almost every failure); once it passes, every primary is attacked again
+    # with them.
     suppressed = np.array(rule.sup, dtype=bool)
     if prune and report.passed:
         suppressed = _prune(lattice, suppressed, primary | forced_mask, k, name, history, insider)
