@@ -10,6 +10,11 @@ Columns are the component's unknowns ``x``, then one helper ``y_t`` per target w
 ``0 <= y_t <= k_t`` and a row ``y_t - x_t <= 0``: maximising ``sum(y_t)`` maximises
 ``sum(min(x_t, k_t))``, the batch question "which targets can reach k". The helpers cost nothing
 in every other question (``y = 0`` is always feasible).
+
+LPs are solved by the primal simplex: most questions change only the objective, which leaves the
+last basis primal feasible, so it picks up where it stopped. HiGHS's default, the dual simplex,
+starts over in effect: on a component of 16,700 unknowns a question took 13 s instead of 0.4 s.
+Integer problems keep HiGHS's default.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ _STATUS = highspy.HighsModelStatus
 _UNBOUNDED = {_STATUS.kUnbounded, _STATUS.kUnboundedOrInfeasible}
 _CONTINUOUS = highspy.HighsVarType.kContinuous
 _INTEGER = highspy.HighsVarType.kInteger
+_PRIMAL, _DEFAULT_SIMPLEX = 4, 1  # HiGHS option simplex_strategy
 
 
 @dataclass
@@ -96,6 +102,7 @@ class ComponentModel:
         # and prints a banner to stdout when the first one of a process is made.
         self.highs = _Highs()
         self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("simplex_strategy", _PRIMAL)
         self.highs.passModel(lp)
         self.columns = np.arange(n_col, dtype=np.int32)
         self.x_columns = self.columns[: self.v]
@@ -196,6 +203,7 @@ class ComponentModel:
             self.counters.milps += 1
             highs.changeColsIntegrality(self.v, self.x_columns, np.full(self.v, _INTEGER))
             highs.setOptionValue("time_limit", self.time_limit)
+            highs.setOptionValue("simplex_strategy", _DEFAULT_SIMPLEX)
         else:
             self.counters.lps += 1
         try:
@@ -206,6 +214,7 @@ class ComponentModel:
             if integer:
                 highs.changeColsIntegrality(self.v, self.x_columns, np.full(self.v, _CONTINUOUS))
                 highs.setOptionValue("time_limit", math.inf)
+                highs.setOptionValue("simplex_strategy", _PRIMAL)
         if not integer and status not in _UNBOUNDED and status != _STATUS.kOptimal:
             raise RuntimeError(
                 f"attacker LP ended {status.name}: the published cells are inconsistent"
