@@ -112,7 +112,9 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         policy = load_policy()
         with closing(connect(paths.build_db, read_only=True)) as con:
             vault.attach(con, paths, read_only=True)
-            result = audit_release(con, policy.history.releases_public, list(policy.audiences))
+            result = audit_release(
+                con, policy.history.releases_public, list(policy.audiences), policy=policy
+            )
         report = result.text()
         (context.log.info if result.passed else context.log.error)(report)
         return dg.AssetCheckResult(

@@ -107,19 +107,15 @@ def city_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> Geography:
     return _checked(rows, policy.tables.city.code, policy)
 
 
-def published_geography(con: duckdb.DuckDBPyConnection, shared: str = "shared") -> Geography:
-    """The same geography from the shared zone's ``geography`` and ``zone_beats`` tables: what
-    a release shows, so what its readers can sum."""
+def published_geography(
+    con: duckdb.DuckDBPyConnection, policy: Policy, shared: str = "shared"
+) -> Geography:
+    """The same geography from the shared zone's beat tree (what a release shows) and the
+    policy's zones (what the cells were built and protected with)."""
     rows = con.execute(
-        f"SELECT geo_level, geo_code, parent_code FROM {shared}.geography"
+        f"SELECT geo_code, parent_code FROM {shared}.geography WHERE geo_level = 'beat'"
     ).fetchall()
-    city = next(code for level, code, _ in rows if level == "city")
-    beats = [(code, parent) for level, code, parent in rows if level == "beat"]
-    zones: dict[str, list[str]] = {}
-    members = con.execute(f"SELECT zone_code, beat_code FROM {shared}.zone_beats").fetchall()
-    for zone, beat in members:
-        zones.setdefault(zone, []).append(beat)
-    return Geography.build(beats, city, zones)
+    return _checked(rows, policy.tables.city.code, policy)
 
 
 def _checked(rows: list, city: str, policy: Policy) -> Geography:

@@ -19,6 +19,7 @@ from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.audit import AuditReport, audit
 from cs360_pipeline.privacy.geography import published_geography
 from cs360_pipeline.privacy.lattice import CellKey, normalize_key
+from cs360_pipeline.privacy.policy import Policy, load_policy
 
 THIS_RELEASE = "this release"
 
@@ -99,16 +100,18 @@ def audit_release(
     releases_public: int,
     audiences: list[str],
     *,
+    policy: Policy | None = None,
     marts: str = "marts",
     shared: str = "shared",
 ) -> ReleaseAudit:
     """``con`` has the build database as default catalog and the vault attached as ``vault``.
 
     ``audiences`` in the policy's order, widest view first: each audience also reads the tables
-    of every audience after it (the PST reads what the public reads).
+    of every audience after it (the PST reads what the public reads). ``policy``: the one the
+    cells were protected under (its zones); the shipped one by default.
     """
     published = _published(con, marts, shared)
-    geo_parent = published_geography(con, shared)
+    geo_parent = published_geography(con, policy or load_policy(), shared)
     families = []
     by_measure: dict[str, list[str]] = {}
     for audience, measure_id in vault.candidate_measures(con):
