@@ -249,24 +249,23 @@ class CellBuilder:
         """``stat`` over the units (one row per thing counted, with its beat) at every level;
         with zones, the units are read once for both passes."""
         geos = self.geo_columns
-        if PIECE in geos:
-            units = f"SELECT * FROM ({units}) AS u LEFT JOIN {PIECES_TABLE} USING (_beat)"
-        if not self.policy.tables.zones:
+
+        def grouped(source: str, geos: dict[str, str]) -> str:
             return f"""
                 SELECT {self._key_columns(breakdowns, periods, geos)}, {stat}
-                FROM ({units}) AS l
+                FROM {source} AS l
                 GROUP BY {self._grouping_sets(breakdowns, periods, geos)}
             """
-        zone = {ZONE: "_zone"}
+
+        if not self.geography.pieces:
+            return grouped(f"({units})", geos)
         return f"""
-            WITH units AS MATERIALIZED ({units})
-            SELECT {self._key_columns(breakdowns, periods, geos)}, {stat}
-            FROM units AS l
-            GROUP BY {self._grouping_sets(breakdowns, periods, geos)}
+            WITH units AS MATERIALIZED (
+                SELECT * FROM ({units}) AS u LEFT JOIN {PIECES_TABLE} USING (_beat)
+            )
+            {grouped("units", geos)}
             UNION ALL
-            SELECT {self._key_columns(breakdowns, periods, zone)}, {stat}
-            FROM units AS l JOIN {ZONES_TABLE} USING (_beat)
-            GROUP BY {self._grouping_sets(breakdowns, periods, zone)}
+            {grouped(f"(SELECT * FROM units JOIN {ZONES_TABLE} USING (_beat))", {ZONE: "_zone"})}
         """
 
     # -- the spine -------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     city = policy.tables.city
     zones = [(code, zone.name) for code, zone in sorted(policy.tables.zones.items())]
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
-    _zone_beats(con, policy, "shared.zone_beats")
+    _zone_beats(con, policy, "shared.zone_beats", temporary=False)
     zone_rows = " ".join(
         f"UNION ALL SELECT 'zone', {literal(code)}, {literal(name)}, 'city', {literal(city.code)}"
         for code, name in zones
@@ -66,12 +66,14 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     return con.execute("SELECT count(*) FROM shared.geography").fetchall()[0][0]
 
 
-def _zone_beats(con: duckdb.DuckDBPyConnection, policy: Policy, table: str) -> None:
+def _zone_beats(
+    con: duckdb.DuckDBPyConnection, policy: Policy, table: str, temporary: bool = True
+) -> None:
     """(zone_code, beat_code) of the policy's zones, checked against the beat tree."""
     geography = city_geography(con, policy)
     members = [(z, b) for z, beats in geography.zone_beats().items() for b in beats]
-    temp = "TEMP " if "." not in table else ""
-    con.execute(f"CREATE OR REPLACE {temp}TABLE {table} (zone_code VARCHAR, beat_code VARCHAR)")
+    kind = "TEMP TABLE" if temporary else "TABLE"
+    con.execute(f"CREATE OR REPLACE {kind} {table} (zone_code VARCHAR, beat_code VARCHAR)")
     if members:
         con.executemany(f"INSERT INTO {table} VALUES (?, ?)", members)
 
