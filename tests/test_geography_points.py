@@ -494,6 +494,7 @@ def points_city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, A
     policy = yaml.safe_load((Path(__file__).parent.parent / "privacy" / "policy.yml").read_text())
     # Small cells visible, and no level left out for being mostly small: every level compared.
     policy["providers"]["police"] = {"min_cell_size": 2, "max_small_share": 1.0}
+    policy["tables"]["zones"] = {"HARBOUR": HARBOUR}
     policy_file = root / "policy.yml"
     policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
     deployment = Deployment(
@@ -514,14 +515,29 @@ def points_city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, A
     return deployment, (collection, beats, refresh, status)
 
 
+# A zone drawn as an area: an L over the grid's first row up to x 3.6 and its second row up to
+# x 1.55. It holds all of beat 0 (its square less its hole), 50% of beat 1 (its square, not its
+# island), all of beat 2, 60% of beat 3, all of beat 4 and 55% of beat 5, nothing of the others
+# (worked out by hand): with a 45% share, the demo's district D01, so it costs no cell.
+L_SHAPE = [(0, 0), (3.6, 0), (3.6, 1), (1.55, 1), (1.55, 2), (0, 2), (0, 0)]
+HARBOUR = {
+    "name": "Harbour",
+    "area": {"type": "Polygon", "coordinates": [[lonlat(x, y) for x, y in L_SHAPE]]},
+    "min_beat_share": 0.45,
+}
+HARBOUR_BEATS = (0, 1, 2, 3, 4, 5)  # grid positions of the beats at least 45% inside
+
+
 def independent_counts(
     deployment: Deployment, collection: dict[str, Any], beats: list[dict[str, str]]
 ) -> tuple[Counter, int, int]:
-    """Violent firearm crimes per (level, code, period level, YYYY-MM) by the rule by hand.
+    """Violent firearm crimes per (level, code, period level, YYYY-MM) by the rule by hand,
+    the zone HARBOUR counting the rows of its beats.
 
     Returns (cells, rows the measure counts, rows placed in no beat).
     """
     district = {b["beat"]: b["district"] for b in beats}
+    harbour = {beats[k]["beat"] for k in HARBOUR_BEATS}
     cells: Counter = Counter()
     rows = unplaced = 0
     for path in sorted((deployment.delivered / "police").glob("incidents_*.csv")):
@@ -542,7 +558,9 @@ def independent_counts(
                     ("quarter", f"{year}-{(month - 1) // 3 * 3 + 1:02d}"),
                     ("year", f"{year}-01"),
                 )
-                for key in (("beat", beat), ("district", district[beat]), ("city", None)):
+                places = [("beat", beat), ("district", district[beat]), ("city", None)]
+                places += [("zone", "HARBOUR")] if beat in harbour else []
+                for key in places:
                     for period in periods:
                         cells[(*key, *period)] += 1
     return cells, rows, unplaced
@@ -566,10 +584,15 @@ def test_published_cells_equal_the_count_by_hand(points_city: tuple[Deployment, 
         assert n == expected.get(key, 0), (key, n, expected.get(key, 0))
         compared[level] += 1
     assert compared["beat"] >= 10 and compared["district"] >= 3 and compared["city"] >= 3, compared
+    assert compared["zone"] >= 3, compared  # the zone drawn as an area, counted by its beats
     # Every row the rule places is in the city total: nothing counted twice on shared edges.
     city = sum(n for (level, _, p, _), n in expected.items() if level == "city" and p == "year")
     assert city == rows - unplaced
     line = f"{unplaced:,} of {rows:,} rows placed in no beat"
+    harbour = ", ".join(beats[k]["beat"] for k in HARBOUR_BEATS)
+    assert f"zone HARBOUR: 6 beats (the beats at least 45% inside its area): {harbour}" in (
+        refresh.stdout + refresh.stderr
+    )
     assert f"police__violent_firearm_crimes (police/incidents, by points): {line}" in refresh.stdout
 
 

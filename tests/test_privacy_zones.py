@@ -308,3 +308,123 @@ def test_beats_sum_to_their_district_when_the_pieces_are_left_out():
         for e in range(lattice.n_equations)
     }
     assert sums == {"D1": 3, "D2": 2}
+
+
+# -- zones drawn as areas on the city's beat map ------------------------------------------------
+# The beat map of test_geography_points (grid units of 1/16 degree): A1 (0..2 x 0..2, a hole
+# 0.5..1.5 in both, so area 3) and A2 (2..4 x 0..2, area 4) in D1; B1 (0..2 x 2..4 plus an
+# island 6..7 x 0..1, area 5) and B2 (2..4 x 2..4, area 4) in D2. The area below, x 0.9..3.2 by
+# y 0..4, holds 1.6 of A1 (2.2 less 0.6 of hole: 53%), 2.4 of A2 (60%), 2.2 of B1 (44%) and
+# 2.4 of B2 (60%), worked out by hand.
+
+
+def area_policy(share: float | None = None, box: tuple[float, ...] = (0.9, 0.0, 3.2, 4.0)):
+    from cs360_pipeline.privacy.policy import Zone, load_policy
+    from tests.test_geography_points import square
+
+    zone: dict = {"name": "Harbour", "area": {"type": "Polygon", "coordinates": [square(*box)]}}
+    if share is not None:
+        zone["min_beat_share"] = share
+    shipped = load_policy()
+    tables = shipped.tables.model_copy(update={"zones": {"HARBOUR": Zone(**zone)}})
+    return shipped.model_copy(update={"tables": tables})
+
+
+@pytest.fixture
+def mapped_city(tmp_path):
+    """A build database with the restricted database of the small beat map attached."""
+    import json
+
+    from cs360_pipeline.sql import connect
+    from tests.test_geography_points import SMALL_MAP, deliver_map
+
+    (outcome, _), _ = deliver_map(tmp_path, json.dumps(SMALL_MAP).encode())
+    assert outcome.status == "loaded", outcome.message
+    con = connect(tmp_path / "build.duckdb")
+    con.execute(f"ATTACH '{tmp_path / 'raw.duckdb'}' AS raw (READ_ONLY)")
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("share", "beats"),
+    [(None, ["A1", "A2", "B2"]), (0.55, ["A2", "B2"]), (0.45, ["A1", "A2", "B2"])],
+)
+def test_an_area_takes_the_beats_lying_mostly_inside_it(mapped_city, share, beats):
+    from cs360_pipeline.privacy.geography import city_geography
+
+    geography = city_geography(mapped_city, area_policy(share))
+    assert geography.zone_beats() == {"HARBOUR": beats}
+    # The zone cuts both districts: D2's B2 is in it and B1 is not; D1's A1 lies in it or not.
+    assert geography["A1"] == ("piece:HARBOUR@D1" if "A1" in beats else "piece:@D1")
+    assert geography["B1"] == "piece:@D2" and geography["B2"] == "piece:HARBOUR@D2"
+
+
+def test_the_release_check_measures_the_area_on_the_published_beat_map(mapped_city):
+    from cs360_pipeline.privacy.geography import city_geography, published_geography
+    from cs360_pipeline.privacy.reference import build_geography, zone_lines
+
+    policy = area_policy()
+    build_geography(mapped_city, policy)
+    assert published_geography(mapped_city, policy) == city_geography(mapped_city, policy)
+    assert mapped_city.execute("SELECT count(*) FROM shared.beat_boundaries").fetchone() == (4,)
+    assert zone_lines(mapped_city, policy) == [
+        "zone HARBOUR: 3 beats (the beats at least 50% inside its area): A1, A2, B2"
+    ]
+
+
+def test_an_area_without_a_beat_map_or_without_beats_is_refused(mapped_city, tmp_path):
+    from cs360_pipeline.privacy.geography import city_geography
+    from cs360_pipeline.privacy.policy import PolicyError
+    from cs360_pipeline.sql import connect
+
+    with pytest.raises(PolicyError, match="zone 'HARBOUR': no beat lies at least 50% inside"):
+        city_geography(mapped_city, area_policy(box=(10, 10, 11, 11)))
+    con = connect(tmp_path / "bare.duckdb")  # a city that delivered beats.csv only
+    try:
+        con.execute("CREATE SCHEMA raw")
+        con.execute("CREATE TABLE raw.city__beats AS SELECT 'A1' AS beat, 'D1' AS district")
+        with pytest.raises(PolicyError, match="zone 'HARBOUR' is an area: it needs the city's"):
+            city_geography(con, area_policy())
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("zone", "words"),
+    [
+        ({"name": "Z"}, "either beats"),
+        ({"name": "Z", "beats": ["0101"], "area": {"type": "Polygon"}}, "either beats"),
+        ({"name": "Z", "area": {"type": "Point", "coordinates": [0, 0]}}, "Polygon or Multi"),
+        ({"name": "Z", "area": {"type": "Polygon", "coordinates": 7}}, "rings"),
+        (  # a bow tie crosses itself
+            {
+                "name": "Z",
+                "area": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+                },
+            },
+            r"not a valid polygon \(Self-intersection\)",
+        ),
+        (
+            {
+                "name": "Z",
+                "area": {"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [200, 1], [0, 0]]]},
+            },
+            "longitude -180..180",
+        ),
+    ],
+)
+def test_an_area_is_checked_when_the_policy_loads(tmp_path, zone, words):
+    import yaml
+
+    from cs360_pipeline.privacy.policy import PolicyError, load_policy
+    from tests.test_privacy_policy import SHIPPED
+
+    raw = yaml.safe_load(SHIPPED.read_text())
+    raw["tables"]["zones"] = {"CAMPUS": zone}
+    path = tmp_path / "policy.yml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PolicyError, match=rf"tables\.zones\.CAMPUS.*{words}"):
+        load_policy(path)

@@ -13,7 +13,12 @@ from cs360_pipeline.privacy import fallbacks, placement, vault
 from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
-from cs360_pipeline.privacy.reference import build_geography, build_population, delivered_rows
+from cs360_pipeline.privacy.reference import (
+    build_geography,
+    build_population,
+    delivered_rows,
+    zone_lines,
+)
 from cs360_pipeline.privacy.shared_cells import write_union
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
@@ -198,13 +203,17 @@ def _geography_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         description="The beat -> district -> city tree (public reference data).",
     )
-    def geography() -> dg.MaterializeResult:
+    def geography(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         paths = current_paths().ensure()
+        policy = load_policy()
         with restricted_to_shared(paths) as con:
-            rows = build_geography(con, load_policy())
+            rows = build_geography(con, policy)
             placement.ensure_table(con)  # dbt's privacy report reads them, cells or not
             fallbacks.ensure_table(con)
-        return dg.MaterializeResult(metadata={"rows": rows})
+            zones = zone_lines(con, policy)
+        for line in zones:
+            context.log.info(line)
+        return dg.MaterializeResult(metadata={"rows": rows, "zones": "; ".join(zones) or "none"})
 
     return geography
 

@@ -1,10 +1,11 @@
 """The city's geography for the privacy engine: beats in districts in the city, and zones.
 
 A **zone** (a focus corridor, a school's surroundings, a campus) is a list of beats the policy
-names (``tables.zones``); it may cut across districts. A zone is published as its own geography
-level beside the districts, and that lets a reader subtract: a district of 40 minus the zone's
-part of it, 37, leaves a sliver of 3 that is no published cell, so no check on published cells
-would notice it.
+names (``tables.zones``), or an area drawn as a polygon that takes the beats lying mostly
+inside it (measured on the city's beat boundaries); it may cut across districts. A zone is
+published as its own geography level beside the districts, and that lets a reader subtract: a
+district of 40 minus the zone's part of it, 37, leaves a sliver of 3 that is no published
+cell, so no check on published cells would notice it.
 
 So each district a zone touches is cut into **pieces**: its beats grouped by the set of zones
 they lie in (the beat-by-zone atoms). Pieces are cells of every table that has zones, never
@@ -19,14 +20,17 @@ code is unambiguous however odd the district's code is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import duckdb
 
 from cs360_pipeline.ingest.readers import safe_text
-from cs360_pipeline.privacy.policy import Policy, PolicyError
+from cs360_pipeline.privacy.boundaries import BOUNDARIES_TABLE, beat_polygons
+from cs360_pipeline.privacy.policy import Policy, PolicyError, area_shape
 
 PIECE_PREFIX = "piece:"
+SHARED_BOUNDARIES = "beat_boundaries"  # the beat polygons in the shared zone
 
 
 def piece_code(district: str, zones: Iterable[str]) -> str:
@@ -104,23 +108,71 @@ class Geography(dict[str, str]):
 def city_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> Geography:
     """The city's geography from the restricted beat tree and the policy's zones."""
     rows = con.execute("SELECT beat, district FROM raw.city__beats").fetchall()
-    return _checked(rows, policy.tables.city.code, policy)
+    return _checked(rows, policy, lambda: _polygons(con, f"raw.{BOUNDARIES_TABLE}"))
 
 
 def published_geography(
     con: duckdb.DuckDBPyConnection, policy: Policy, shared: str = "shared"
 ) -> Geography:
-    """The same geography from the shared zone's beat tree (what a release shows) and the
-    policy's zones (what the cells were built and protected with)."""
+    """The same geography from the shared zone's beat tree and beat boundaries (what a release
+    shows) and the policy's zones (what the cells were built and protected with)."""
     rows = con.execute(
         f"SELECT geo_code, parent_code FROM {shared}.geography WHERE geo_level = 'beat'"
     ).fetchall()
-    return _checked(rows, policy.tables.city.code, policy)
+    return _checked(rows, policy, lambda: _polygons(con, f"{shared}.{SHARED_BOUNDARIES}"))
 
 
-def _checked(rows: list, city: str, policy: Policy) -> Geography:
-    zones = {code: zone.beats for code, zone in policy.tables.zones.items()}
+def zone_beats(
+    policy: Policy, polygons: Callable[[], tuple[list[str], list[bytes]]]
+) -> dict[str, list[str]]:
+    """Zone -> its beats: the policy's list, or the beats an area takes (``polygons``: the
+    city's beat codes and WKB polygons, read only when some zone is an area).
+
+    A beat belongs to an area when at least the zone's ``min_beat_share`` of the beat's own
+    area lies inside it (measured in degrees: over a city the ratio is the same as on the
+    ground). Raises ``ValueError`` naming the zone when there are no boundaries to measure
+    against, or when the area takes no beat."""
+    out: dict[str, list[str]] = {}
+    loaded: tuple[list[str], list[bytes]] | None = None
+    for code, zone in sorted(policy.tables.zones.items()):
+        if zone.beats is not None:
+            out[code] = list(zone.beats)
+            continue
+        loaded = loaded or polygons()
+        if not loaded[0]:
+            raise ValueError(
+                f"zone {code!r} is an area: it needs the city's beat boundaries "
+                "(city/beat_boundaries), and none are loaded"
+            )
+        out[code] = _beats_in_area(area_shape(zone.area or {}), *loaded, zone.min_beat_share)
+        if not out[code]:
+            raise ValueError(
+                f"zone {code!r}: no beat lies at least {zone.min_beat_share:.0%} inside its area"
+            )
+    return out
+
+
+def _beats_in_area(area: Any, codes: list[str], wkb: list[bytes], share: float) -> list[str]:
+    import shapely
+
+    beats = shapely.from_wkb(wkb)
+    inside = shapely.area(shapely.intersection(beats, area))
+    whole = shapely.area(beats)
+    return [c for c, i, w in zip(codes, inside, whole, strict=True) if w > 0 and i >= share * w]
+
+
+def _polygons(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], list[bytes]]:
+    """The beat polygons in ``table``; none when the city has delivered no boundaries."""
     try:
-        return Geography.build(rows, city, zones)
+        return beat_polygons(con, table)
+    except duckdb.CatalogException:
+        return [], []
+
+
+def _checked(
+    rows: list, policy: Policy, polygons: Callable[[], tuple[list[str], list[bytes]]]
+) -> Geography:
+    try:
+        return Geography.build(rows, policy.tables.city.code, zone_beats(policy, polygons))
     except ValueError as exc:
         raise PolicyError(f"privacy/policy.yml tables.zones: {exc}") from exc

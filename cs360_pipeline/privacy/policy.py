@@ -7,7 +7,7 @@ import hashlib
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -170,10 +170,52 @@ class City(_Strict):
 
 class Zone(_Strict):
     """A place a PST works on that cuts across districts: a corridor, a campus. Published as
-    geography level ``zone``; see :mod:`cs360_pipeline.privacy.geography`."""
+    geography level ``zone``; see :mod:`cs360_pipeline.privacy.geography`.
+
+    Given as ``beats`` (a list of beat codes) or as an ``area``: a GeoJSON Polygon or
+    MultiPolygon geometry in longitude and latitude, which takes every beat lying at least
+    ``min_beat_share`` inside it (by area, from the city's beat boundaries). Records are placed
+    by beat, so a zone is always whole beats."""
 
     name: str = Field(min_length=1, max_length=120)
-    beats: list[str] = Field(min_length=1)
+    beats: list[str] | None = Field(default=None, min_length=1)
+    area: dict[str, Any] | None = None
+    min_beat_share: float = Field(default=0.5, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> Zone:
+        if (self.beats is None) == (self.area is None):
+            raise ValueError("give a zone either beats (a list of beat codes) or an area")
+        if self.area is not None:
+            area_shape(self.area)  # raises ValueError saying what is wrong
+        return self
+
+
+AREA_TYPES = ("Polygon", "MultiPolygon")
+
+
+def area_shape(area: dict[str, Any]) -> Any:
+    """A zone's area as a shapely geometry, or ``ValueError`` saying why it cannot be one.
+
+    shapely is imported here, only for policies that draw a zone as an area."""
+    import shapely
+    from shapely.geometry import shape
+
+    if area.get("type") not in AREA_TYPES:
+        raise ValueError("area: a GeoJSON geometry of type Polygon or MultiPolygon")
+    try:
+        geometry = shape(area)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError("area: coordinates are not a GeoJSON polygon's rings") from exc
+    if geometry.is_empty:
+        raise ValueError("area: the polygon is empty")
+    if not geometry.is_valid:
+        reason = shapely.is_valid_reason(geometry).split("[", 1)[0]
+        raise ValueError(f"area: not a valid polygon ({reason})")
+    west, south, east, north = geometry.bounds
+    if west < -180 or east > 180 or south < -90 or north > 90:
+        raise ValueError("area: coordinates must be longitude -180..180 and latitude -90..90")
+    return geometry
 
 
 class Tables(_Strict):

@@ -9,30 +9,39 @@ The tree is ``raw.city__beats``: the delivered beats.csv, or, for a city that de
 boundaries (GeoJSON) instead, the table written from their properties after they are ingested
 (:func:`cs360_pipeline.privacy.boundaries.derive_beat_tree`). Zones (``tables.zones`` in the
 policy) are rows of their own, parent the city, and ``shared.zone_beats`` names their beats;
-a zone's population is the sum of its beats'.
+a zone's population is the sum of its beats'. The beat polygons, where the city delivers them,
+are copied to ``shared.beat_boundaries``.
 """
 
 from __future__ import annotations
 
 import duckdb
 
-from cs360_pipeline.privacy.geography import city_geography
+from cs360_pipeline.ingest.readers import safe_text
+from cs360_pipeline.privacy.boundaries import BOUNDARIES_TABLE
+from cs360_pipeline.privacy.geography import SHARED_BOUNDARIES, city_geography
 from cs360_pipeline.privacy.policy import Policy
-from cs360_pipeline.sql import literal
+from cs360_pipeline.registry.models import GEOMETRY_COLUMN
+from cs360_pipeline.sql import ident, literal
 
 POPULATION_COLUMNS = (
     "year INTEGER, geo_level VARCHAR, geo_code VARCHAR, breakdown VARCHAR, population BIGINT"
 )
 
 
+def _raw_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_catalog = 'raw' AND table_name = ?",
+            [table],
+        ).fetchall()[0][0]
+    )
+
+
 def delivered_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """Rows of ``raw.<table>``; 0 when the dataset has never been delivered (no table yet)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_catalog = 'raw' AND table_name = ?",
-        [table],
-    ).fetchall()[0][0]
-    if not exists:
+    if not _raw_table_exists(con, table):
         return 0
     return con.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0]
 
@@ -44,6 +53,7 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     city = policy.tables.city
     zones = [(code, zone.name) for code, zone in sorted(policy.tables.zones.items())]
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+    _beat_boundaries(con)
     _zone_beats(con, policy, "shared.zone_beats", temporary=False)
     zone_rows = " ".join(
         f"UNION ALL SELECT 'zone', {literal(code)}, {literal(name)}, 'city', {literal(city.code)}"
@@ -66,6 +76,18 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     return con.execute("SELECT count(*) FROM shared.geography").fetchall()[0][0]
 
 
+def _beat_boundaries(con: duckdb.DuckDBPyConnection) -> None:
+    """``shared.beat_boundaries``: each beat's polygon (WKB), empty when the city delivered
+    none. The beat map is public; a release's checks measure zones drawn as areas on it."""
+    target = f"shared.{SHARED_BOUNDARIES}"
+    column = ident(GEOMETRY_COLUMN)
+    con.execute(f"CREATE OR REPLACE TABLE {target} (beat VARCHAR, {column} BLOB)")
+    if _raw_table_exists(con, BOUNDARIES_TABLE):
+        con.execute(
+            f"INSERT INTO {target} SELECT beat, {column} FROM raw.{BOUNDARIES_TABLE} ORDER BY beat"
+        )
+
+
 def _zone_beats(
     con: duckdb.DuckDBPyConnection, policy: Policy, table: str, temporary: bool = True
 ) -> None:
@@ -76,6 +98,26 @@ def _zone_beats(
     con.execute(f"CREATE OR REPLACE {kind} {table} (zone_code VARCHAR, beat_code VARCHAR)")
     if members:
         con.executemany(f"INSERT INTO {table} VALUES (?, ?)", members)
+
+
+def zone_lines(con: duckdb.DuckDBPyConnection, policy: Policy) -> list[str]:
+    """One line per zone for the refresh log: its beats, and for an area how they were chosen
+    (beat codes are the city's reference codes, shown made printable)."""
+    members: dict[str, list[str]] = {}
+    for zone, beat in con.execute(
+        "SELECT zone_code, beat_code FROM shared.zone_beats ORDER BY ALL"
+    ).fetchall():
+        members.setdefault(zone, []).append(safe_text(str(beat), 30))
+    lines = []
+    for code, zone in sorted(policy.tables.zones.items()):
+        beats = members.get(code, [])
+        how = (
+            f"the beats at least {zone.min_beat_share:.0%} inside its area"
+            if zone.area is not None
+            else "the beats the policy lists"
+        )
+        lines.append(f"zone {code}: {len(beats)} beats ({how}): {', '.join(beats)}")
+    return lines
 
 
 def build_population(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
