@@ -22,13 +22,25 @@ def literal_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(literal(v) for v in values) + "]"
 
 
-def connect(path: Path | None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a project database (or an in-memory one) with the settings every step shares."""
+# The storage format of the files analysts open with other tools (the warehouse, the release
+# log): DuckDB 1.0 and every later release reads it, the 1.5 command line among them, which
+# refuses files in the 2.x default format.
+ANALYST_STORAGE = "v1.0.0"
+
+
+def connect(
+    path: Path | None, *, read_only: bool = False, for_analysts: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open a project database (or an in-memory one) with the settings every step shares.
+
+    ``for_analysts``: a new file is written in ``ANALYST_STORAGE`` format."""
     if path is None:
         return duckdb.connect(":memory:", config={"threads": 2})
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2})
-    return con
+    config: dict[str, str | int] = {"threads": 2}
+    if for_analysts:
+        config["storage_compatibility_version"] = ANALYST_STORAGE
+    return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

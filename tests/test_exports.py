@@ -157,3 +157,59 @@ def test_sheet_titles_fit_excel() -> None:
     assert first == "Integrate and Elevate Community"
     assert len(second) <= 31 and second.endswith("(2)") and second != first
     assert sheet_title("a/b: c?", taken) == "a b  c"
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_block(language: str, marker: str) -> str:
+    """The README's fenced ``language`` block that contains ``marker``."""
+    blocks = README.read_text(encoding="utf-8").split(f"```{language}\n")[1:]
+    (block,) = [b.split("```", 1)[0] for b in blocks if marker in b.split("```", 1)[0]]
+    return block
+
+
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_the_readmes_csv_recipe_keeps_the_status_words(demo: Deployment, audience: str) -> None:
+    """The README's pandas call, run as written on this release's CSV file."""
+    path = folder(demo, audience) / "metric_values.csv"
+    recipe = readme_block("python", "keep_default_na").replace(
+        '"data/exports/<release>/public/metric_values.csv"', repr(str(path))
+    )
+    scope: dict = {}
+    exec(recipe, scope)  # the README's own snippet
+    values = scope["values"]
+    published = demo.query(
+        f"SELECT status, count(*), count(value) FROM metric_values WHERE audience = '{audience}' "
+        "GROUP BY status"
+    )
+    read = values.groupby("status").agg(rows=("status", "size"), shown=("value", "count"))
+    assert {s: (int(r.rows), int(r.shown)) for s, r in read.iterrows()} == {
+        s: (n, shown) for s, n, shown in published
+    }
+    assert values["value"].dtype == "float64" and values["numerator"].dtype == "float64"
+
+
+def test_the_duckdb_command_line_opens_the_warehouse(demo: Deployment) -> None:
+    """The command line the README names, from the venv, runs the README's analyst queries on
+    the published file and gets what the Python package gets."""
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "duckdb"
+    queries = [q.strip() for q in readme_block("sql", "metric_catalog").split(";") if q.strip()]
+    assert len(queries) == 3
+    for query in queries:
+        done = subprocess.run(
+            [str(cli), "-readonly", "-csv", "-noheader", str(demo.warehouse), "-c", query],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        lines = [line for line in done.stdout.splitlines() if line]
+        assert len(lines) == len(demo.query(query)) > 0, query
+    log = demo.data / "releases.duckdb"
+    done = subprocess.run(
+        [str(cli), "-readonly", "-csv", str(log), "-c", "SELECT count(*) FROM release_log"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.split()[-1] == "1", done.stderr

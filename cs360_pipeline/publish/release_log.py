@@ -240,7 +240,7 @@ def _write(paths: Paths, entries: list[Entry]) -> None:
     staging = target.with_name(f".{target.name}.next")
     for leftover in (staging, staging.with_name(staging.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    with closing(connect(staging)) as con:
+    with closing(connect(staging, for_analysts=True)) as con:
         con.execute(SCHEMA)
         con.execute(
             "COMMENT ON TABLE release_log IS "

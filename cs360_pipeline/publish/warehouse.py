@@ -83,7 +83,7 @@ def stage(paths: Paths, checks: list[dict[str, object]]) -> Staged:
     target = staging_path(paths)
     discard_staged(paths)
     rows = {}
-    with closing(connect(target)) as con:
+    with closing(connect(target, for_analysts=True)) as con:
         con.execute(f"ATTACH {literal(paths.build_db)} AS build (READ_ONLY)")
         con.execute(f"ATTACH {literal(paths.vault_db)} AS vault (READ_ONLY)")
         build_id, policy, code, inputs_sha = con.execute(
