@@ -22,7 +22,7 @@ from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.registry import load_providers
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
 from cs360_pipeline.report.brief import write_brief
-from cs360_pipeline.report.charts import Point, trend_svg
+from cs360_pipeline.report.charts import Point, fmt_change, legend, trend_svg
 from cs360_pipeline.settings import Paths
 from tests.conftest import Deployment
 
@@ -123,9 +123,29 @@ def test_chart_marks_withheld_and_empty_months_and_breaks_the_line() -> None:
     ]  # fmt: skip
     assert 'fill="#fff"' in re.search(r'<circle class="point unreliable"[^>]*>', svg).group(0)
     assert '<line class="target"' in svg and '<line class="baseline"' in svg
-    assert "Mar 2024: suppressed" in svg and "Jul 2024: no data delivered" in svg
+    assert "Mar 2024: hidden: a count too small" in svg and "Jul 2024: no data delivered" in svg
     # A withheld month is never drawn at zero: no point sits on a withheld period.
     assert "Mar 2024: 0" not in svg
+
+
+def test_chart_marks_partial_periods_and_late_sources() -> None:
+    periods = months(4)
+    points = [Point(p, 40.0 + i, "published") for i, p in enumerate(periods)]
+    points[2] = Point(periods[2], None, "suppressed")
+    partial = {periods[0], periods[2], periods[3]}  # a withheld partial month keeps its band
+    svg = trend_svg(points, unit="percent", title="T", partial=partial, stale="a/b overdue")
+    assert svg.count('class="partial-ring"') == 2 and svg.count('class="partial-mark"') == 2
+    assert "Jan 2024: partial period" in svg and "Apr 2024: partial period" in svg
+    assert re.search(r'<text class="stale-note"[^>]*>[^<]*late or behind<title>a/b overdue', svg)
+    plain = trend_svg(points, unit="percent", title="T")
+    assert "partial" not in plain and "stale-note" not in plain
+    keys = legend(points, target=False, baseline=False, partial=partial)
+    assert "p = partial period" in keys and "s = hidden: a count too small" in keys
+
+
+def test_a_change_of_percents_is_in_points() -> None:
+    assert fmt_change(4.4, "percent") == "4.4 points"
+    assert fmt_change(25.0, "count") == "25"
 
 
 def test_chart_without_target_or_values_says_so() -> None:
@@ -180,10 +200,20 @@ def test_brief_marks_each_month_as_the_audience_published_it(demo: Deployment) -
             WHERE audience = '{audience}' AND geo_level = 'city' AND breakdown = 'total'
             """
         )
+        judged = dict(
+            demo.query(
+                "SELECT metric_id, latest_period_level FROM metric_catalog "
+                f"WHERE audience = '{audience}'"
+            )
+        )
         for metric_id in {r[0] for r in rows}:
             card = re.search(rf'id="m-{metric_id}">(.*?)</article>', page, re.S).group(1)
             levels = {r[1] for r in rows if r[0] == metric_id}
-            level = next(lv for lv in ("month", "quarter", "year") if lv in levels)
+            # The level the catalog judges the metric at, else the finest it has.
+            level = judged.get(metric_id)
+            if level not in levels:
+                level = next(lv for lv in ("month", "quarter", "year") if lv in levels)
+            assert f"City-wide, by {level}" in card, (audience, metric_id)
             expected = sorted(r[3] for r in rows if r[0] == metric_id and r[1] == level)
             drawn = re.findall(r'<circle class="point (\w+)"', card) + re.findall(
                 r'<rect class="gap (suppressed|missing)"', card
@@ -226,6 +256,30 @@ def test_public_brief_holds_only_public_figures(demo: Deployment, tmp_path: Path
     stewards = {p.steward.name for p in load_providers(demo.sources).values()}
     assert stewards and all(name in pst for name in stewards)
     assert not any(name in public for name in stewards)
+
+
+def test_cards_of_late_sources_say_so(demo: Deployment, tmp_path: Path) -> None:
+    """A metric whose sources are late is marked on its card and in its chart; the others
+    are not."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(demo.warehouse, data / "warehouse.duckdb")
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "UPDATE metric_catalog SET freshness_status = 'stale', "
+            "stale_sources = 'police/calls overdue, data far_behind' "
+            "WHERE metric_id = 'shots_fired_calls'"
+        )
+    finally:
+        con.close()
+    paths = Paths(data_dir=data, sources_dir=demo.sources)
+    page = write_brief(paths, release_of(demo), "pst").read_text(encoding="utf-8")
+    cards = dict(re.findall(r'<article class="card" id="m-([^"]+)">(.*?)</article>', page, re.S))
+    late = cards.pop("shots_fired_calls")
+    assert '<p class="doubt stale">' in late and "police/calls overdue, data far behind" in late
+    assert 'class="stale-note"' in late
+    assert not any("doubt" in card or "stale-note" in card for card in cards.values())
 
 
 def test_brief_shows_freshness_and_community_map_areas(demo: Deployment) -> None:
@@ -306,3 +360,17 @@ def test_brief_renders_in_a_browser(demo: Deployment, audience: str, tmp_path: P
     assert taken.returncode == 0, taken.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_brief_prints_on_three_pages(demo: Deployment, audience: str, tmp_path: Path) -> None:
+    """Printed (US letter), the brief is a few pages: metrics three to a row, no history."""
+    pdf = tmp_path / "brief.pdf"
+    printed = chromium(
+        f"--print-to-pdf={pdf}", "--no-pdf-header-footer", brief_path(demo, audience).as_uri(),
+        profile=tmp_path / "p",
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
+    assert 1 <= pages <= 3, pages

@@ -27,7 +27,14 @@ from cs360_pipeline.publish.expectations import SUMMARY_FILE, Validation
 from cs360_pipeline.publish.outputs import audience_dir, write_text
 from cs360_pipeline.publish.warehouse import release_of
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
-from cs360_pipeline.report.charts import Point, fmt_value, legend, period_label, trend_svg
+from cs360_pipeline.report.charts import (
+    Point,
+    fmt_change,
+    fmt_value,
+    legend,
+    period_label,
+    trend_svg,
+)
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
 
@@ -76,6 +83,15 @@ class Metric:
     @property
     def unit(self) -> str:
         return self.row.get("unit") or ""
+
+    @property
+    def stale(self) -> str | None:
+        """The sources that are late or behind, in words; None when all are current."""
+        if self.row.get("freshness_status") != "stale":
+            return None
+        return str(self.row.get("stale_sources") or "a source was never delivered").replace(
+            "_", " "
+        )
 
 
 @dataclass
@@ -146,8 +162,12 @@ def _partial_periods(
     return {r[0]: r[1] for r in rows}
 
 
-def _series(con: duckdb.DuckDBPyConnection, audience: str, metric_id: str) -> tuple[str, list]:
-    """The city-wide total by month (or the finest level the metric has), gaps included."""
+def _series(
+    con: duckdb.DuckDBPyConnection, audience: str, metric_id: str, level: str | None
+) -> tuple[str, list]:
+    """The city-wide total at ``level`` (the level the catalog judges the metric at, where its
+    latest value, baseline and target are), else the finest level the metric has; gaps
+    included."""
     levels = {
         r[0]
         for r in con.execute(
@@ -156,7 +176,8 @@ def _series(con: duckdb.DuckDBPyConnection, audience: str, metric_id: str) -> tu
             [audience, metric_id],
         ).fetchall()
     }
-    level = next((lv for lv in ("month", "quarter", "year") if lv in levels), "month")
+    if level not in levels:
+        level = next((lv for lv in ("month", "quarter", "year") if lv in levels), "month")
     step = {"month": "1 MONTH", "quarter": "3 MONTH", "year": "1 YEAR"}[level]
     rows = con.execute(
         f"""
@@ -271,7 +292,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
         catalog.sort(key=lambda r: (r.get("display_order") or 0, r["metric_id"]))
         metrics = []
         for row in catalog:
-            level, points = _series(con, audience, row["metric_id"])
+            level, points = _series(con, audience, row["metric_id"], row.get("latest_period_level"))
             metrics.append(
                 Metric(
                     row=row,
@@ -334,7 +355,10 @@ h3{font-size:1.05rem;margin:.2rem 0}
 background:#eef2f6;color:var(--ink)}
 .b-published,.b-on_time{background:#e3f3e7;color:var(--good)}
 .b-unreliable,.b-late{background:#fff1d6;color:var(--warn)}
-.b-suppressed,.b-missing{background:#f4dca6;color:#6b4500}
+.b-suppressed,.b-missing,.b-partial{background:#f4dca6;color:#6b4500}
+.doubt{margin:.2rem 0 .4rem;padding:.3rem .5rem;border-left:4px solid var(--warn);
+background:#fff6e0;color:#5a3b00;font-size:.85rem}
+.dot.partial{background:#fff;border:1.2px dashed var(--warn)}
 .b-overdue,.b-never_delivered,.b-failed{background:#fde2e1;color:var(--bad)}
 .good{color:var(--good)}.bad{color:var(--bad)}
 .empty{color:var(--warn);font-style:italic}
@@ -357,7 +381,37 @@ color:var(--muted)}
 ul.tight{margin:.3rem 0;padding-left:1.2rem}
 footer{color:var(--muted);font-size:.8rem;margin-top:2rem}
 svg.trend{width:100%;height:auto;display:block;max-width:760px}
+.print-only{display:none}
+@media print{
+@page{size:letter;margin:9mm 8mm}
+html{font-size:8.5pt}body{background:#fff;line-height:1.25}
+header{background:none;color:var(--ink);padding:0 0 .2rem;border-bottom:2px solid #14324f}
+header h1{font-size:1.5rem}header p{color:var(--muted)}
+main{max-width:none;padding:0}
+section{margin:.45rem 0}
+h2{font-size:1.2rem;margin:.2rem 0;padding-bottom:.1rem;break-after:avoid}
+.print-only{display:block}
+.grid{grid-template-columns:repeat(3,minmax(0,1fr));gap:.25rem}
+.card{padding:.25rem .35rem;border-radius:0;break-inside:avoid}
+.card h3{font-size:1rem}
+.card>.muted,.card .def,.card .legend{display:none}
+.headline{gap:.3rem;margin:0}.big{font-size:1.3rem}
+.badge{padding:0 .3rem}
+.doubt{padding:.1rem .3rem;margin:.1rem 0}
+th,td{padding:.1rem .25rem}
+.areas{grid-template-columns:repeat(4,minmax(0,1fr));gap:.25rem}
+.area{padding:.2rem .35rem;border-radius:0}
+#history,#downloads,footer{display:none}
+a{color:inherit;text-decoration:none}
+}
 """
+PRINT_LEGEND = (
+    "In the charts: the line joins the values shown; a hollow dot is unreliable (fewer than 20 "
+    "events); a shaded period is withheld: s = hidden (a count too small to show, or one "
+    "hidden so that a small count cannot be worked out), m = missing (nothing delivered, or "
+    "no denominator); p = a partial period; the dashed green line is the target and the dotted "
+    "grey one the baseline."
+)
 
 
 def _badge(status: str | None, label: str | None = None) -> str:
@@ -400,7 +454,7 @@ def _change_text(metric: Metric) -> str:
     if direction not in ("down_is_good", "up_is_good"):
         tone = "muted"
     return (
-        f'<span class="{tone}">{arrow} {escape(fmt_value(abs(delta), metric.unit))} from '
+        f'<span class="{tone}">{arrow} {escape(fmt_change(abs(delta), metric.unit))} from '
         f"{escape(period_label(before.period, metric.level))}</span>"
     )
 
@@ -434,7 +488,9 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
         headline = (
             f'<span class="big">{escape(fmt_value(latest.value, metric.unit))}</span> '
             f"<span>{escape(metric.period_text(latest.period))}</span> "
-            f"{_badge(latest.status)} {_change_text(metric)}"
+            f"{_badge(latest.status)}"
+            f"{_badge('partial') if latest.period in metric.partial else ''} "
+            f"{_change_text(metric)}"
         )
     else:
         earlier = (
@@ -475,6 +531,8 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
         target=metric.target,
         baseline=metric.baseline,
         chart_id=f"trend-{metric.metric_id}",
+        partial=metric.partial,
+        stale=metric.stale,
     )
     direction = (row.get("direction") or "").replace("_", " ")
     since = (
@@ -488,14 +546,33 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
   <div class="muted">{escape(row.get("goal") or "")} · {escape(row.get("indicator") or "")}
    · {escape(direction)}{" · " + " · ".join(refs) if refs else ""}</div>
   <div class="headline">{headline}</div>
+  {_doubt(metric)}
   {chart}
-  {legend(metric.points, target=metric.target is not None, baseline=metric.baseline is not None)}
+  {
+        legend(
+            metric.points,
+            target=metric.target is not None,
+            baseline=metric.baseline is not None,
+            partial=metric.partial,
+        )
+    }
   {since}
   <p class="def">{escape(row.get("definition") or "")} City-wide, by {metric.level}{
-      _partial_note(metric)}.
+        _partial_note(metric)
+    }.
    Owner: {escape(row.get("owner") or NA)}. Data: {escape(str(row.get("providers") or NA))}.
    Counts below {escape(str(row.get("min_cell_size") or "k"))} are not shown.</p>
 </article>"""
+
+
+def _doubt(metric: Metric) -> str:
+    """What makes the card's figures uncertain, said above its chart."""
+    if metric.stale is None:
+        return ""
+    return (
+        f'<p class="doubt stale">\N{WARNING SIGN} Read with care: {escape(metric.stale)}. '
+        "The latest figures may lack what has not arrived.</p>"
+    )
 
 
 def _partial_note(metric: Metric) -> str:
@@ -511,7 +588,7 @@ def _metrics_section(data: BriefData) -> str:
     by_dimension: dict[str, list[Metric]] = {}
     for metric in data.metrics:
         by_dimension.setdefault(metric.row.get("dimension") or "Other", []).append(metric)
-    blocks = []
+    blocks = [f'<p class="print-only muted">{escape(PRINT_LEGEND)}</p>']
     for dimension, metrics in by_dimension.items():
         cards = "".join(_metric_card(m, data.changes.metrics.get(m.metric_id)) for m in metrics)
         empty = (
@@ -521,7 +598,7 @@ def _metrics_section(data: BriefData) -> str:
             f'<section class="dimension"><h2>{escape(dimension)}</h2>{empty}'
             f'<div class="grid">{cards}</div></section>'
         )
-    if not blocks:
+    if len(blocks) == 1:
         return f'<section id="metrics"><h2>Metrics</h2><p class="empty">{NO_METRICS}</p></section>'
     return "".join(blocks)
 

@@ -2,16 +2,18 @@
 
 A chart shows one metric's city-wide series. Shown values are joined by a line (an unreliable
 value is a hollow dot); a month whose value is withheld is a shaded band with a letter under it,
-so a gap never looks like a zero: ``s`` suppressed, ``m`` missing (nothing delivered for the
-period, or no denominator), a dash for a period with no row at all. A target and a baseline,
-when the catalog has them, are horizontal lines.
+so a gap never looks like a zero: ``s`` hidden, ``m`` missing (nothing delivered for the
+period, or no denominator), a dash for a period with no row at all. A partial period (not over,
+or not delivered whole) is a ringed dot with ``p`` under it. A target and a baseline, when the
+catalog has them, are horizontal lines at the level the chart plots. A chart whose sources are
+late or behind says so in its top corner.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -21,11 +23,17 @@ HALO = 'stroke="#fff" stroke-width="3" paint-order="stroke"'  # legible over lin
 SHOWN = ("published", "unreliable")
 NA = "\N{EN DASH}"
 BANDS = {
-    "suppressed": ("#f4dca6", "s", "suppressed (too few to show)"),
+    "suppressed": (
+        "#f4dca6",
+        "s",
+        "hidden: a count too small to show, or one hidden so that a small count cannot be "
+        "worked out",
+    ),
     "missing": ("#dedede", "m", "missing (nothing delivered, or no denominator)"),
     None: ("#ffffff", NA, "no data delivered"),
 }
-LINE, TARGET, BASELINE = "#1f5fa8", "#237a3b", "#6b6b6b"
+LINE, TARGET, BASELINE, WARN = "#1f5fa8", "#237a3b", "#6b6b6b", "#8a5a00"
+PARTIAL = "partial period (not over, or not delivered whole): not compared or used for a trend"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,13 @@ class Point:
     period: dt.date
     value: float | None
     status: str | None  # None: no row for the period (nothing delivered)
+
+
+def fmt_change(delta: float, unit: str) -> str:
+    """A difference of two values: percents differ by percentage points, not by percent."""
+    if unit == "percent":
+        return f"{delta:.1f} points"
+    return fmt_value(delta, unit)
 
 
 def fmt_value(value: float | None, unit: str) -> str:
@@ -77,8 +92,11 @@ def trend_svg(
     target: float | None = None,
     baseline: float | None = None,
     chart_id: str = "chart",
+    partial: Collection[dt.date] = (),
+    stale: str | None = None,
 ) -> str:
-    """One metric's trend as a self-contained ``<svg>`` element."""
+    """One metric's trend as a self-contained ``<svg>`` element. ``partial``: the periods that
+    are not whole; ``stale``: the sources that are late or behind, in words."""
     shown = [p.value for p in points if p.status in SHOWN and p.value is not None]
     refs = [v for v in (target, baseline) if v is not None]
     top = nice_ceiling(max([*shown, *refs, 0.0]) * 1.08)
@@ -190,6 +208,24 @@ def trend_svg(
             f'stroke="{LINE}" stroke-width="1.2"><title>{escape(period_label(p.period, level))}: '
             f"{escape(fmt_value(p.value, unit))} ({p.status})</title></circle>"
         )
+    for i, p in enumerate(points):
+        if p.period not in partial:
+            continue
+        if p.status not in SHOWN or p.value is None:
+            continue  # a withheld period has its band and letter already
+        parts.append(
+            f'<circle class="partial-ring" cx="{x(i):.1f}" cy="{y(p.value):.1f}" r="5.5" '
+            f'fill="none" stroke="{WARN}" stroke-width="1.2" stroke-dasharray="2 1.5">'
+            f"<title>{escape(period_label(p.period, level))}: {PARTIAL}</title></circle>"
+            f'<text class="partial-mark" x="{x(i):.1f}" y="{TOP + plot_h + 12}" '
+            f'text-anchor="middle" font-size="10" fill="{WARN}">p</text>'
+        )
+    if stale:
+        parts.append(
+            f'<text class="stale-note" x="{LEFT + 6}" y="{TOP + 12}" font-size="11" '
+            f'font-weight="600" fill="{WARN}" {HALO}>⚠ sources late or behind'
+            f"<title>{escape(stale)}</title></text>"
+        )
     if last_shown is not None:
         p = points[last_shown]
         parts.append(
@@ -215,7 +251,13 @@ def fmt_tick(value: float, unit: str) -> str:
     return fmt_value(value, unit)
 
 
-def legend(points: Sequence[Point], *, target: bool, baseline: bool) -> str:
+def legend(
+    points: Sequence[Point],
+    *,
+    target: bool,
+    baseline: bool,
+    partial: Collection[dt.date] = (),
+) -> str:
     """The keys a chart needs, as HTML (only those that appear in it)."""
     items = ['<span class="key"><i class="dot"></i>shown</span>']
     if any(p.status == "unreliable" for p in points):
@@ -229,6 +271,8 @@ def legend(points: Sequence[Point], *, target: bool, baseline: bool) -> str:
                 f'<span class="key"><i class="band" style="background:{fill}"></i>'
                 f"{letter} = {escape(meaning)}</span>"
             )
+    if any(p.period in partial for p in points):
+        items.append(f'<span class="key"><i class="dot partial"></i>p = {PARTIAL}</span>')
     if target:
         items.append('<span class="key"><i class="rule target"></i>target</span>')
     if baseline:
