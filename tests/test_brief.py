@@ -22,7 +22,8 @@ from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.registry import load_providers
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
 from cs360_pipeline.report.brief import write_brief
-from cs360_pipeline.report.charts import Point, fmt_change, legend, trend_svg
+from cs360_pipeline.report.charts import Point, fmt_change, legend, period_label, trend_svg
+from cs360_pipeline.report.maps import MapValue, Place, classes, map_svg
 from cs360_pipeline.settings import Paths
 from tests.conftest import Deployment
 
@@ -49,6 +50,17 @@ PROBE = """
       marks.push([el.tagName, el.getAttribute("class"), b.width, b.height]);
     });
     out.charts.push({id: svg.id, width: box.width, height: box.height, marks: marks});
+  });
+  out.maps = [];
+  document.querySelectorAll("svg.map").forEach(function (svg) {
+    var box = svg.getBoundingClientRect();
+    var places = [];
+    svg.querySelectorAll("path.place").forEach(function (el) {
+      var b = el.getBBox();
+      places.push([el.getAttribute("class"), b.width, b.height,
+                   window.getComputedStyle(el).fill]);
+    });
+    out.maps.push({id: svg.id, width: box.width, height: box.height, places: places});
   });
   var pre = document.createElement("pre");
   pre.id = "probe";
@@ -167,7 +179,8 @@ def test_brief_is_self_contained(demo: Deployment, audience: str) -> None:
     assert "<script" not in page.lower()
     assert "@import" not in page and "@font-face" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
-    assert not re.search(r"url\(\s*['\"]?(?!data:)", page)
+    # A url() may name a data: URI or a fragment of this page (a map's hatching), nothing else.
+    assert not re.search(r"url\(\s*['\"]?(?!data:|#)", page)
     # Only the SVG namespace URI may look like an address.
     assert set(re.findall(r"https?://[^\s\"'<>]+", page)) <= {"http://www.w3.org/2000/svg"}
 
@@ -348,6 +361,14 @@ def test_brief_renders_in_a_browser(demo: Deployment, audience: str, tmp_path: P
             if tag != "polyline":  # a flat line has no height
                 assert height > 0, (chart["id"], tag, kind)
 
+    #    Every map has a size, every place an outline, a hidden place its hatching.
+    assert report["maps"], "no map drawn"
+    for drawn in report["maps"]:
+        assert drawn["width"] > 100 and drawn["height"] > 50, drawn["id"]
+        for kind, width, height, fill in drawn["places"]:
+            assert width > 0 and height > 0, (drawn["id"], kind)
+            assert fill.startswith("url(") == (kind == "place suppressed"), (drawn["id"], fill)
+
     # 3. A screenshot, kept with the test's files.
     shot = tmp_path / f"brief-{audience}.png"
     taken = chromium(
@@ -374,3 +395,87 @@ def test_brief_prints_on_three_pages(demo: Deployment, audience: str, tmp_path: 
     assert printed.returncode == 0, printed.stderr
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
     assert 1 <= pages <= 3, pages
+
+
+# --- Maps --------------------------------------------------------------------------------------
+
+
+def square_outline(x0: float, y0: float) -> str:
+    ring = [[x0, y0], [x0 + 0.01, y0], [x0 + 0.01, y0 + 0.01], [x0, y0 + 0.01], [x0, y0]]
+    return json.dumps({"type": "Polygon", "coordinates": [ring]})
+
+
+def test_map_shades_shown_places_and_marks_hidden_missing_and_absent_ones() -> None:
+    places = [
+        Place(code, f"Beat {code}", square_outline(-90 + 0.01 * i, 38.5))
+        for i, code in enumerate(["A", "B", "C", "D", "E", "F"])
+    ]
+    values = {
+        "A": MapValue(5.0, "published"),
+        "B": MapValue(50.0, "published"),
+        "C": MapValue(None, "suppressed"),
+        "D": MapValue(None, "missing"),
+        "E": MapValue(20.0, "unreliable"),
+    }  # F has no row at this level
+    svg = map_svg(places, values, unit="count", title="T <by beat>", map_id="m1")
+    drawn = sorted(re.findall(r'<path class="place (\w+)" data-code="(\w)"', svg))
+    assert drawn == sorted([
+        ("published", "A"), ("published", "B"), ("suppressed", "C"), ("missing", "D"),
+        ("unreliable", "E"), ("none", "F"),
+    ])  # fmt: skip
+    fills = dict(re.findall(r'data-code="(\w)" d="[^"]*" fill="([^"]+)"', svg))
+    assert fills["C"] == "url(#m1-hidden)" and fills["D"] == "#dedede" and fills["F"] == "#ffffff"
+    assert fills["A"] != fills["B"]  # 5 and 50 fall in different classes
+    assert "Beat C (C): hidden (a small count" in svg and "Beat F (F): not published" in svg
+    assert "Beat E (E): 20 (unreliable)" in svg
+    assert "T &lt;by beat&gt;" in svg and "<by beat>" not in svg  # names are escaped
+    legend_html = svg.split("</svg>", 1)[1]
+    assert "hidden (a small count" in legend_html and "missing (nothing delivered" in legend_html
+    assert map_svg([], values, unit="count", title="T", map_id="m2") == ""
+
+
+def test_map_classes_hold_about_equal_numbers_of_places() -> None:
+    assert classes(list(range(1, 11))) == [2, 4, 6, 8, 10]
+    assert classes([3.0, 3.0, 3.0]) == [3.0]
+    assert classes([]) == []
+
+
+def test_brief_maps_show_each_place_as_the_audience_published_it(demo: Deployment) -> None:
+    """Every drawn beat or district has the status metric_values gives it for the period the
+    map says, and a place with no row is drawn as such."""
+    geography = {
+        code: level
+        for level, code in demo.query(
+            "SELECT geo_level, geo_code FROM geography WHERE boundary IS NOT NULL"
+        )
+    }
+    assert sum(level == "beat" for level in geography.values()) > 50  # the demo's beat map
+    drawn = 0
+    for audience in AUDIENCES:
+        page = brief_path(demo, audience).read_text(encoding="utf-8")
+        for metric_id, card in re.findall(r'<article class="card" id="m-([^"]+)">(.*?)</article>',
+                                          page, re.S):  # fmt: skip
+            figure = re.search(r'<figure class="place-map">(.*?)</figure>', card, re.S)
+            if not figure:
+                continue
+            paths = re.findall(r'<path class="place (\w+)" data-code="([^"]+)"', figure.group(1))
+            level = {geography[code] for _, code in paths}
+            assert len(level) == 1, metric_id
+            map_id = f"map-{metric_id}"
+            title = re.search(rf'<svg class="map" id="{map_id}"[^>]*><title>([^<]*)</title>',
+                              figure.group(1)).group(1)  # fmt: skip
+            period = html.unescape(title).rsplit(", ", 1)[1]
+            rows = demo.query(
+                f"SELECT geo_code, status, period_level, period_start FROM metric_values "
+                f"WHERE audience = '{audience}' AND metric_id = '{metric_id}' "
+                f"AND geo_level = '{level.pop()}' AND breakdown = 'total'"
+            )
+            statuses = {
+                code: status for code, status, pl, ps in rows
+                if period_label(ps, pl) == period
+            }  # fmt: skip
+            assert statuses, (audience, metric_id, period)
+            for kind, code in paths:
+                assert kind == statuses.get(code, "none"), (audience, metric_id, code)
+                drawn += 1
+    assert drawn > 100

@@ -1,7 +1,8 @@
 """Deterministic demo extracts for the fictional city of Riverton (city code ``RIV``).
 
 ``generate`` writes what the partners would drop into their inboxes (police incidents and CAD
-calls, school attendance, injury ED visits, probation events, plus city reference files), so
+calls, school attendance, injury ED visits, probation events, plus city reference files and the
+beat map as GeoJSON), so
 the whole pipeline can be run and demonstrated without real, sensitive data. The output is a
 pure function of ``(seed, scale, end_month, months)``: the same arguments give byte-identical
 files.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cs360_pipeline.demo import hospital, police, probation, school, survey
-from cs360_pipeline.demo.city import build_city, reference_files
+from cs360_pipeline.demo.city import beat_map, build_city, reference_files
 from cs360_pipeline.demo.common import Window, dataset_rng, last_complete_month
 from cs360_pipeline.demo.writer import CsvWriter
 
@@ -104,6 +105,9 @@ def generate(
         for (provider, name), table in reference.items():
             n = writer.write(table, sources_dir / provider / "inbox" / name)
             record(f"{provider}/{name.removesuffix('.csv')}", 1, n)
+        beats = beat_map(city)
+        writer.write_json(beats, sources_dir / "city" / "inbox" / "beats.geojson")
+        record("city/beat_boundaries", 1, len(beats["features"]))  # type: ignore[arg-type]
 
         for provider, dataset, make in MONTHLY_DATASETS:
             key = f"{provider}/{dataset}"

@@ -233,3 +233,74 @@ def reference_files(city: City, years: list[int]) -> dict[str, pa.Table]:
         "tracts.csv": city.tracts_table(),
         "population.csv": city.population_table(years),
     }
+
+
+# The map: district areas around the district centres, cut into beats around the beats' map
+# positions (Voronoi cells), placed on a fictional spot of the globe.
+MAP_ORIGIN = (-90.32, 38.52)  # longitude, latitude of map position (0, 0)
+MAP_SCALE = (0.024, 0.018)  # degrees per map unit: a city some 12 km across
+MAP_OUTLINE = (-0.9, -0.9, 5.4, 5.4)
+
+
+def beat_map(city: City) -> dict[str, object]:
+    """The beat boundaries as a GeoJSON FeatureCollection (what a city's GIS office exports):
+    one Polygon per beat with its codes and names, beats tiling their district, districts
+    tiling the city. A pure function of the city, so the same bytes every time."""
+    import shapely
+
+    outline = shapely.box(*MAP_OUTLINE)
+    centres = shapely.points([xy for _, _, xy in DISTRICTS])
+    areas = _cells(centres, outline)
+    features = []
+    for d, (code, _, _) in enumerate(DISTRICTS):
+        members = [b for b in range(city.n_beats) if city.district[b] == code]
+        inside = [_pulled_inside(city.xy[b], DISTRICTS[d][2], areas[d]) for b in members]
+        for b, cell in zip(members, _cells(shapely.points(inside), areas[d]), strict=True):
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "beat": city.beat[b],
+                        "beat_name": city.beat_name[b],
+                        "district": code,
+                        "district_name": city.district_name[b],
+                    },
+                    "geometry": _lonlat(cell),
+                }
+            )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _cells(points: object, area: object) -> list:
+    """The Voronoi cells of ``points`` inside ``area``, in the points' order."""
+    import shapely
+
+    if len(points) == 1:  # type: ignore[arg-type]
+        return [area]
+    cells = shapely.voronoi_polygons(shapely.multipoints(points), extend_to=area, ordered=True)
+    return [shapely.intersection(cell, area) for cell in shapely.get_parts(cells)]
+
+
+def _pulled_inside(xy: np.ndarray, centre: tuple[float, float], area: object) -> tuple:
+    """A beat's position, moved towards its district's centre until it lies in the district."""
+    import shapely
+
+    x, y = float(xy[0]), float(xy[1])
+    while not shapely.contains_xy(area, x, y):
+        x, y = (x + centre[0]) / 2, (y + centre[1]) / 2
+    return x, y
+
+
+def _lonlat(polygon: object) -> dict[str, object]:
+    """A map polygon as a GeoJSON geometry in longitude and latitude (6 decimals)."""
+    import shapely
+
+    def ring(coords: np.ndarray) -> list[list[float]]:
+        lon = MAP_ORIGIN[0] + coords[:, 0] * MAP_SCALE[0]
+        lat = MAP_ORIGIN[1] + coords[:, 1] * MAP_SCALE[1]
+        return [[round(float(a), 6), round(float(b), 6)] for a, b in zip(lon, lat, strict=True)]
+
+    polygon = shapely.normalize(polygon)
+    rings = [ring(np.asarray(polygon.exterior.coords))]
+    rings += [ring(np.asarray(hole.coords)) for hole in polygon.interiors]
+    return {"type": "Polygon", "coordinates": rings}

@@ -176,8 +176,12 @@ def beat_polygons(
     con: duckdb.DuckDBPyConnection, table: str = f"raw.{BOUNDARIES_TABLE}"
 ) -> tuple[list[str], list[bytes]]:
     """(beat codes in plain text order, their WKB polygons) from the restricted boundaries, or
-    from their copy in the shared zone (``shared.beat_boundaries``)."""
-    rows = con.execute(f"SELECT beat, {ident(GEOMETRY_COLUMN)} FROM {table}").fetchall()
+    from their copy in the shared zone (``shared.beat_boundaries``); none when the city has
+    delivered no beat map."""
+    try:
+        rows = con.execute(f"SELECT beat, {ident(GEOMETRY_COLUMN)} FROM {table}").fetchall()
+    except duckdb.CatalogException:
+        return [], []
     rows.sort(key=lambda r: r[0])
     return [r[0] for r in rows], [bytes(r[1]) for r in rows]
 

@@ -108,7 +108,7 @@ class Geography(dict[str, str]):
 def city_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> Geography:
     """The city's geography from the restricted beat tree and the policy's zones."""
     rows = con.execute("SELECT beat, district FROM raw.city__beats").fetchall()
-    return _checked(rows, policy, lambda: _polygons(con, f"raw.{BOUNDARIES_TABLE}"))
+    return _checked(rows, policy, lambda: beat_polygons(con, f"raw.{BOUNDARIES_TABLE}"))
 
 
 def published_geography(
@@ -119,7 +119,7 @@ def published_geography(
     rows = con.execute(
         f"SELECT geo_code, parent_code FROM {shared}.geography WHERE geo_level = 'beat'"
     ).fetchall()
-    return _checked(rows, policy, lambda: _polygons(con, f"{shared}.{SHARED_BOUNDARIES}"))
+    return _checked(rows, policy, lambda: beat_polygons(con, f"{shared}.{SHARED_BOUNDARIES}"))
 
 
 def zone_beats(
@@ -159,14 +159,6 @@ def _beats_in_area(area: Any, codes: list[str], wkb: list[bytes], share: float) 
     inside = shapely.area(shapely.intersection(beats, area))
     whole = shapely.area(beats)
     return [c for c, i, w in zip(codes, inside, whole, strict=True) if w > 0 and i >= share * w]
-
-
-def _polygons(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], list[bytes]]:
-    """The beat polygons in ``table``; none when the city has delivered no boundaries."""
-    try:
-        return beat_polygons(con, table)
-    except duckdb.CatalogException:
-        return [], []
 
 
 def _checked(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import duckdb
 
 from cs360_pipeline.ingest.readers import safe_text
-from cs360_pipeline.privacy.boundaries import BOUNDARIES_TABLE
+from cs360_pipeline.privacy.boundaries import BOUNDARIES_TABLE, beat_polygons
 from cs360_pipeline.privacy.geography import SHARED_BOUNDARIES, city_geography
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.registry.models import GEOMETRY_COLUMN
@@ -55,6 +55,7 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     con.execute("CREATE SCHEMA IF NOT EXISTS shared")
     _beat_boundaries(con)
     _zone_beats(con, policy, "shared.zone_beats", temporary=False)
+    _outlines(con, policy)
     zone_rows = " ".join(
         f"UNION ALL SELECT 'zone', {literal(code)}, {literal(name)}, 'city', {literal(city.code)}"
         for code, name in zones
@@ -62,15 +63,20 @@ def build_geography(con: duckdb.DuckDBPyConnection, policy: Policy) -> int:
     con.execute(
         f"""
         CREATE OR REPLACE TABLE shared.geography AS
-        SELECT 'city' AS geo_level, {literal(city.code)} AS geo_code, {literal(city.name)} AS name,
-               CAST(NULL AS VARCHAR) AS parent_level, CAST(NULL AS VARCHAR) AS parent_code
-        UNION ALL
-        SELECT DISTINCT 'district', district, district_name, 'city', {literal(city.code)}
-        FROM raw.city__beats
-        UNION ALL
-        SELECT 'beat', beat, beat_name, 'district', district FROM raw.city__beats
-        {zone_rows}
-        ORDER BY ALL
+        SELECT tree.*, o.boundary
+        FROM (
+            SELECT 'city' AS geo_level, {literal(city.code)} AS geo_code,
+                   {literal(city.name)} AS name,
+                   CAST(NULL AS VARCHAR) AS parent_level, CAST(NULL AS VARCHAR) AS parent_code
+            UNION ALL
+            SELECT DISTINCT 'district', district, district_name, 'city', {literal(city.code)}
+            FROM raw.city__beats
+            UNION ALL
+            SELECT 'beat', beat, beat_name, 'district', district FROM raw.city__beats
+            {zone_rows}
+        ) AS tree
+        LEFT JOIN _outlines AS o USING (geo_level, geo_code)
+        ORDER BY geo_level, geo_code
         """
     )
     return con.execute("SELECT count(*) FROM shared.geography").fetchall()[0][0]
@@ -86,6 +92,36 @@ def _beat_boundaries(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"INSERT INTO {target} SELECT beat, {column} FROM raw.{BOUNDARIES_TABLE} ORDER BY beat"
         )
+
+
+def _outlines(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+    """TEMP ``_outlines``: (geo_level, geo_code, boundary) with each place's outline as a
+    GeoJSON geometry, from the beat map: a beat's polygon, a district's, a zone's or the
+    city's the union of its beats'. Empty without a beat map (no place is drawn then)."""
+    import shapely
+
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _outlines "
+        "(geo_level VARCHAR, geo_code VARCHAR, boundary VARCHAR)"
+    )
+    codes, wkb = beat_polygons(con, f"raw.{BOUNDARIES_TABLE}")
+    if not codes:
+        return
+    shapes = dict(zip(codes, shapely.from_wkb(wkb), strict=True))
+    district = dict(con.execute("SELECT beat, district FROM raw.city__beats").fetchall())
+    groups: dict[tuple[str, str], list[str]] = {("city", policy.tables.city.code): list(shapes)}
+    for beat in shapes:
+        if beat in district:
+            groups.setdefault(("district", district[beat]), []).append(beat)
+    for zone, beats in city_geography(con, policy).zone_beats().items():
+        groups[("zone", zone)] = [b for b in beats if b in shapes]
+    rows = [("beat", code, shapely.to_geojson(shape)) for code, shape in shapes.items()]
+    rows += [
+        (level, code, shapely.to_geojson(shapely.union_all([shapes[b] for b in beats])))
+        for (level, code), beats in sorted(groups.items())
+        if beats
+    ]
+    con.executemany("INSERT INTO _outlines VALUES (?, ?, ?)", rows)
 
 
 def _zone_beats(

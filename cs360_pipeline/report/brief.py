@@ -35,6 +35,7 @@ from cs360_pipeline.report.charts import (
     period_label,
     trend_svg,
 )
+from cs360_pipeline.report.maps import MapValue, Place, map_svg
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
 
@@ -65,6 +66,7 @@ class Metric:
     baseline: float | None = None
     # periods that are partial (not over, or not delivered whole) -> the last date of their data
     partial: dict[dt.date, dt.date | None] = field(default_factory=dict)
+    place_map: PlaceMap | None = None
 
     @property
     def metric_id(self) -> str:
@@ -92,6 +94,16 @@ class Metric:
         return str(self.row.get("stale_sources") or "a source was never delivered").replace(
             "_", " "
         )
+
+
+@dataclass(frozen=True)
+class PlaceMap:
+    """One period of a metric by beat (or district), for its map."""
+
+    geo_level: str
+    period_level: str
+    period: dt.date
+    values: dict[str, MapValue]
 
 
 @dataclass
@@ -123,6 +135,7 @@ class BriefData:
     entry: release_log.Entry | None
     log: list[release_log.Entry]
     metrics: list[Metric]
+    places: dict[str, list[Place]]
     providers: list[dict[str, Any]]
     changes: Changes
     validation: Validation | None
@@ -196,6 +209,47 @@ def _series(
         [audience, metric_id, level],
     ).fetchall()
     return level, [Point(period=r[0], value=r[1], status=r[2]) for r in rows]
+
+
+def _places(con: duckdb.DuckDBPyConnection) -> dict[str, list[Place]]:
+    """Geography level -> its places with outlines (none without a beat map)."""
+    out: dict[str, list[Place]] = {}
+    for level, code, name, boundary in con.execute(
+        "SELECT geo_level, geo_code, coalesce(name, geo_code), boundary FROM geography "
+        "WHERE boundary IS NOT NULL AND geo_level IN ('beat', 'district') ORDER BY ALL"
+    ).fetchall():
+        out.setdefault(level, []).append(Place(code, name, boundary))
+    return out
+
+
+def _place_map(
+    con: duckdb.DuckDBPyConnection, audience: str, metric_id: str, level: str, drawable: set[str]
+) -> PlaceMap | None:
+    """The metric by beat, else by district, at the chart's period level where the table has
+    it (else the finest it has), for the latest whole period (else the latest)."""
+    rows = con.execute(
+        "SELECT geo_level, period_level, max(period_start) FILTER (WHERE period_complete), "
+        "max(period_start) FROM metric_values WHERE audience = ? AND metric_id = ? "
+        "AND breakdown = 'total' AND geo_level IN ('beat', 'district') GROUP BY ALL",
+        [audience, metric_id],
+    ).fetchall()
+    found = {(g, p): whole or latest for g, p, whole, latest in rows}
+    for geo in ("beat", "district"):
+        if geo not in drawable:
+            continue
+        for period_level in (level, "month", "quarter", "year"):
+            period = found.get((geo, period_level))
+            if period is None:
+                continue
+            cells = con.execute(
+                "SELECT geo_code, value, status FROM metric_values WHERE audience = ? "
+                "AND metric_id = ? AND breakdown = 'total' AND geo_level = ? "
+                "AND period_level = ? AND period_start = ?",
+                [audience, metric_id, geo, period_level, period],
+            ).fetchall()
+            values = {code: MapValue(value, status) for code, value, status in cells}
+            return PlaceMap(geo, period_level, period, values)
+    return None
 
 
 def _changes(
@@ -290,6 +344,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
             raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
         catalog = _dicts(con, "SELECT * FROM metric_catalog WHERE audience = ?", [audience])
         catalog.sort(key=lambda r: (r.get("display_order") or 0, r["metric_id"]))
+        places = _places(con)
         metrics = []
         for row in catalog:
             level, points = _series(con, audience, row["metric_id"], row.get("latest_period_level"))
@@ -301,6 +356,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
                     target=_first_number(row, TARGET_COLUMNS),
                     baseline=_first_number(row, BASELINE_COLUMNS),
                     partial=_partial_periods(con, audience, row["metric_id"], level),
+                    place_map=_place_map(con, audience, row["metric_id"], level, set(places)),
                 )
             )
         providers = _dicts(con, "SELECT * FROM provider_status ORDER BY provider, dataset")
@@ -317,6 +373,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
         entry=entry,
         log=log,
         metrics=metrics,
+        places=places,
         providers=providers,
         changes=changes,
         validation=Validation.load(folder / SUMMARY_FILE),
@@ -381,6 +438,13 @@ color:var(--muted)}
 ul.tight{margin:.3rem 0;padding-left:1.2rem}
 footer{color:var(--muted);font-size:.8rem;margin-top:2rem}
 svg.trend{width:100%;height:auto;display:block;max-width:760px}
+.place-map{margin:.4rem 0 0;display:flex;gap:.8rem;align-items:flex-start;flex-wrap:wrap}
+.place-map figcaption{width:100%}
+svg.map{width:260px;height:auto;display:block}
+.map-legend{flex-direction:column;gap:.2rem;max-width:220px}
+.swatch{width:12px;height:12px;border:1px solid #8a8a8a}
+.swatch.hatched{background-image:
+repeating-linear-gradient(45deg,#b07d12 0 1.5px,transparent 1.5px 5px)}
 .print-only{display:none}
 @media print{
 @page{size:letter;margin:9mm 8mm}
@@ -394,7 +458,7 @@ h2{font-size:1.2rem;margin:.2rem 0;padding-bottom:.1rem;break-after:avoid}
 .grid{grid-template-columns:repeat(3,minmax(0,1fr));gap:.25rem}
 .card{padding:.25rem .35rem;border-radius:0;break-inside:avoid}
 .card h3{font-size:1rem}
-.card>.muted,.card .def,.card .legend{display:none}
+.card>.muted,.card .def,.card .legend,.place-map{display:none}
 .headline{gap:.3rem;margin:0}.big{font-size:1.3rem}
 .badge{padding:0 .3rem}
 .doubt{padding:.1rem .3rem;margin:.1rem 0}
@@ -474,7 +538,33 @@ def _no_data_card(metric: Metric) -> str:
 </article>"""
 
 
-def _metric_card(metric: Metric, change: MetricChange | None) -> str:
+def _map_figure(metric: Metric, places: dict[str, list[Place]]) -> str:
+    """The metric's map for its latest period, where the city has a beat map."""
+    found = metric.place_map
+    if found is None:
+        return ""
+    when = period_label(found.period, found.period_level)
+    title = f"{metric.row.get('title') or metric.metric_id} by {found.geo_level}, {when}"
+    drawing = map_svg(
+        places.get(found.geo_level, []),
+        found.values,
+        unit=metric.unit,
+        title=title,
+        map_id=f"map-{metric.metric_id}",
+    )
+    if not drawing:
+        return ""
+    if found.period_level == metric.level:
+        when = metric.period_text(found.period)  # says whether the period is partial
+    return (
+        f'<figure class="place-map"><figcaption class="muted">By {escape(found.geo_level)}, '
+        f"{escape(when)}</figcaption>{drawing}</figure>"
+    )
+
+
+def _metric_card(
+    metric: Metric, change: MetricChange | None, places: dict[str, list[Place]]
+) -> str:
     if not metric.points:
         return _no_data_card(metric)
     row = metric.row
@@ -557,6 +647,7 @@ def _metric_card(metric: Metric, change: MetricChange | None) -> str:
         )
     }
   {since}
+  {_map_figure(metric, places)}
   <p class="def">{escape(row.get("definition") or "")} City-wide, by {metric.level}{
         _partial_note(metric)
     }.
@@ -590,7 +681,9 @@ def _metrics_section(data: BriefData) -> str:
         by_dimension.setdefault(metric.row.get("dimension") or "Other", []).append(metric)
     blocks = [f'<p class="print-only muted">{escape(PRINT_LEGEND)}</p>']
     for dimension, metrics in by_dimension.items():
-        cards = "".join(_metric_card(m, data.changes.metrics.get(m.metric_id)) for m in metrics)
+        cards = "".join(
+            _metric_card(m, data.changes.metrics.get(m.metric_id), data.places) for m in metrics
+        )
         empty = (
             "" if any(m.points for m in metrics) else f'<p class="empty">{NO_DIMENSION_DATA}</p>'
         )

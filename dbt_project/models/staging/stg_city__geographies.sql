@@ -1,2 +1,2 @@
-select geo_level, geo_code, name, parent_level, parent_code
+select geo_level, geo_code, name, parent_level, parent_code, boundary
 from {{ source('city', 'geography') }}
