@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -84,6 +85,7 @@ OTHER_ED = ("W34.010A", "W19.XXXA", "Y04.0XXA", "V43.52XA", "W25.XXXA", "X58.XXX
 def expected_files() -> set[str]:
     files = {
         "city/inbox/beats.csv",
+        "city/inbox/beats.geojson",
         "city/inbox/tracts.csv",
         "city/inbox/population.csv",
         "school/inbox/schools.csv",
@@ -156,7 +158,12 @@ def test_file_set_summary_and_progress(run: tuple[Path, DemoSummary, list[str]])
     written = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert written == expected_files()
     assert (summary.first_month, summary.last_month) == ("2022-07", "2025-06")
-    assert summary.files == {key: len(MONTHLY[key][1]) if key in MONTHLY else 1 for key in HEADERS}
+    assert summary.files == {
+        **{key: len(MONTHLY[key][1]) if key in MONTHLY else 1 for key in HEADERS},
+        "city/beat_boundaries": 1,
+    }
+    beat_map = json.loads((root / "city" / "inbox" / "beats.geojson").read_text(encoding="utf-8"))
+    assert summary.rows["city/beat_boundaries"] == len(beat_map["features"]) == 76
     assert summary.files["school/attendance"] == 33
     for key in HEADERS:
         provider, dataset = key.split("/")

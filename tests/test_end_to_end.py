@@ -145,6 +145,7 @@ def test_published_tables_have_the_contract_columns(demo: Deployment) -> None:
         "name",
         "parent_level",
         "parent_code",
+        "boundary",
     }
 
 
@@ -451,7 +452,8 @@ def test_status_shows_every_dataset_on_time(demo: Deployment) -> None:
     table = lines[2 : lines.index("")] if "" in lines else lines[2:]
     rows = {tuple(line.split()[:2]): line for line in table}
     assert set(rows) == {
-        ("city", "beats"), ("city", "population"), ("city", "tracts"),
+        ("city", "beat_boundaries"), ("city", "beats"), ("city", "population"),
+        ("city", "tracts"),
         ("hospital", "ed_visits"), ("police", "calls"), ("police", "incidents"),
         ("probation", "caseload"), ("probation", "events"), ("school", "attendance"),
         ("school", "schools"), ("survey", "responses"),

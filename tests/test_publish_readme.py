@@ -14,7 +14,7 @@ README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
 
 def test_the_analyst_workflow_runs_as_written(demo: Deployment) -> None:
     section = README.split("### The analyst's workflow")[1].split("\n## ")[0]
-    [code] = re.findall(r"```python\n(.*?)```", section, re.S)
+    [code] = [c for c in re.findall(r"```python\n(.*?)```", section, re.S) if "minutes =" in c]
     # The README's paths are relative to the checkout; the demo deployment has the same layout.
     result = subprocess.run(
         [sys.executable, "-c", code + "\nprint(len(minutes), minutes['status'].unique().tolist())"],

@@ -104,6 +104,7 @@ def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[
 EXPECTED = {
     # (provider, dataset): (data_status, missing_months, size, ownership, severity)
     ("city", "beats"): ("not_scheduled", 0, "not_enough_history", "no_steward", "warn"),
+    ("city", "beat_boundaries"): ("not_scheduled", 0, "not_enough_history", "no_steward", "warn"),
     ("city", "tracts"): ("not_scheduled", 0, "not_enough_history", "no_steward", "warn"),
     ("hospital", "ed_visits"): ("far_behind", 0, "usual", "named", "error"),
     ("police", "calls"): ("behind", 0, "usual", "named", "warn"),

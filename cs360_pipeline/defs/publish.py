@@ -20,6 +20,7 @@ from cs360_pipeline.publish.publication import publish_release
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, live_release
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.report.brief import write_brief
+from cs360_pipeline.report.site import write_site
 from cs360_pipeline.settings import Paths, current_paths
 from cs360_pipeline.sql import connect
 
@@ -351,9 +352,11 @@ def after_publication() -> list[dg.AssetsDefinition]:
         kinds={"html"},
         description=(
             "The brief: a self-contained HTML page per audience "
-            "(data/exports/<release>/<audience>/brief.html) with each metric's trend by "
+            "(data/exports/<release>/<audience>/brief.html) with each metric's trend and map by "
             "dimension, data freshness per partner, Community Map coverage, what changed since "
-            "the previous release, and the checks the release passed."
+            "the previous release, and the checks the release passed; and the site beside it "
+            "(site/index.html): a page per metric with its definition, owner, trend, map, trend "
+            "by district, values by period and a download of its rows."
         ),
     )
     def brief(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -379,6 +382,8 @@ def after_publication() -> list[dg.AssetsDefinition]:
                 written[audience] = f"{target} (up to date)"
                 continue
             written[audience] = str(write_brief(paths, release_id, audience))
+            site = write_site(paths, release_id, audience)
+            context.log.info(f"{audience} site: {len(site.pages)} pages in {site.folder}")
             outputs.mark_done(paths, release_id, step, fingerprint)
         for audience, path in written.items():
             context.log.info(f"{audience} brief: {path}")

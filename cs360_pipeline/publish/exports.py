@@ -65,11 +65,15 @@ def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     ]
 
 
-def metric_values_query(audience: str, *, marked: bool) -> str:
-    """The audience's cells; ``marked`` writes the status word where a number is withheld."""
+def metric_values_query(audience: str, *, marked: bool, metric_id: str | None = None) -> str:
+    """The audience's cells (of one metric); ``marked`` writes the status word where a number
+    is withheld."""
     order = ", ".join(METRIC_KEY[1:])
+    where = f"audience = {literal(audience)}"
+    if metric_id is not None:
+        where += f" AND metric_id = {literal(metric_id)}"
     if not marked:
-        return f"SELECT * FROM metric_values WHERE audience = {literal(audience)} ORDER BY {order}"
+        return f"SELECT * FROM metric_values WHERE {where} ORDER BY {order}"
     return f"""
         SELECT * REPLACE (
             CASE WHEN status IN ('suppressed', 'missing') THEN status
@@ -81,7 +85,7 @@ def metric_values_query(audience: str, *, marked: bool) -> str:
                  WHEN status = 'missing' AND denominator IS NULL THEN 'missing'
                  ELSE CAST(denominator AS VARCHAR) END AS denominator
         )
-        FROM metric_values WHERE audience = {literal(audience)} ORDER BY {order}
+        FROM metric_values WHERE {where} ORDER BY {order}
     """
 
 
@@ -128,7 +132,25 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path, fmt: str) ->
 
 
 def _register_csv_text(con: duckdb.DuckDBPyConnection) -> None:
-    con.create_function(CSV_TEXT, csv_text, ["VARCHAR"], "VARCHAR", side_effects=False)
+    known = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [CSV_TEXT]
+    ).fetchall()[0][0]
+    if not known:
+        con.create_function(CSV_TEXT, csv_text, ["VARCHAR"], "VARCHAR", side_effects=False)
+
+
+def write_metric_csv(
+    con: duckdb.DuckDBPyConnection, audience: str, metric_id: str, target: Path
+) -> int:
+    """One metric's rows for one audience, written as the CSV exports write them (a withheld
+    number in words, text guarded against formulas); returns the rows written."""
+    _register_csv_text(con)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _copy(con, metric_values_query(audience, marked=True, metric_id=metric_id), target, "csv")
+    return con.execute(
+        "SELECT count(*) FROM metric_values WHERE audience = ? AND metric_id = ?",
+        [audience, metric_id],
+    ).fetchall()[0][0]
 
 
 def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:

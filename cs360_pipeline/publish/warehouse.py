@@ -183,4 +183,3 @@ def _copy_comments(con: duckdb.DuckDBPyConnection, table: str) -> None:
         [MARTS_SCHEMA, table],
     ).fetchall():
         con.execute(f"COMMENT ON COLUMN {ident(table)}.{ident(column)} IS {literal(comment)}")
-

@@ -562,20 +562,16 @@ def _map_figure(metric: Metric, places: dict[str, list[Place]]) -> str:
     )
 
 
-def _metric_card(
-    metric: Metric, change: MetricChange | None, places: dict[str, list[Place]]
-) -> str:
-    if not metric.points:
-        return _no_data_card(metric)
-    row = metric.row
+def headline(metric: Metric) -> str:
+    """The latest value with its period, status and change, or why there is none (HTML)."""
     latest = metric.points[-1] if metric.points else None
     shown_latest = next(
         (p for p in reversed(metric.points) if p.status in ("published", "unreliable")), None
     )
     if latest is None:
-        headline = '<span class="muted">no data yet</span>'
+        text = '<span class="muted">no data yet</span>'
     elif latest.status in ("published", "unreliable"):
-        headline = (
+        text = (
             f'<span class="big">{escape(fmt_value(latest.value, metric.unit))}</span> '
             f"<span>{escape(metric.period_text(latest.period))}</span> "
             f"{_badge(latest.status)}"
@@ -589,11 +585,20 @@ def _metric_card(
             if shown_latest
             else ""
         )
-        headline = (
+        text = (
             f"<span>{escape(metric.period_text(latest.period))}</span> "
             f"{_badge(latest.status or 'none', latest.status or 'no data')}"
             f'<span class="muted">{earlier}</span>'
         )
+    return text
+
+
+def _metric_card(
+    metric: Metric, change: MetricChange | None, places: dict[str, list[Place]]
+) -> str:
+    if not metric.points:
+        return _no_data_card(metric)
+    row = metric.row
     refs = []
     if metric.target is not None:
         refs.append(f"target {escape(fmt_value(metric.target, metric.unit))}")
@@ -635,8 +640,8 @@ def _metric_card(
   <h3>{escape(row.get("title") or metric.metric_id)}</h3>
   <div class="muted">{escape(row.get("goal") or "")} · {escape(row.get("indicator") or "")}
    · {escape(direction)}{" · " + " · ".join(refs) if refs else ""}</div>
-  <div class="headline">{headline}</div>
-  {_doubt(metric)}
+  <div class="headline">{headline(metric)}</div>
+  {doubt(metric)}
   {chart}
   {
         legend(
@@ -656,7 +661,7 @@ def _metric_card(
 </article>"""
 
 
-def _doubt(metric: Metric) -> str:
+def doubt(metric: Metric) -> str:
     """What makes the card's figures uncertain, said above its chart."""
     if metric.stale is None:
         return ""
