@@ -479,3 +479,55 @@ def test_brief_maps_show_each_place_as_the_audience_published_it(demo: Deploymen
                 assert kind == statuses.get(code, "none"), (audience, metric_id, code)
                 drawn += 1
     assert drawn > 100
+
+
+# --- The PST's notes ---------------------------------------------------------------------------
+
+
+def test_notes_reach_the_charts_pages_exports_and_release_log(demo: Deployment) -> None:
+    """The shipped notes (metrics/notes.yml), each where its audiences read: marked on the
+    metric's chart and listed under it, on its page of the site, in the exports and in the log."""
+    import yaml
+
+    from cs360_pipeline.publish.release_log import read as read_log
+    from cs360_pipeline.settings import PROJECT_DIR
+
+    notes = yaml.safe_load((PROJECT_DIR / "metrics" / "notes.yml").read_text())["notes"]
+    published = demo.query("SELECT audience, metric_id, note FROM metric_notes ORDER BY ALL")
+    expected = sorted(
+        (audience, n["metric"], " ".join(n["note"].split()))
+        for n in notes
+        for audience in n.get("audiences") or ["pst", "public"]
+    )
+    assert published == expected and len(published) >= 2
+    release = release_of(demo)
+    for audience, metric_id, note in published:
+        page = brief_path(demo, audience).read_text(encoding="utf-8")
+        card = re.search(rf'id="m-{metric_id}">(.*?)</article>', page, re.S).group(1)
+        assert re.search(r'<g class="note-mark"><title>Note 1: [^<]*</title>', card), metric_id
+        assert note in html.unescape(card), metric_id
+        site_page = demo.data / "exports" / release / audience / "site" / "metrics"
+        assert note in html.unescape((site_page / f"{metric_id}.html").read_text("utf-8"))
+        exported = (demo.data / "exports" / release / audience / "metric_notes.csv").read_text()
+        assert metric_id in exported
+    public = brief_path(demo, "public").read_text(encoding="utf-8")
+    for audience, metric_id, note in published:
+        if audience == "pst" and ("public", metric_id, note) not in published:
+            assert note not in html.unescape(public)  # a PST-only note stays with the PST
+    entry = read_log(Paths(data_dir=demo.data, sources_dir=demo.sources))[0]
+    assert sorted((n.audience, n.metric_id, n.note) for n in entry.notes) == published
+
+
+def test_a_note_marks_the_periods_it_is_about() -> None:
+    from cs360_pipeline.report.charts import ChartNote
+
+    periods = months(12)
+    points = [Point(p, 10.0, "published") for p in periods]
+    inside = ChartNote(1, dt.date(2024, 3, 1), dt.date(2024, 5, 31), "a <b> note")
+    outside = ChartNote(2, dt.date(2030, 1, 1), dt.date(2030, 1, 31), "later")
+    svg = trend_svg(points, unit="count", title="T", notes=[inside, outside])
+    assert svg.count('<g class="note-mark">') == 1
+    assert "Note 1: Mar 2024 to May 2024: a &lt;b&gt; note" in svg
+    bar = re.search(r'<g class="note-mark">.*?<line x1="([\d.]+)" x2="([\d.]+)"', svg).groups()
+    slot = (640 - 56 - 104) / 12
+    assert [round(float(v), 1) for v in bar] == [round(56 + 2 * slot, 1), round(56 + 5 * slot, 1)]

@@ -286,3 +286,73 @@ def test_dbt_docs_generate_offline_with_contracts_and_tests_on_every_mart(
         n for n in manifest["sources"].values() if n["source_name"] == "deliveries_by_dataset"
     ]
     assert any(s["freshness"] and s["freshness"]["error_after"]["count"] for s in freshness)
+
+
+# -- the PST's notes ---------------------------------------------------------------------------
+
+
+def with_notes(tmp_path: Path, notes: list[dict[str, Any]]) -> Path:
+    """The project's metric file plus a notes file holding ``notes``; returns the folder."""
+    folder = broken(tmp_path, lambda data: None)
+    (folder / "notes.yml").write_text(yaml.safe_dump({"notes": notes}, sort_keys=False))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("note", "fragments"),
+    [
+        ({"metric": "nosuch", "from": "2025-01", "note": "x"}, ["notes[0].metric", "'nosuch'"]),
+        (
+            {"metric": "repeat_domestic_violence", "from": "2025-01", "note": "x",
+             "audiences": ["public"]},
+            ["notes[0].audiences", "not published for public"],
+        ),
+        ({"metric": "shots_fired_calls", "from": "2025-13", "note": "x"}, ["not a month"]),
+        (
+            {"metric": "shots_fired_calls", "from": "2025-05", "to": "2025-01", "note": "x"},
+            ["'to' month is before its 'from' month"],
+        ),
+        ({"metric": "shots_fired_calls", "from": "2025-05", "note": "a\x07b"}, ["control"]),
+        ({"metric": "shots_fired_calls", "from": "2025-05", "note": ""}, ["notes.0.note"]),
+    ],
+)  # fmt: skip
+def test_a_note_is_checked_when_the_catalog_loads(
+    tmp_path: Path, note: dict[str, Any], fragments: list[str]
+) -> None:
+    folder = with_notes(tmp_path, [note])
+    pattern = "(?s)" + re.escape(str(folder / "notes.yml"))
+    pattern += "".join(".*" + re.escape(f) for f in fragments)
+    with pytest.raises(CatalogError, match=pattern):
+        load_catalog(PROVIDERS, folder)
+
+
+def test_notes_are_numbered_per_metric_and_audience(tmp_path: Path) -> None:
+    import duckdb
+
+    from cs360_pipeline.catalog.metrics import write_notes
+
+    folder = with_notes(
+        tmp_path,
+        [
+            {"metric": "shots_fired_calls", "from": "2025-02", "note": "  two\n lines "},
+            {"metric": "shots_fired_calls", "from": "2025-03", "to": "2025-05", "note": "b",
+             "audiences": ["pst"]},
+            {"metric": "shots_fired_calls", "from": "2025-06", "note": "c"},
+        ],
+    )  # fmt: skip
+    con = duckdb.connect()
+    try:
+        assert write_notes(con, load_catalog(PROVIDERS, folder)) == 5
+        rows = con.execute(
+            "SELECT audience, note_order, strftime(period_from, '%Y-%m-%d'), "
+            "strftime(period_to, '%Y-%m-%d'), note FROM shared.metric_notes ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [
+        ("pst", 1, "2025-02-01", "2025-02-28", "two lines"),
+        ("pst", 2, "2025-03-01", "2025-05-31", "b"),
+        ("pst", 3, "2025-06-01", "2025-06-30", "c"),
+        ("public", 1, "2025-02-01", "2025-02-28", "two lines"),
+        ("public", 2, "2025-06-01", "2025-06-30", "c"),
+    ]

@@ -163,9 +163,48 @@ class Dimension(_Strict):
     goals: dict[str, Goal] = Field(min_length=1)
 
 
+class Note(_Strict):
+    """What a reader should know about a metric over some months before reading its numbers
+    (a new CAD system, a school closed for repairs, a survey's fieldwork changed): the PST's
+    words, shown on the metric's charts and pages and carried in the exports and release log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    metric: str
+    start: str = Field(alias="from", description="The first month the note is about (YYYY-MM).")
+    end: str | None = Field(None, alias="to", description="The last month; default the first.")
+    note: str = Field(min_length=1, max_length=400)
+    audiences: list[str] | None = Field(
+        None, description="Who sees it; default every audience the metric is published for."
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _months(cls, value: str | None) -> str | None:
+        return None if value is None else _month(value)
+
+    @field_validator("note")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(ord(c) < 32 and c not in "\n\t" for c in value):
+            raise ValueError("a note may not hold control characters")
+        return " ".join(value.split())
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Note:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("a note's 'to' month is before its 'from' month")
+        return self
+
+    @property
+    def last(self) -> str:
+        return self.end or self.start
+
+
 class Catalog(_Strict):
     dimensions: dict[str, Dimension] = Field(default_factory=dict)
     metrics: dict[str, Metric] = Field(default_factory=dict)
+    notes: list[Note] = Field(default_factory=list)
 
 
 class CatalogError(ValueError):
@@ -188,6 +227,7 @@ def load_catalog(providers: dict[str, Provider], directory: Path | None = None) 
     directory = directory or metrics_dir()
     dimensions: dict[str, Dimension] = {}
     metrics: dict[str, Metric] = {}
+    notes: list[Note] = []
     files = sorted(directory.glob("*.yml"))
     if not files:
         raise CatalogError(f"{directory}: no metric definition files (*.yml)")
@@ -208,13 +248,28 @@ def load_catalog(providers: dict[str, Provider], directory: Path | None = None) 
                 raise CatalogError(f"{path}: metrics.{name}: defined twice")
         dimensions.update(part.dimensions)
         metrics.update(part.metrics)
+        notes.extend(part.notes)
         parts.append((path, part))
     for path, part in parts:
         for name, metric in part.metrics.items():
             _check_references(path, name, metric, dimensions, providers)
+        for i, note in enumerate(part.notes):
+            _check_note(f"{path}: notes[{i}]", note, metrics)
     if not metrics:
         raise CatalogError(f"{directory}: no metrics defined")
-    return Catalog(dimensions=dimensions, metrics=metrics)
+    return Catalog(dimensions=dimensions, metrics=metrics, notes=notes)
+
+
+def _check_note(where: str, note: Note, metrics: dict[str, Metric]) -> None:
+    metric = metrics.get(note.metric)
+    if metric is None:
+        raise CatalogError(f"{where}.metric: {note.metric!r} is not a metric of the catalog")
+    extra = sorted(set(note.audiences or ()) - set(metric.audiences))
+    if extra:
+        raise CatalogError(
+            f"{where}.audiences: {note.metric} is not published for {', '.join(extra)} "
+            f"(it is for {', '.join(metric.audiences)})"
+        )
 
 
 def _measure_provider(reference: str, providers: dict[str, Provider]) -> str | None:
@@ -441,6 +496,39 @@ def write_definitions(
     con.executemany(
         "INSERT INTO shared.metric_definitions VALUES (" + ", ".join(["?"] * 33) + ")", rows
     )
+    return len(rows)
+
+
+NOTES_DDL = """
+CREATE OR REPLACE TABLE shared.metric_notes (
+    metric_id VARCHAR NOT NULL, audience VARCHAR NOT NULL, note_order INTEGER NOT NULL,
+    period_from DATE NOT NULL, period_to DATE NOT NULL, note VARCHAR NOT NULL
+)
+"""
+
+
+def write_notes(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> int:
+    """Replace ``shared.metric_notes``: each note once per audience that sees it, numbered
+    per metric in file order (the number a chart marks it with)."""
+    rows = []
+    numbers: dict[tuple[str, str], int] = {}
+    for note in catalog.notes:
+        for audience in note.audiences or catalog.metrics[note.metric].audiences:
+            number = numbers[note.metric, audience] = numbers.get((note.metric, audience), 0) + 1
+            rows.append(
+                (
+                    note.metric,
+                    audience,
+                    number,
+                    month_start(note.start),
+                    month_end(note.last),
+                    note.note,
+                )
+            )
+    con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+    con.execute(NOTES_DDL)
+    if rows:
+        con.executemany("INSERT INTO shared.metric_notes VALUES (?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
 
 

@@ -11,6 +11,7 @@ from cs360_pipeline.catalog.metrics import (
     load_catalog,
     uncovered_goals,
     write_definitions,
+    write_notes,
     write_privacy_rules,
 )
 from cs360_pipeline.catalog.release import write_deliveries, write_release
@@ -76,6 +77,23 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             count = write_privacy_rules(con, catalog, policy)
         return dg.MaterializeResult(metadata={"rules": count, "policy_sha256": policy.sha256})
 
+    @dg.asset(
+        key=shared_key("metric_notes"),
+        group_name=GROUP,
+        kinds={"yaml", "duckdb"},
+        description=(
+            "The PST's notes on its metrics (notes: in the deployment's metrics/*.yml): what a "
+            "reader should know about a metric over some months, shown on the charts and pages "
+            "and carried in the exports and the release log."
+        ),
+    )
+    def metric_notes() -> dg.MaterializeResult:
+        catalog = load_catalog(providers)
+        paths = current_paths().ensure()
+        with closing(connect(paths.build_db)) as con:
+            count = write_notes(con, catalog)
+        return dg.MaterializeResult(metadata={"notes": len(catalog.notes), "rows": count})
+
     every_dataset = [raw_key(p.provider, d) for p in providers.values() for d in p.datasets]
 
     @dg.asset(
@@ -132,4 +150,6 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             count = write_datasets(con, providers)
         return dg.MaterializeResult(metadata={"datasets": count})
 
-    return dg.Definitions(assets=[metric_definitions, privacy_rules, datasets, release, deliveries])
+    return dg.Definitions(
+        assets=[metric_definitions, metric_notes, privacy_rules, datasets, release, deliveries]
+    )

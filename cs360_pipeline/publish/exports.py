@@ -167,6 +167,10 @@ def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
         published = release_of(con)
         if published != release_id:
             raise RuntimeError(f"the warehouse holds {published}, not {release_id}")
+        notes = (
+            f"SELECT * FROM metric_notes WHERE audience = {literal(audience)} "
+            "ORDER BY metric_id, note_order"
+        )
         tables = {
             "metric_values": (
                 metric_values_query(audience, marked=False),
@@ -176,6 +180,7 @@ def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
                 catalog_query(con, audience, marked=False),
                 catalog_query(con, audience, marked=True),
             ),
+            "metric_notes": (notes, notes),
             "geography": ("SELECT * FROM geography", "SELECT * FROM geography"),
         }
         for table, (typed, marked) in tables.items():
@@ -196,7 +201,8 @@ def readme(release_id: str, audience: str) -> str:
 
 metric_values   one row per metric, period, geography and breakdown
 metric_catalog  what each metric is, who owns it, its latest city-wide value
-geography       beat -> district -> city, with names
+metric_notes    the PST's notes: what to know about a metric over some months
+geography       beat -> district -> city, with names and outlines (GeoJSON)
 
 Each table comes as Parquet (typed; a withheld number is NULL) and as CSV.
 

@@ -41,6 +41,8 @@ CREATE TABLE release_log (
     metric_values_rows  BIGINT,
     checks              STRUCT(name VARCHAR, passed BOOLEAN, severity VARCHAR, detail VARCHAR)[]
                         NOT NULL,
+    notes               STRUCT(metric_id VARCHAR, audience VARCHAR, period_from DATE,
+                               period_to DATE, note VARCHAR)[] NOT NULL,
     checks_summary      VARCHAR NOT NULL
 )
 """
@@ -55,11 +57,12 @@ COMMENTS = {
     "code_version": "Package version, git commit and a hash of the dbt and provider config.",
     "checks": "The checks of the refresh that published it: privacy gate and audit, dbt tests, "
     "expectations on the published tables.",
+    "notes": "The PST's notes on its metrics that the release published (metric_notes).",
 }
 COLUMNS = (
     "release_id", "published_at", "first_published_at", "times_published", "data_as_of",
     "input_files", "input_sha256", "policy_sha256", "code_version", "metric_values_rows",
-    "checks", "checks_summary",
+    "checks", "notes", "checks_summary",
 )  # fmt: skip
 
 
@@ -78,6 +81,15 @@ class InputFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Note:
+    metric_id: str
+    audience: str
+    period_from: dt.date
+    period_to: dt.date
+    note: str
+
+
 @dataclass
 class Entry:
     release_id: str
@@ -91,6 +103,7 @@ class Entry:
     code_version: str
     metric_values_rows: int | None
     checks: list[Check] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def checks_summary(self) -> str:
@@ -109,6 +122,7 @@ class Entry:
             self.code_version,
             self.metric_values_rows,
             [vars(c) for c in self.checks],
+            [vars(n) for n in self.notes],
             self.checks_summary,
         ]
 
@@ -155,9 +169,11 @@ def read(paths: Paths) -> list[Entry]:
     if not path.exists():
         return []
     with closing(connect(path, read_only=True)) as con:
+        present = {r[0] for r in con.execute("DESCRIBE release_log").fetchall()}
+        # A log written before notes were kept has none.
+        wanted = [c if c in present else f"[] AS {c}" for c in COLUMNS[:-1]]
         rows = con.execute(
-            f"SELECT {', '.join(COLUMNS[:-1])} FROM release_log "
-            "ORDER BY published_at DESC, release_id"
+            f"SELECT {', '.join(wanted)} FROM release_log ORDER BY published_at DESC, release_id"
         ).fetchall()
     return [
         Entry(
@@ -172,6 +188,7 @@ def read(paths: Paths) -> list[Entry]:
             code_version=r[8],
             metric_values_rows=r[9],
             checks=[Check(**c) for c in r[10]],
+            notes=[Note(**n) for n in r[11]],
         )
         for r in rows
     ]
@@ -271,4 +288,5 @@ def entry_from_manifest(manifest: dict[str, object]) -> Entry:
         code_version=str(manifest["code_version"]),
         metric_values_rows=manifest["metric_values_rows"],  # type: ignore[arg-type]
         checks=[Check(**c) for c in manifest["checks"]],  # type: ignore[attr-defined]
+        notes=[Note(**n) for n in manifest.get("notes") or []],  # type: ignore[attr-defined]
     )

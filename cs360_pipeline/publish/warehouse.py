@@ -24,6 +24,7 @@ from cs360_pipeline.sql import connect, ident, literal
 PUBLISHED_TABLES = (
     "metric_values",
     "metric_catalog",
+    "metric_notes",
     "privacy_report",
     "geography",
     "provider_status",
@@ -45,7 +46,9 @@ CREATE TABLE {MANIFEST_TABLE} (
     code_version        VARCHAR NOT NULL,
     metric_values_rows  BIGINT NOT NULL,
     checks              STRUCT(name VARCHAR, passed BOOLEAN, severity VARCHAR, detail VARCHAR)[]
-                        NOT NULL
+                        NOT NULL,
+    notes               STRUCT(metric_id VARCHAR, audience VARCHAR, period_from DATE,
+                               period_to DATE, note VARCHAR)[] NOT NULL
 )
 """
 
@@ -110,7 +113,12 @@ def stage(paths: Paths, checks: list[dict[str, object]]) -> Staged:
                              FROM build.shared.deliveries
                              WHERE status = 'loaded' AND superseded_by IS NULL), []),
                    ?, ?, ?, ?, CAST(? AS STRUCT(name VARCHAR, passed BOOLEAN,
-                                                severity VARCHAR, detail VARCHAR)[])
+                                                severity VARCHAR, detail VARCHAR)[]),
+                   coalesce((SELECT list({{'metric_id': metric_id, 'audience': audience,
+                                          'period_from': period_from, 'period_to': period_to,
+                                          'note': note}} ORDER BY audience, metric_id,
+                                                                  note_order)
+                             FROM metric_notes), [])
             """,
             [release_id, build_id, pattern, inputs_sha, policy, code, rows["metric_values"],
              checks],

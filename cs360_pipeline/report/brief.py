@@ -28,10 +28,12 @@ from cs360_pipeline.publish.outputs import audience_dir, write_text
 from cs360_pipeline.publish.warehouse import release_of
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
 from cs360_pipeline.report.charts import (
+    ChartNote,
     Point,
     fmt_change,
     fmt_value,
     legend,
+    period_end,
     period_label,
     trend_svg,
 )
@@ -67,6 +69,7 @@ class Metric:
     # periods that are partial (not over, or not delivered whole) -> the last date of their data
     partial: dict[dt.date, dt.date | None] = field(default_factory=dict)
     place_map: PlaceMap | None = None
+    notes: list[ChartNote] = field(default_factory=list)
 
     @property
     def metric_id(self) -> str:
@@ -78,7 +81,7 @@ class Metric:
         if period not in self.partial:
             return label
         through = self.partial[period]
-        if through is not None and through < _period_end(period, self.level):
+        if through is not None and through < period_end(period, self.level):
             return f"{label} (through {through.day} {through:%b})"
         return f"{label} (partial)"
 
@@ -156,12 +159,6 @@ def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _period_end(start: dt.date, level: str) -> dt.date:
-    months = {"month": 1, "quarter": 3, "year": 12}[level]
-    index = start.year * 12 + start.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1) - dt.timedelta(days=1)
-
-
 def _partial_periods(
     con: duckdb.DuckDBPyConnection, audience: str, metric_id: str, level: str
 ) -> dict[dt.date, dt.date | None]:
@@ -209,6 +206,29 @@ def _series(
         [audience, metric_id, level],
     ).fetchall()
     return level, [Point(period=r[0], value=r[1], status=r[2]) for r in rows]
+
+
+def _notes(con: duckdb.DuckDBPyConnection, audience: str) -> dict[str, list[ChartNote]]:
+    """Metric -> the PST's notes the audience sees, in their numbers' order."""
+    out: dict[str, list[ChartNote]] = {}
+    for metric_id, number, start, end, text in con.execute(
+        "SELECT metric_id, note_order, period_from, period_to, note FROM metric_notes "
+        "WHERE audience = ? ORDER BY metric_id, note_order",
+        [audience],
+    ).fetchall():
+        out.setdefault(metric_id, []).append(ChartNote(number, start, end, text))
+    return out
+
+
+def notes_list(metric: Metric) -> str:
+    """The metric's notes under its chart (HTML), numbered as the chart marks them."""
+    if not metric.notes:
+        return ""
+    items = "".join(
+        f'<li value="{n.number}"><b>{escape(n.span())}</b>: {escape(n.text)}</li>'
+        for n in metric.notes
+    )
+    return f'<ol class="notes">{items}</ol>'
 
 
 def _places(con: duckdb.DuckDBPyConnection) -> dict[str, list[Place]]:
@@ -345,6 +365,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
         catalog = _dicts(con, "SELECT * FROM metric_catalog WHERE audience = ?", [audience])
         catalog.sort(key=lambda r: (r.get("display_order") or 0, r["metric_id"]))
         places = _places(con)
+        notes = _notes(con, audience)
         metrics = []
         for row in catalog:
             level, points = _series(con, audience, row["metric_id"], row.get("latest_period_level"))
@@ -357,6 +378,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
                     baseline=_first_number(row, BASELINE_COLUMNS),
                     partial=_partial_periods(con, audience, row["metric_id"], level),
                     place_map=_place_map(con, audience, row["metric_id"], level, set(places)),
+                    notes=notes.get(row["metric_id"], []),
                 )
             )
         providers = _dicts(con, "SELECT * FROM provider_status ORDER BY provider, dataset")
@@ -416,6 +438,8 @@ background:#eef2f6;color:var(--ink)}
 .doubt{margin:.2rem 0 .4rem;padding:.3rem .5rem;border-left:4px solid var(--warn);
 background:#fff6e0;color:#5a3b00;font-size:.85rem}
 .dot.partial{background:#fff;border:1.2px dashed var(--warn)}
+ol.notes{margin:.3rem 0;padding-left:1.4rem;font-size:.85rem;color:#3d2a5c}
+ol.notes li::marker{color:#6a3d9a;font-weight:700}
 .b-overdue,.b-never_delivered,.b-failed{background:#fde2e1;color:var(--bad)}
 .good{color:var(--good)}.bad{color:var(--bad)}
 .empty{color:var(--warn);font-style:italic}
@@ -628,12 +652,20 @@ def _metric_card(
         chart_id=f"trend-{metric.metric_id}",
         partial=metric.partial,
         stale=metric.stale,
+        notes=metric.notes,
     )
     direction = (row.get("direction") or "").replace("_", " ")
     since = (
         f'<div class="muted">Since the previous release: {escape("; ".join(notes))}</div>'
         if notes
         else ""
+    )
+    partial = _partial_note(metric)
+    keys = legend(
+        metric.points,
+        target=metric.target is not None,
+        baseline=metric.baseline is not None,
+        partial=metric.partial,
     )
     return f"""
 <article class="card" id="m-{escape(metric.metric_id)}">
@@ -643,19 +675,11 @@ def _metric_card(
   <div class="headline">{headline(metric)}</div>
   {doubt(metric)}
   {chart}
-  {
-        legend(
-            metric.points,
-            target=metric.target is not None,
-            baseline=metric.baseline is not None,
-            partial=metric.partial,
-        )
-    }
+  {keys}
+  {notes_list(metric)}
   {since}
   {_map_figure(metric, places)}
-  <p class="def">{escape(row.get("definition") or "")} City-wide, by {metric.level}{
-        _partial_note(metric)
-    }.
+  <p class="def">{escape(row.get("definition") or "")} City-wide, by {metric.level}{partial}.
    Owner: {escape(row.get("owner") or NA)}. Data: {escape(str(row.get("providers") or NA))}.
    Counts below {escape(str(row.get("min_cell_size") or "k"))} are not shown.</p>
 </article>"""

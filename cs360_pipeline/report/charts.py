@@ -32,7 +32,7 @@ BANDS = {
     "missing": ("#dedede", "m", "missing (nothing delivered, or no denominator)"),
     None: ("#ffffff", NA, "no data delivered"),
 }
-LINE, TARGET, BASELINE, WARN = "#1f5fa8", "#237a3b", "#6b6b6b", "#8a5a00"
+LINE, TARGET, BASELINE, WARN, NOTE = "#1f5fa8", "#237a3b", "#6b6b6b", "#8a5a00", "#6a3d9a"
 PARTIAL = "partial period (not over, or not delivered whole): not compared or used for a trend"
 
 
@@ -41,6 +41,27 @@ class Point:
     period: dt.date
     value: float | None
     status: str | None  # None: no row for the period (nothing delivered)
+
+
+@dataclass(frozen=True)
+class ChartNote:
+    """A PST's note on some months of the series, marked on the chart by its number."""
+
+    number: int
+    start: dt.date
+    end: dt.date
+    text: str
+
+    def span(self) -> str:
+        first, last = period_label(self.start), period_label(self.end.replace(day=1))
+        return first if first == last else f"{first} to {last}"
+
+
+def period_end(start: dt.date, level: str) -> dt.date:
+    """The last day of the period that starts on ``start``."""
+    months = {"month": 1, "quarter": 3, "year": 12}[level]
+    index = start.year * 12 + start.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1) - dt.timedelta(days=1)
 
 
 def fmt_change(delta: float, unit: str) -> str:
@@ -94,9 +115,11 @@ def trend_svg(
     chart_id: str = "chart",
     partial: Collection[dt.date] = (),
     stale: str | None = None,
+    notes: Sequence[ChartNote] = (),
 ) -> str:
     """One metric's trend as a self-contained ``<svg>`` element. ``partial``: the periods that
-    are not whole; ``stale``: the sources that are late or behind, in words."""
+    are not whole; ``stale``: the sources that are late or behind, in words; ``notes``: the
+    PST's notes, each a numbered mark over the periods it is about."""
     shown = [p.value for p in points if p.status in SHOWN and p.value is not None]
     refs = [v for v in (target, baseline) if v is not None]
     top = nice_ceiling(max([*shown, *refs, 0.0]) * 1.08)
@@ -219,6 +242,24 @@ def trend_svg(
             f"<title>{escape(period_label(p.period, level))}: {PARTIAL}</title></circle>"
             f'<text class="partial-mark" x="{x(i):.1f}" y="{TOP + plot_h + 12}" '
             f'text-anchor="middle" font-size="10" fill="{WARN}">p</text>'
+        )
+    for note in notes:
+        covered = [
+            i
+            for i, p in enumerate(points)
+            if p.period <= note.end and period_end(p.period, level) >= note.start
+        ]
+        if not covered:
+            continue
+        x0, x1 = LEFT + covered[0] * slot, LEFT + (covered[-1] + 1) * slot
+        parts.append(
+            f'<g class="note-mark"><title>Note {note.number}: {escape(note.span())}: '
+            f"{escape(note.text)}</title>"
+            f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{TOP + 2}" y2="{TOP + 2}" '
+            f'stroke="{NOTE}" stroke-width="3"/>'
+            f'<circle cx="{x0 + 6:.1f}" cy="{TOP + 2}" r="6" fill="{NOTE}"/>'
+            f'<text x="{x0 + 6:.1f}" y="{TOP + 5.5}" text-anchor="middle" font-size="9" '
+            f'fill="#fff" font-weight="700">{note.number}</text></g>'
         )
     if stale:
         parts.append(

@@ -28,6 +28,7 @@ from cs360_pipeline.report.brief import (
     doubt,
     gather,
     headline,
+    notes_list,
 )
 from cs360_pipeline.report.charts import Point, fmt_value, legend, period_label, trend_svg
 from cs360_pipeline.report.maps import map_svg
@@ -161,6 +162,7 @@ def _metric_page(
         chart_id=f"trend-{metric.metric_id}",
         partial=metric.partial,
         stale=metric.stale,
+        notes=metric.notes,
     )
     found = metric.place_map
     drawing = ""
@@ -194,6 +196,7 @@ def _metric_page(
         "level": metric.level,
         "headline": markup(headline(metric)),
         "doubt": markup(doubt(metric)),
+        "notes": markup(notes_list(metric)),
         "chart": markup(chart),
         "legend": markup(
             legend(
