@@ -531,3 +531,68 @@ def test_a_note_marks_the_periods_it_is_about() -> None:
     bar = re.search(r'<g class="note-mark">.*?<line x1="([\d.]+)" x2="([\d.]+)"', svg).groups()
     slot = (640 - 56 - 104) / 12
     assert [round(float(v), 1) for v in bar] == [round(56 + 2 * slot, 1), round(56 + 5 * slot, 1)]
+
+
+VISIBLE = """
+<script>
+(function () {
+  function box(el) { var b = el.getBoundingClientRect(); return [b.width, b.height]; }
+  var card = document.getElementById("m-shots_fired_calls");
+  var out = {
+    doubt: Array.from(card.querySelectorAll("p.doubt.stale")).map(box),
+    note: Array.from(card.querySelectorAll("text.stale-note")).map(box),
+    ring: Array.from(card.querySelectorAll("circle.partial-ring")).map(box),
+    badge: Array.from(card.querySelectorAll(".headline .b-partial")).map(box),
+    others: document.querySelectorAll("p.doubt.stale, circle.partial-ring").length,
+    headline: card.querySelector(".headline").textContent,
+  };
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_a_late_source_and_a_partial_month_are_visible_on_the_card(
+    demo: Deployment, tmp_path: Path
+) -> None:
+    """In a browser: the card of a metric whose source is late and whose last month is partial
+    shows the warning, the chart's corner note, the partial badge and the ringed point."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(demo.warehouse, data / "warehouse.duckdb")
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "UPDATE metric_catalog SET freshness_status = 'stale', "
+            "stale_sources = 'police/calls late, data behind' WHERE metric_id = 'shots_fired_calls'"
+        )
+        con.execute(
+            """
+            UPDATE metric_values SET period_complete = false,
+                   data_through = period_start + INTERVAL 14 DAY
+            WHERE metric_id = 'shots_fired_calls' AND period_level = 'month'
+              AND period_start = (SELECT max(period_start) FROM metric_values
+                                  WHERE metric_id = 'shots_fired_calls' AND period_level = 'month')
+            """
+        )
+    finally:
+        con.close()
+    page = write_brief(Paths(data_dir=data, sources_dir=demo.sources), release_of(demo), "pst")
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text, flags=re.S)
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("</body>", VISIBLE + "</body>"), encoding="utf-8")
+    probed = chromium("--dump-dom", probe.as_uri(), profile=tmp_path / "p")
+    assert console_lines(probed.stderr) == []
+    found = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', probed.stdout,
+                                                re.S).group(1)))  # fmt: skip
+    for mark in ("doubt", "note", "ring", "badge"):
+        assert len(found[mark]) == 1, mark
+        width, height = found[mark][0]
+        assert width > 3 and height > 3, (mark, found[mark])
+    assert found["others"] == 2  # the other cards carry no such mark
+    assert "(through 15 " in found["headline"] and "partial" in found["headline"]
