@@ -48,6 +48,9 @@ def test_a_city_without_hospital_and_survey_refreshes_and_publishes(tmp_path: Pa
     kept = {m: d for m, d in catalog["metrics"].items() if not set(d["providers"]) & set(GONE)}
     assert 0 < len(kept) < len(catalog["metrics"])
     catalog_file.write_text(yaml.safe_dump({**catalog, "metrics": kept}), encoding="utf-8")
+    notes_file = folder / "metrics" / "notes.yml"  # notes on metrics that went go with them
+    notes = yaml.safe_load(notes_file.read_text(encoding="utf-8"))["notes"]
+    notes_file.write_text(yaml.safe_dump({"notes": [n for n in notes if n["metric"] in kept]}))
     policy_file = folder / "privacy" / "policy.yml"
     policy = yaml.safe_load(policy_file.read_text(encoding="utf-8"))
     policy["providers"] = {p: r for p, r in policy["providers"].items() if p not in GONE}

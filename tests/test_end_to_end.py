@@ -95,6 +95,7 @@ def test_published_tables_have_the_contract_columns(demo: Deployment) -> None:
     assert set(tables) == {
         "geography",
         "metric_catalog",
+        "metric_notes",
         "metric_values",
         "privacy_report",
         "provider_status",

@@ -152,13 +152,13 @@ def _legend(bounds: list[float], unit: str, hatch: str, values: Mapping[str, Map
             if low is None
             else f"{fmt_value(low, unit)} to {fmt_value(bound, unit)}"
         )
-        items.append(_key(f"background:{shade}", text))
+        items.append(_key(f"background-color:{shade}", text))
         low = bound
     statuses = {v.status for v in values.values()}
     if "suppressed" in statuses:
-        items.append(_key(f"background:{HIDDEN}", STATUS_WORDS["suppressed"], "hatched"))
+        items.append(_key(f"background-color:{HIDDEN}", STATUS_WORDS["suppressed"], "hatched"))
     if "missing" in statuses:
-        items.append(_key(f"background:{MISSING}", STATUS_WORDS["missing"]))
+        items.append(_key(f"background-color:{MISSING}", STATUS_WORDS["missing"]))
     return f'<div class="legend map-legend" data-for="{escape(hatch)}">{"".join(items)}</div>'
 
 
