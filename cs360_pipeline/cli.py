@@ -239,10 +239,11 @@ def _reingest(args: argparse.Namespace) -> int:
     from cs360_pipeline.refresh_lock import RefreshRunning, refresh_lock
     from cs360_pipeline.registry import load_registry
 
-    paths = current_paths().ensure()
+    paths = current_paths()
     registry = load_registry(paths.sources_dir)
     if _no_such_provider("reingest", args.provider, registry):
         return USAGE
+    paths.ensure()
     broken = [p for p in registry.problems if args.provider in (None, p.file.parent.name)]
     for problem in broken:  # its archived files would be read through a contract that fails
         print(f"ERROR (not re-ingested): {problem.line}", file=sys.stderr)
@@ -677,7 +678,8 @@ class _Version(argparse.Action):
             parser.exit(USAGE, f"cs360: {problem}\n")
         from cs360_pipeline.catalog.release import code_version
 
-        parser.exit(OK, f"cs360 {version('cs360-pipeline')} (code {code_version()})\n")
+        print(f"cs360 {version('cs360-pipeline')} (code {code_version()})")
+        parser.exit(OK)
 
 
 def _number(kind: type, minimum: float, above: bool = False) -> Callable[[str], float]:

@@ -60,9 +60,8 @@ class Stage:
 
     def line(self, dbt_log: Path) -> str:
         """The stage in one line: its counts, its time, and for dbt where its output went."""
-        parts = [*self._files(), *self._cells(), *self._models(), *self._checks()]
-        if self.release:
-            parts.append(f"release {self.release}")
+        release = [f"release {self.release}"] if self.release else []
+        parts = [*self._files(), *self._cells(), *self._models(), *release, *self._checks()]
         text = f"{self.name}: {', '.join(parts or [f'{self.steps} step(s)'])}"
         text += f" ({seconds_text(self.seconds)})"
         return f"{text}; dbt's output: {dbt_log}" if self.name == "dbt" else text
@@ -95,8 +94,9 @@ class Stage:
                              if self.checks[k] or k == "passed")  # fmt: skip
         if self.name == "checks":
             return [outcomes]
-        noun = "tests" if self.name == "dbt" else "checks"
-        return [f"{sum(self.checks.values())} {noun}: {outcomes}"]
+        total = sum(self.checks.values())
+        noun = ("test" if self.name == "dbt" else "check") + ("s" if total != 1 else "")
+        return [f"{total} {noun}: {outcomes}"]
 
 
 class Progress:
