@@ -27,13 +27,12 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 import yaml
 
 from cs360_pipeline.demo import generate
-from tests.conftest import BIN, Deployment, new_deployment
+from tests.conftest import BIN, Deployment, check_result, new_deployment
 
 pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
@@ -83,22 +82,6 @@ def scorecard(deployment: Deployment, build: bool = False) -> dict[tuple[str, st
         return {(r[0], r[3]): dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
     finally:
         con.close()
-
-
-def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[bool, str, str]:
-    instance = dg.DagsterInstance.from_config(str(deployment.root / "dagster_home"))
-    try:
-        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
-        record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
-        evaluation = record.event.dagster_event.event_specific_data
-        status = evaluation.metadata.get("status")
-        return (
-            evaluation.passed,
-            evaluation.severity.value,
-            status.value if status is not None else evaluation.description or "",
-        )
-    finally:
-        instance.dispose()
 
 
 EXPECTED = {
