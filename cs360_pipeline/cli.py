@@ -7,6 +7,7 @@ import errno
 import math
 import re
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -416,7 +417,12 @@ def _releases(args: argparse.Namespace) -> int:
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple], fit: int | None = None) -> None:
-    """Aligned columns; column ``fit`` is cut (with …) so each line fits ``WIDTH``."""
+    for line in _table(header, rows, fit):
+        print(line)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple], fit: int | None = None) -> list[str]:
+    """Aligned columns, header first; column ``fit`` is cut (with …) so lines fit ``WIDTH``."""
     table = [header, *[tuple("" if v is None else str(v) for v in r) for r in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     if fit is not None:
@@ -424,8 +430,7 @@ def _print_table(header: tuple[str, ...], rows: list[tuple], fit: int | None = N
         widths[fit] = max(len(header[fit]), min(widths[fit], room), 12)
         table = [tuple(_cut(c, widths[fit]) if i == fit else c for i, c in enumerate(r))
                  for r in table]  # fmt: skip
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
 
 
 def _cut(text: str, width: int) -> str:
@@ -467,8 +472,15 @@ def _files(args: argparse.Namespace) -> int:
     shown = [(p, d, _file_name(f, args), *rest) for p, d, f, *rest in rows]
     if args.wide:
         _print_table(header, shown)
-    else:  # the hash is in `--wide` and the release detail; the reason takes the room left
-        _print_table(header[:7] + header[8:], [r[:7] + r[8:] for r in shown], fit=7)
+        return OK
+    # The hash is in `--wide` and the release detail; a reason follows its file, wrapped.
+    lines = _table(header[:7], [r[:7] for r in shown])
+    print(lines[0])
+    for line, (_, _, name, *_, reason) in zip(lines[1:], shown, strict=True):
+        print(line)
+        if reason:
+            reason = reason.removeprefix(f"{name}: ")
+            print(textwrap.fill(reason, WIDTH, initial_indent="  why: ", subsequent_indent=" " * 7))
     return OK
 
 
