@@ -143,10 +143,8 @@ class Progress:
             self._materialized(event.step_materialization_data.materialization)
         elif event.event_type == Event.ASSET_CHECK_EVALUATION and self.stage:
             self._checked(event.event_specific_data)
-        elif event.event_type == Event.RUN_FAILURE and not self.step_failed:
-            error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                self._say(f"ERROR: the run failed: {root_message(error)}", self.err)
+        elif event.event_type == Event.RUN_FAILURE:
+            self._run_failed(event)
 
     def _step_started(self, step_key: str, timestamp: float) -> None:
         name = stage_of(step_key, PROGRESS_RULES)
@@ -167,6 +165,14 @@ class Progress:
             error = event.step_failure_data.error
             why = root_message(error) if error else "no error recorded"
             self._say(f"ERROR: step {event.step_key} failed: {why}", self.err)
+
+    def _run_failed(self, event: dg.DagsterEvent) -> None:
+        """Dagster's words (which steps failed), and the error if no step's failure said it."""
+        if event.message:
+            self._say(f"ERROR: {event.message}", self.err)
+        error = getattr(event.event_specific_data, "error", None)
+        if error is not None and not self.step_failed:
+            self._say(f"ERROR: the run failed: {root_message(error)}", self.err)
 
     def _materialized(self, materialization: dg.AssetMaterialization) -> None:
         assert self.stage is not None
