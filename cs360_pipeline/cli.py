@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, NoReturn
 from cs360_pipeline.settings import Paths, current_paths, deployment_dir
 
 if TYPE_CHECKING:
-    from dagster import ExecuteInProcessResult
+    from dagster import DagsterInstance, ExecuteInProcessResult, JobDefinition
 
     from cs360_pipeline.refresh_lock import Holder
     from cs360_pipeline.registry import Provider, Registry
 
 # Exit codes. `cs360 status`: 0 all well, 1 warnings only, 3 errors. Every command: 2 for a
-# mistake in the command line; `cs360 refresh`: 1 failed, 3 another refresh is running.
+# mistake in the command line; `cs360 refresh` and `reingest`: 1 failed, 3 another refresh
+# of the deployment is running.
 OK, WARNINGS, USAGE, ERRORS = 0, 1, 2, 3
+BUSY = 3
 # Tables fit a terminal this wide; `--wide` shows every column in full.
 WIDTH = 100
 
@@ -38,7 +40,7 @@ def _init(args: argparse.Namespace) -> int:
         written = init_deployment(folder, City(args.name, args.code, args.time_zone))
     except ScaffoldError as exc:
         print(f"cs360 init: {exc}", file=sys.stderr)
-        return 2
+        return USAGE
     print(f"Wrote the deployment of {args.name} into {folder}:")
     for path in written:
         print(f"  {path.relative_to(folder)}")
@@ -65,7 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"Wrote the demo city's configuration into {deployment_dir()}")
     except ScaffoldError as exc:
         print(f"cs360 demo: {exc}", file=sys.stderr)
-        return 2
+        return USAGE
     paths = current_paths()
     print(f"Writing demo deliveries into {paths.sources_dir}/<provider>/inbox ...")
     summary = generate(
@@ -119,7 +121,7 @@ def _refresh(args: argparse.Namespace) -> int:
             return _refresh_locked(args, paths, run_id, died)
     except RefreshRunning as exc:
         print(f"Refresh not started: {exc}. {_live_words(paths)}", file=sys.stderr)
-        return 3
+        return BUSY
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
@@ -133,7 +135,11 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(
-    job: object, instance: object, run_id: str, args: argparse.Namespace, paths: Paths
+    job: JobDefinition,
+    instance: DagsterInstance,
+    run_id: str,
+    args: argparse.Namespace,
+    paths: Paths,
 ) -> ExecuteInProcessResult:
     """Run the job, printing a line per stage; everything else only with ``--verbose``.
 
@@ -158,8 +164,8 @@ def _run_with_progress(
             echo_logs=not args.verbose,
             live=not args.verbose and is_terminal(out),
         )
-        instance.add_event_listener(run_id, progress)  # type: ignore[attr-defined]
-        result = job.execute_in_process(  # type: ignore[attr-defined]
+        instance.add_event_listener(run_id, progress)
+        result = job.execute_in_process(
             instance=instance, run_config=run_config, tags=tags, raise_on_error=False,
             run_id=run_id,
         )  # fmt: skip
@@ -268,7 +274,7 @@ def _reingest(args: argparse.Namespace) -> int:
             )
     except RefreshRunning as exc:
         print(f"Re-ingest not started: {exc}. {_live_words(paths)}", file=sys.stderr)
-        return 3
+        return BUSY
     except ReingestError as exc:
         print(f"Re-ingest stopped: {exc} {_live_words(paths)}", file=sys.stderr)
         return 1
