@@ -391,7 +391,8 @@ def _releases(args: argparse.Namespace) -> int:
         print(f"policy sha256  {entry.policy_sha256}")
         print(f"code version   {entry.code_version}")
         print(f"inputs sha256  {entry.input_sha256}")
-        print(f"checks         {entry.checks_summary}")
+        print(textwrap.fill(entry.checks_summary, WIDTH, initial_indent="checks         ",
+                            subsequent_indent=" " * 15))  # fmt: skip
         for check in entry.checks:
             if not check.passed:
                 print(f"  FAILED {check.name}: {check.detail}")
@@ -399,6 +400,7 @@ def _releases(args: argparse.Namespace) -> int:
         _print_table(
             ("provider", "file", "sha256"),
             [(f.provider, _file_name(f.file_name, args), f.sha256) for f in entry.input_files],
+            fit=None if args.wide else 1,  # the hashes stay whole
         )
         return OK
     current = entries[0].release_id

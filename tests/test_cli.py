@@ -231,7 +231,8 @@ def test_all_well_exits_0_and_fits_100_columns(
     assert header[:4] == ["provider", "dataset", "loaded", "quarantined"]
     wide = deployment.cs360("status", "--wide").stdout.splitlines()
     assert wide[1].split()[-3:] == ["severity", "steward", "issues"] and "cadence" in wide[1]
-    for command in (("status", "--files"), ("releases",)):
+    release = deployment.query("SELECT max(release_id) FROM metric_values")[0][0]
+    for command in (("status", "--files"), ("releases",), ("releases", release)):
         out = deployment.cs360(*command).stdout
         assert max(len(line) for line in out.splitlines()) <= cli.WIDTH, command
     unknown = deployment.cs360("releases", "r-nosuch", check=False)
