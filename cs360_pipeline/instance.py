@@ -18,6 +18,9 @@ DAGSTER_YAML = f"""\
 {HEADER} Local SQLite storage; see README for a server set-up.
 telemetry:
   enabled: false
+# No "Join the Dagster community" pop-up when the UI opens (it would ask for an e-mail address).
+nux:
+  enabled: false
 # One refresh at a time: sensors and the schedule queue their runs instead of failing on
 # DuckDB's single-writer lock (cs360 refresh, outside the queue, takes the same file lock).
 concurrency:
@@ -29,11 +32,11 @@ run_monitoring:
   start_timeout_seconds: 300
   poll_interval_seconds: 60
 """
-CONFIG_VERSION = "max_concurrent_runs: 1"  # a file of ours without it predates the run queue
+CONFIG_VERSION = "nux:\n  enabled: false"  # a file of ours without it is rewritten
 
 
 def ensure_dagster_home() -> Path:
-    """Use ``$DAGSTER_HOME`` if set, else ``<data>/dagster_home``, with telemetry off.
+    """Use ``$DAGSTER_HOME`` if set, else ``<data>/dagster_home``: telemetry and pop-up off.
 
     A ``dagster.yaml`` this project wrote earlier is brought up to date; one an operator wrote
     is left alone.

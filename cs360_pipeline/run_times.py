@@ -33,9 +33,9 @@ STAGES = tuple(dict.fromkeys([*(stage for _, _, stage in STAGE_RULES), OTHER]))
 STEP_END = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
 
 
-def stage_of(step_key: str) -> str:
-    """The stage a step belongs to, by the first matching rule of ``STAGE_RULES``."""
-    for prefix, suffix, stage in STAGE_RULES:
+def stage_of(step_key: str, rules: tuple[tuple[str, str, str], ...] = STAGE_RULES) -> str:
+    """The stage a step belongs to, by the first matching rule (``STAGE_RULES`` by default)."""
+    for prefix, suffix, stage in rules:
         if step_key.startswith(prefix) and step_key.endswith(suffix):
             return stage
     return OTHER
@@ -125,7 +125,8 @@ def _run_seconds(entries: Iterable[dg.EventLogEntry]) -> float | None:
     return end - start if start is not None and end is not None else None
 
 
-def _seconds(value: float) -> str:
+def seconds_text(value: float) -> str:
+    """Seconds as a person reads them: one decimal under ten."""
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
@@ -134,13 +135,13 @@ def summary(times: RunTimes, slowest: int = 3) -> str:
     if not times.steps:
         return "Time: no step ran."
     total = times.step_seconds
-    run = f" (run {_seconds(times.run_seconds)})" if times.run_seconds is not None else ""
+    run = f" (run {seconds_text(times.run_seconds)})" if times.run_seconds is not None else ""
     stages = ", ".join(
-        f"{stage} {_seconds(seconds)} ({times.share(stage):.0%})"
+        f"{stage} {seconds_text(seconds)} ({times.share(stage):.0%})"
         for stage, seconds in times.by_stage().items()
     )
     steps = ", ".join(
-        f"{s.step_key} {_seconds(s.seconds)}{' (failed)' if s.failed else ''}"
+        f"{s.step_key} {seconds_text(s.seconds)}{' (failed)' if s.failed else ''}"
         for s in times.slowest(slowest)
     )
-    return f"Time: {_seconds(total)} in steps{run}: {stages}.\nSlowest steps: {steps}."
+    return f"Time: {seconds_text(total)} in steps{run}: {stages}.\nSlowest steps: {steps}."

@@ -71,6 +71,16 @@ class Paths:
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster_home"
 
+    @property
+    def logs_dir(self) -> Path:
+        """Logs a person reads: dbt's output of the last build, the nightly script's logs."""
+        return self.data_dir / "logs"
+
+    @property
+    def dbt_log(self) -> Path:
+        """dbt's messages of the last build, without colour codes (rewritten by each build)."""
+        return self.logs_dir / "dbt.log"
+
     def provider_dir(self, provider: str) -> Path:
         return self.sources_dir / provider
 

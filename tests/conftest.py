@@ -179,6 +179,26 @@ def edit_provider(sources: Path, provider: str, change: Callable[[dict[str, Any]
     return path
 
 
+def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[bool, str, str]:
+    """(passed, severity, status) of an asset check's latest evaluation in the deployment's
+    Dagster instance, as the UI shows it; status is the check's metadata, else its words."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(deployment.root / "dagster_home"))
+    try:
+        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+        record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+        evaluation = record.event.dagster_event.event_specific_data
+        status = evaluation.metadata.get("status")
+        return (
+            evaluation.passed,
+            evaluation.severity.value,
+            status.value if status is not None else evaluation.description or "",
+        )
+    finally:
+        instance.dispose()
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     """The demo city generated, delivered and refreshed once for the whole session."""

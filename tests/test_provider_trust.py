@@ -321,7 +321,7 @@ def test_refresh_skips_a_hostile_provider_and_publishes_the_others(tmp_path: Pat
 
     config.write_text("provider: survey\ndatasets: [unclosed\n", encoding="utf-8")
     status = deployment.cs360("status", check=False)
-    assert status.returncode == 1
+    assert status.returncode == 3  # an error
     assert f"ERROR: {config}: cannot read provider file" in status.stderr
     only = deployment.cs360("refresh", "--provider", "survey", check=False)
     assert only.returncode == 1 and f"ERROR: {config}: cannot read provider file" in only.stderr

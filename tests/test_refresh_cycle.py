@@ -106,7 +106,7 @@ def test_status_flags_late_and_overdue_deliveries(small: Deployment) -> None:
     assert " far_behind " in rows[("police", "incidents")]
     assert " far_behind " in rows[("hospital", "ed_visits")]
     assert " 1 " in rows[("hospital", "ed_visits")]  # the quarantined July file
-    assert result.returncode == 1
+    assert result.returncode == 3  # errors (1 is for warnings only)
     assert (
         "ERROR: police/incidents: data far behind: through 2025-06-30; "
         "contact Sam Ortiz (Crime Analyst)." in result.stderr
@@ -136,8 +136,13 @@ def test_freshness_checks_in_dagster_agree_with_the_scorecard(small: Deployment)
 def test_status_files_lists_the_ledger(small: Deployment) -> None:
     out = small.cs360("status", "--files", "--provider", "hospital").stdout.splitlines()
     assert out[0].split()[:4] == ["provider", "dataset", "file", "status"]
-    rows = {line.split()[2]: line for line in out[1:]}
+    assert max(len(line) for line in out) <= 100
+    rows = {line.split()[2]: line for line in out[1:] if not line.startswith(" ")}
     assert len(rows) == 13  # 12 monthly deliveries and the bad July file
     assert " quarantined " in rows["ed_visits_2025-07.csv"]
-    assert "visit_at" in rows["ed_visits_2025-07.csv"]
+    why = out[out.index(rows["ed_visits_2025-07.csv"]) + 1]  # the reason follows its file
+    assert why.startswith("  why: rule 'visit_at must be a TIMESTAMP")
     assert all(" loaded " in line for name, line in rows.items() if name != "ed_visits_2025-07.csv")
+    wide = small.cs360("status", "--files", "--provider", "hospital", "--wide").stdout.splitlines()
+    assert wide[0].split()[-2:] == ["sha256", "reason"] and len(wide) == 14
+    assert "visit_at" in next(line for line in wide if "ed_visits_2025-07.csv" in line)

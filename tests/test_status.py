@@ -27,13 +27,12 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 import yaml
 
 from cs360_pipeline.demo import generate
-from tests.conftest import BIN, Deployment, new_deployment
+from tests.conftest import BIN, Deployment, check_result, new_deployment
 
 pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
@@ -85,22 +84,6 @@ def scorecard(deployment: Deployment, build: bool = False) -> dict[tuple[str, st
         con.close()
 
 
-def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[bool, str, str]:
-    instance = dg.DagsterInstance.from_config(str(deployment.root / "dagster_home"))
-    try:
-        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
-        record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
-        evaluation = record.event.dagster_event.event_specific_data
-        status = evaluation.metadata.get("status")
-        return (
-            evaluation.passed,
-            evaluation.severity.value,
-            status.value if status is not None else evaluation.description or "",
-        )
-    finally:
-        instance.dispose()
-
-
 EXPECTED = {
     # (provider, dataset): (data_status, missing_months, size, ownership, severity)
     ("city", "beats"): ("not_scheduled", 0, "not_enough_history", "no_steward", "warn"),
@@ -145,7 +128,7 @@ def test_each_problem_gets_its_exact_status(troubled: Deployment) -> None:
 
 def test_status_prints_the_scorecard_and_fails_on_errors(troubled: Deployment) -> None:
     result = troubled.cs360("status", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 3  # errors (1 is for warnings only)
     lines = result.stdout.splitlines()
     assert lines[0] == f"Delivery status as of {AS_OF} (the last refresh):"
     table = lines[2 : lines.index("")]
@@ -161,6 +144,16 @@ def test_status_prints_the_scorecard_and_fails_on_errors(troubled: Deployment) -
         "ERROR: probation/caseload: never delivered; contact Grace Kim (Research Analyst).",
         "ERROR: survey/responses: no data owner or steward named; contact nobody named.",
     ]
+    warnings = sorted(line for line in result.stderr.splitlines() if line.startswith("WARNING"))
+    assert warnings == [
+        "WARNING: city/beats: no steward named; contact Priya Raman (GIS Manager).",
+        "WARNING: city/population: no steward named; contact Priya Raman (GIS Manager).",
+        "WARNING: city/tracts: no steward named; contact Priya Raman (GIS Manager).",
+        "WARNING: police/calls: data behind: through 2025-11-30; contact Sam Ortiz (Crime "
+        "Analyst).",
+        "WARNING: probation/events: shrunken delivery: 16.0% of the usual rows per month; "
+        "contact Grace Kim (Research Analyst).",
+    ]
     care = lines[lines.index("Metrics to read with care:") + 1 :]
     stale = {line.split(":")[0].strip() for line in care}
     assert stale == {
@@ -168,9 +161,27 @@ def test_status_prints_the_scorecard_and_fails_on_errors(troubled: Deployment) -
         "firearm_injury_ed_visits", "firearm_injury_ed_visit_rate",
         "youth_assault_firearm_injuries", "juvenile_probation_caseload",
     }  # fmt: skip
+    assert max(len(line) for line in lines) <= 100
+
+    # One provider: its datasets, the metrics it makes stale, its problems and its exit code.
     only_police = troubled.cs360("status", "--provider", "police", check=False)
-    assert only_police.returncode == 1
-    assert "hospital" not in only_police.stdout.split("\n\n")[0]
+    assert only_police.returncode == 3
+    tables = only_police.stdout.split("\n\n")
+    assert {tuple(line.split()[:2]) for line in tables[0].splitlines()[2:]} == {
+        ("police", "calls"), ("police", "incidents"),
+    }  # fmt: skip
+    assert tables[1].splitlines() == [
+        "Metrics to read with care:",
+        "  shots_fired_calls: stale (police/calls on_time, data behind)",
+        "  priority1_response_time: stale (police/calls on_time, data behind)",
+        "  priority1_within_10_minutes: stale (police/calls on_time, data behind)",
+    ]
+    assert [line.split(":")[:2] for line in only_police.stderr.splitlines()] == [
+        ["ERROR", " police/incidents"], ["WARNING", " police/calls"],
+    ]  # fmt: skip
+    only_school = troubled.cs360("status", "--provider", "school")
+    assert (only_school.returncode, only_school.stderr) == (0, "")
+    assert "Metrics to read with care" not in only_school.stdout
 
 
 def test_catalog_marks_metrics_with_late_sources_stale(troubled: Deployment) -> None:

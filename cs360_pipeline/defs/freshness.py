@@ -14,6 +14,8 @@ Per dataset (on ``raw/<provider>/<dataset>``):
 - ``no_missing_months``: fails when a month inside the series was not delivered.
 - ``delivery_size_usual``: warns when the latest file is under half the usual rows per month.
 - ``owner_and_steward_named``: fails without a data owner, warns without a steward.
+- ``quarantine_cleared``: warns while a quarantined file waits for a corrected delivery (no
+  file of the dataset has loaded since it was quarantined), so a rejected file is never green.
 
 On ``marts/metric_catalog``: ``metrics_owned`` (fails when a metric has no owner) and
 ``metric_sources_fresh`` (warns when a metric's sources are late: its catalog row says stale).
@@ -67,6 +69,12 @@ DATASET_CHECKS: dict[str, tuple[str, Callable[[Row], dg.AssetCheckSeverity | Non
             r["ownership_status"]
         ),
     ),
+    "quarantine_cleared": (
+        "Has a file of the dataset loaded since its last quarantined one (the partner's corrected "
+        "delivery)? Warns while a quarantined file waits for it; `cs360 status --files` shows "
+        "the file and the reason.",
+        lambda r: WARN if r["files_quarantined_open"] else None,
+    ),
 }
 # The scorecard column each check reports as its "status".
 STATUS_FIELD = {
@@ -75,6 +83,7 @@ STATUS_FIELD = {
     "no_missing_months": "missing_months",
     "delivery_size_usual": "delivery_size_status",
     "owner_and_steward_named": "ownership_status",
+    "quarantine_cleared": "files_quarantined_open",
 }
 CATALOG_CHECKS = {
     "metrics_owned": "Does every metric name the organisation and role that answer for it?",
@@ -85,8 +94,8 @@ CATALOG_CHECKS = {
 STATUS_COLUMNS = (
     "provider", "dataset", "freshness_status", "data_status", "missing_months",
     "missing_month_list", "delivery_size_status", "delivery_size_ratio", "ownership_status",
-    "data_owner", "steward", "last_delivered_on", "next_expected_by", "data_through",
-    "days_since_delivery", "issues", "as_of",
+    "data_owner", "steward", "files_quarantined_open", "last_delivered_on", "next_expected_by",
+    "data_through", "days_since_delivery", "issues", "as_of",
 )  # fmt: skip
 
 

@@ -44,7 +44,14 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
         with closing(connect(paths.raw_db)) as con:
             # provider.yml's expressions run here: no file outside these two folders is reachable.
             confine_file_access(con, [paths.raw_db.parent, folder.work])
-            outcomes = ingest_dataset(con, provider, dataset_name, folder, log=context.log.info)
+            outcomes = ingest_dataset(
+                con,
+                provider,
+                dataset_name,
+                folder,
+                log=context.log.info,
+                notice=context.log.warning,  # a quiet `cs360 refresh` prints these too
+            )
             if dataset.format == "geojson":  # beat boundaries may give the beat tree
                 note = derive_beat_tree(con, provider)
                 if note:

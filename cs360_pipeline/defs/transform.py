@@ -5,8 +5,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
@@ -16,6 +17,12 @@ from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.settings import current_paths
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
+# A run tagged with this ("log") keeps dbt's messages out of its standard output: `cs360
+# refresh` prints one line for the dbt stage instead. Every run writes them to Paths.dbt_log.
+DBT_OUTPUT_TAG = "cs360/dbt_output"
+# dbt colours its messages for a terminal; they go to files here (the log, Dagster's captured
+# output), where colour codes are noise.
+NO_COLOURS = ["--no-use-colors", "--no-use-colors-file"]
 
 # The deployment's own copy of the project, brought up to date as the definitions load.
 DBT_DIR = prepare(current_paths())
@@ -56,6 +63,33 @@ class Translator(DagsterDbtTranslator):
         return super().get_group_name(dbt_resource_props)
 
 
+class _Tee:
+    """A file, and another stream too if given: all dagster-dbt needs (write and flush)."""
+
+    def __init__(self, file: TextIO, echo: TextIO | None) -> None:
+        self.streams = [file] if echo is None else [file, echo]
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextmanager
+def dbt_output(log: Path, echo: bool) -> Iterator[Path]:
+    """dagster-dbt prints dbt's messages on standard output: send them to ``log`` as well, or
+    only there. A person reads that file after a quiet refresh; the UI keeps its own copy."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as file, redirect_stdout(
+        _Tee(file, sys.stdout if echo else None)  # type: ignore[arg-type]
+    ):
+        yield log
+
+
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
@@ -70,11 +104,16 @@ def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> 
     # "Today" is the city's local date (its policy's time zone), not the server's or UTC's.
     as_of = os.environ.get("CS360_AS_OF") or load_policy().tables.city.today().isoformat()
     args = ["build", "--vars", json.dumps({"as_of": as_of})]
-    yield from dbt.cli(args, context=context, target_path=target).stream()
+    echo = context.run.tags.get(DBT_OUTPUT_TAG) != "log"
+    with dbt_output(paths.dbt_log, echo):
+        yield from dbt.cli(args, context=context, target_path=target).stream()
 
 
 dbt_resource = DbtCliResource(
-    project_dir=dbt_project, profiles_dir=str(DBT_DIR), dbt_executable=DBT_EXECUTABLE
+    project_dir=dbt_project,
+    profiles_dir=str(DBT_DIR),
+    dbt_executable=DBT_EXECUTABLE,
+    global_config_flags=NO_COLOURS,
 )
 
 defs = dg.Definitions(assets=[cs360_dbt_models], resources={"dbt": dbt_resource})

@@ -163,10 +163,13 @@ def ingest_dataset(
     folder: DropFolder,
     log: Callable[[str], None] = print,
     time_zone: str | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> list[FileOutcome]:
     """Process every settled file of one dataset, oldest name first.
 
     ``time_zone`` is the city's (default: the privacy policy's ``tables.city.time_zone``).
+    ``notice`` (default ``log``) gets the lines an operator must see even when routine ones
+    are not shown: what an interrupted run left and was finished, and files left waiting.
 
     First whatever a stopped run left half done is finished. A file that fails for a reason
     outside its contract (a database error, a full disk) stays in the inbox and is reported,
@@ -178,17 +181,18 @@ def ingest_dataset(
         from cs360_pipeline.privacy.policy import load_policy
 
         time_zone = load_policy().tables.city.time_zone
+    notice = notice or log
     ledger.ensure_ledger(con)
     con.execute(AGE_MACRO)
     for note in recover(con, provider.provider, dataset.file_pattern, folder):
-        log(f"{provider.provider}/{dataset_name}: {note}")
+        notice(f"{provider.provider}/{dataset_name}: {note}")
     outcomes = []
     failures: list[Exception] = []
     try:
         for note in _settle_overlapping_months(con, provider, dataset_name):
-            log(f"{provider.provider}/{dataset_name}: {note}")
+            notice(f"{provider.provider}/{dataset_name}: {note}")
     except Exception as exc:  # the files are still tried; the error is raised at the end
-        log(f"{provider.provider}/{dataset_name}: months loaded twice left as they are: {exc}")
+        notice(f"{provider.provider}/{dataset_name}: months loaded twice left as they are: {exc}")
         failures.append(exc)
     for path, regular in _entries(folder, dataset.file_pattern):
         delivery = _Delivery(
@@ -204,11 +208,11 @@ def ingest_dataset(
         try:
             outcome = _ingest_file(con, delivery) if regular else _refuse(con, delivery, None)
         except Exception as exc:
-            log(f"{delivery.label}: left in the inbox: {type(exc).__name__}: {exc}")
+            notice(f"{delivery.label}: left in the inbox: {type(exc).__name__}: {exc}")
             failures.append(exc)
             continue
         if outcome is None:
-            log(f"{delivery.label}: changed while it was copied (still being written); it waits")
+            notice(f"{delivery.label}: changed while it was copied (still being written); it waits")
             continue
         log(f"{delivery.label}: {outcome.message}")
         outcomes.append(outcome)

@@ -11,6 +11,9 @@
     - delivery_size_status: the latest file's rows per month against the median of the twelve
       files before it; under half is shrunken.
     - ownership_status: whether the dataset (or its provider) names a data owner and a steward.
+    - files_quarantined_open: quarantined files delivered after the dataset's latest accepted
+      file. Each waits for the partner's corrected delivery: the next file of the dataset that
+      loads clears it, whichever months it brings (a month left out shows in missing_months).
     severity is the worst of them: error, warn or ok. -#}
 with datasets as (
     select * from {{ ref('stg_catalog__datasets') }}
@@ -31,9 +34,19 @@ files as (
         count(*) filter (where status = 'loaded') as files_loaded,
         count(*) filter (where status = 'quarantined') as files_quarantined,
         count(*) filter (where status = 'duplicate') as files_duplicate,
-        max(_loaded_at) as last_delivered_at
+        max(_loaded_at) as last_delivered_at,
+        max(processed_at) filter (where status = 'loaded') as last_accepted_at
     from ledger
     group by provider, dataset
+),
+
+awaiting_fix as (
+    select l.provider, l.dataset, count(*) as files_quarantined_open
+    from ledger as l
+    inner join files as f using (provider, dataset)
+    where l.status = 'quarantined'
+        and (f.last_accepted_at is null or l.processed_at > f.last_accepted_at)
+    group by l.provider, l.dataset
 ),
 
 coverage as (
@@ -111,6 +124,7 @@ measured as (
         coalesce(f.files_loaded, 0) as files_loaded,
         coalesce(f.files_quarantined, 0) as files_quarantined,
         coalesce(f.files_duplicate, 0) as files_duplicate,
+        coalesce(q.files_quarantined_open, 0) as files_quarantined_open,
         f.last_delivered_at,
         cast(f.last_delivered_at as date) as last_delivered_on,
         c.first_period,
@@ -125,6 +139,7 @@ measured as (
         {{ as_of_date() }} as as_of
     from datasets as d
     left join files as f using (provider, dataset)
+    left join awaiting_fix as q using (provider, dataset)
     left join coverage as c using (provider, dataset)
     left join gaps as g using (provider, dataset)
     left join size_check as s using (provider, dataset)
@@ -186,6 +201,7 @@ flagged as (
                 or data_status = 'behind'
                 or delivery_size_status = 'shrunken'
                 or ownership_status = 'no_steward'
+                or files_quarantined_open > 0
                 then 'warn'
             else 'ok'
         end as severity,
@@ -214,6 +230,11 @@ flagged as (
                 when 'no_owner_or_steward' then 'no data owner or steward named'
                 when 'no_owner' then 'no data owner named'
                 when 'no_steward' then 'no steward named'
+            end,
+            case
+                when files_quarantined_open > 0
+                    then files_quarantined_open
+                        || ' quarantined file(s) awaiting a corrected delivery'
             end
         ) as issues
     from statused
@@ -232,6 +253,7 @@ select
     ownership_status,
     files_loaded,
     files_quarantined,
+    files_quarantined_open,
     files_duplicate,
     last_delivered_at,
     last_delivered_on,
