@@ -192,6 +192,11 @@ def _refresh_locked(
     args: argparse.Namespace, paths: Paths, run_id: str, died: Holder | None
 ) -> int:
     """The refresh itself, with the deployment's writer lock held."""
+    stays = None if args.full else _stays_published(args, paths)
+    if stays is not None:
+        print(f"No new files; release {stays} stays published (the same files, policy and code, "
+              "and the scorecard already computed for today). Nothing was run.")  # fmt: skip
+        return 0
     from dagster import DagsterInstance
 
     from cs360_pipeline.definitions import defs, registry
@@ -236,6 +241,21 @@ def _refresh_locked(
     for problem in registry.problems:
         print(f"ERROR: {problem.line}", file=sys.stderr)
     return 1 if registry.problems else code
+
+
+def _stays_published(args: argparse.Namespace, paths: Paths) -> str | None:
+    """The live release when this refresh would publish it again unchanged (checked before
+    Dagster is loaded); None when there is work, or a provider file to report."""
+    from cs360_pipeline.privacy.policy import load_policy
+    from cs360_pipeline.publish.unchanged import unchanged_release
+    from cs360_pipeline.registry import load_registry
+
+    registry = load_registry(paths.sources_dir)
+    if registry.problems:
+        return None
+    names = [args.provider] if args.provider else list(registry.providers)
+    providers = [registry.providers[n] for n in names if n in registry.providers]
+    return unchanged_release(paths, providers, load_policy())
 
 
 def _reingest(args: argparse.Namespace) -> int:
@@ -498,12 +518,12 @@ SCORECARD = (
     ("dataset", "dataset"),
     ("cadence", "cadence"),
     ("loaded", "files_loaded"),
-    ("quarantined", "files_quarantined"),
+    ("quarantine", "files_quarantined"),
     ("awaiting fix", "files_quarantined_open"),
     ("last delivery", "last_delivered_on"),
     ("next expected", "next_expected_by"),
     ("delivery", "freshness_status"),
-    ("data through", "data_through"),
+    ("data to", "data_through"),
     ("data", "data_status"),
     ("severity", "severity"),
     ("steward", "contact"),
@@ -511,7 +531,7 @@ SCORECARD = (
 )
 # What fits in WIDTH: the statuses and the dates that explain them are in the issues, which
 # follow the table as WARNING and ERROR lines with whom to call.
-NARROW = ("provider", "dataset", "loaded", "quarantined", "delivery", "data through", "data",
+NARROW = ("provider", "dataset", "loaded", "quarantine", "delivery", "data to", "data",
           "severity")  # fmt: skip
 
 

@@ -225,10 +225,10 @@ def test_all_well_exits_0_and_fits_100_columns(
     status = deployment.cs360("status")
     assert (status.returncode, status.stderr) == (0, "")
     rows = status_table(status)
-    assert len(rows) == 11 and all(" ok" in line for line in rows.values())
+    assert len(rows) == 12 and all(" ok" in line for line in rows.values())
     assert max(len(line) for line in status.stdout.splitlines()) <= cli.WIDTH
     header = status.stdout.splitlines()[1].split()
-    assert header[:4] == ["provider", "dataset", "loaded", "quarantined"]
+    assert header[:4] == ["provider", "dataset", "loaded", "quarantine"]
     wide = deployment.cs360("status", "--wide").stdout.splitlines()
     assert wide[1].split()[-3:] == ["severity", "steward", "issues"] and "cadence" in wide[1]
     release = deployment.query("SELECT max(release_id) FROM metric_values")[0][0]

@@ -74,16 +74,17 @@ def test_releases_are_logged_exported_and_compared(
     before = stamps(exports / "pst")
     csv_before = (exports / "pst" / "metric_values.csv").read_bytes()
 
-    # 2. Nothing changed: the same release again, and nothing under exports/ is rewritten.
-    deployment.cs360("refresh", "--log-level", "WARNING")
+    # 2. Nothing changed: the release stays as it is, nothing runs, nothing is rewritten.
+    again = deployment.cs360("refresh", "--log-level", "WARNING")
+    assert f"No new files; release {first} stays published" in again.stdout
     assert current_release(deployment) == first
-    assert [(r[0], r[1]) for r in log(deployment)] == [(first, 2)]
-    assert "expectations 2/2 passed" in log(deployment)[0][2]  # kept: same release, same tables
+    assert [(r[0], r[1]) for r in log(deployment)] == [(first, 1)]
+    assert "expectations 2/2 passed" in log(deployment)[0][2]
     assert stamps(exports / "pst") == before
 
-    # 3. --full rewrites everything, identically.
+    # 3. --full runs anyway and rewrites everything, identically: the same release again.
     deployment.cs360("refresh", "--full", "--log-level", "WARNING")
-    assert [(r[0], r[1]) for r in log(deployment)] == [(first, 3)]
+    assert [(r[0], r[1]) for r in log(deployment)] == [(first, 2)]
     after = stamps(exports / "pst")
     assert set(after) == set(before)
     rewritten = [n for n in before if after[n] > before[n]]

@@ -146,6 +146,7 @@ def test_status_prints_the_scorecard_and_fails_on_errors(troubled: Deployment) -
     ]
     warnings = sorted(line for line in result.stderr.splitlines() if line.startswith("WARNING"))
     assert warnings == [
+        "WARNING: city/beat_boundaries: no steward named; contact Priya Raman (GIS Manager).",
         "WARNING: city/beats: no steward named; contact Priya Raman (GIS Manager).",
         "WARNING: city/population: no steward named; contact Priya Raman (GIS Manager).",
         "WARNING: city/tracts: no steward named; contact Priya Raman (GIS Manager).",

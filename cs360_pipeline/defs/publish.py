@@ -20,7 +20,7 @@ from cs360_pipeline.publish.publication import publish_release
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, live_release
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.report.brief import write_brief
-from cs360_pipeline.report.site import write_site
+from cs360_pipeline.report.site import SITE_DIR, write_site
 from cs360_pipeline.settings import Paths, current_paths
 from cs360_pipeline.sql import connect
 
@@ -376,6 +376,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
             target = folder / "brief.html"
             if (
                 target.exists()
+                and (folder / SITE_DIR / "index.html").exists()
                 and not full_refresh(context)
                 and outputs.up_to_date(paths, release_id, step, fingerprint)
             ):
