@@ -43,13 +43,14 @@ def connect(
     return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether the connection's own database has this table (attached ones are not looked at)."""
+def table_exists(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None) -> bool:
+    """Whether the connection's own database (or the attached ``catalog``) has this table."""
+    where = "table_catalog = current_database()" if catalog is None else "table_catalog = ?"
+    args = [table] if catalog is None else [table, catalog]
     return bool(
         con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_name = ?",
-            [table],
+            f"SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND {where}",
+            args,
         ).fetchall()[0][0]
     )
 

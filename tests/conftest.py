@@ -86,6 +86,21 @@ class Deployment:
         return result
 
 
+def warehouse_copy(deployment: Deployment, folder: Path, *statements: str) -> Paths:
+    """A copy of the deployment's published warehouse in ``folder/data``, changed by
+    ``statements``: what a page would show for another release, without refreshing."""
+    data = folder / "data"
+    data.mkdir()
+    shutil.copy(deployment.warehouse, data / "warehouse.duckdb")
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    try:
+        for statement in statements:
+            con.execute(statement)
+    finally:
+        con.close()
+    return Paths(data_dir=data, sources_dir=deployment.sources)
+
+
 # Every delivered file of the demo by table name, for independent computations over the CSVs.
 DELIVERED_FILES = {
     "incidents": "police/incidents_*.csv",

@@ -25,7 +25,7 @@ from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.report.charts import Point, fmt_change, legend, period_label, trend_svg
 from cs360_pipeline.report.maps import MapValue, Place, classes, map_svg
 from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment
+from tests.conftest import Deployment, warehouse_copy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -274,19 +274,13 @@ def test_public_brief_holds_only_public_figures(demo: Deployment, tmp_path: Path
 def test_cards_of_late_sources_say_so(demo: Deployment, tmp_path: Path) -> None:
     """A metric whose sources are late is marked on its card and in its chart; the others
     are not."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(demo.warehouse, data / "warehouse.duckdb")
-    con = duckdb.connect(str(data / "warehouse.duckdb"))
-    try:
-        con.execute(
-            "UPDATE metric_catalog SET freshness_status = 'stale', "
-            "stale_sources = 'police/calls overdue, data far_behind' "
-            "WHERE metric_id = 'shots_fired_calls'"
-        )
-    finally:
-        con.close()
-    paths = Paths(data_dir=data, sources_dir=demo.sources)
+    paths = warehouse_copy(
+        demo,
+        tmp_path,
+        "UPDATE metric_catalog SET freshness_status = 'stale', "
+        "stale_sources = 'police/calls overdue, data far_behind' "
+        "WHERE metric_id = 'shots_fired_calls'",
+    )
     page = write_brief(paths, release_of(demo), "pst").read_text(encoding="utf-8")
     cards = dict(re.findall(r'<article class="card" id="m-([^"]+)">(.*?)</article>', page, re.S))
     late = cards.pop("shots_fired_calls")
@@ -561,27 +555,20 @@ def test_a_late_source_and_a_partial_month_are_visible_on_the_card(
 ) -> None:
     """In a browser: the card of a metric whose source is late and whose last month is partial
     shows the warning, the chart's corner note, the partial badge and the ringed point."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(demo.warehouse, data / "warehouse.duckdb")
-    con = duckdb.connect(str(data / "warehouse.duckdb"))
-    try:
-        con.execute(
-            "UPDATE metric_catalog SET freshness_status = 'stale', "
-            "stale_sources = 'police/calls late, data behind' WHERE metric_id = 'shots_fired_calls'"
-        )
-        con.execute(
-            """
-            UPDATE metric_values SET period_complete = false,
-                   data_through = period_start + INTERVAL 14 DAY
-            WHERE metric_id = 'shots_fired_calls' AND period_level = 'month'
-              AND period_start = (SELECT max(period_start) FROM metric_values
-                                  WHERE metric_id = 'shots_fired_calls' AND period_level = 'month')
-            """
-        )
-    finally:
-        con.close()
-    page = write_brief(Paths(data_dir=data, sources_dir=demo.sources), release_of(demo), "pst")
+    paths = warehouse_copy(
+        demo,
+        tmp_path,
+        "UPDATE metric_catalog SET freshness_status = 'stale', "
+        "stale_sources = 'police/calls late, data behind' WHERE metric_id = 'shots_fired_calls'",
+        """
+        UPDATE metric_values SET period_complete = false,
+               data_through = period_start + INTERVAL 14 DAY
+        WHERE metric_id = 'shots_fired_calls' AND period_level = 'month'
+          AND period_start = (SELECT max(period_start) FROM metric_values
+                              WHERE metric_id = 'shots_fired_calls' AND period_level = 'month')
+        """,
+    )
+    page = write_brief(paths, release_of(demo), "pst")
     text = page.read_text(encoding="utf-8")
     text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text, flags=re.S)
     probe = tmp_path / "probe.html"

@@ -15,13 +15,11 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
-import duckdb
 import pytest
 
 from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.report.site import SITE_DIR, write_site
-from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment
+from tests.conftest import Deployment, warehouse_copy
 from tests.test_brief import CHROMIUM, ERROR_CATCHER, PROBE, chromium, console_lines, release_of
 
 
@@ -83,18 +81,12 @@ def test_each_metrics_download_holds_its_rows(demo: Deployment, audience: str) -
 
 def test_catalog_text_is_escaped(demo: Deployment, tmp_path: Path) -> None:
     """A title or definition holding markup is shown as text, never run as markup."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(demo.warehouse, data / "warehouse.duckdb")
-    con = duckdb.connect(str(data / "warehouse.duckdb"))
-    try:
-        con.execute(
-            "UPDATE metric_catalog SET title = '<script>alert(1)</script>', "
-            "definition = '<img src=x onerror=alert(2)>' WHERE metric_id = 'shots_fired_calls'"
-        )
-    finally:
-        con.close()
-    paths = Paths(data_dir=data, sources_dir=demo.sources)
+    paths = warehouse_copy(
+        demo,
+        tmp_path,
+        "UPDATE metric_catalog SET title = '<script>alert(1)</script>', "
+        "definition = '<img src=x onerror=alert(2)>' WHERE metric_id = 'shots_fired_calls'",
+    )
     written = write_site(paths, release_of(demo), "pst")
     for page in written.pages:
         text = page.read_text(encoding="utf-8")

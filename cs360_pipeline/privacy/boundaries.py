@@ -32,7 +32,7 @@ import duckdb
 from cs360_pipeline.ingest.readers import safe_text
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.registry.models import GEOMETRY_COLUMN, Points
-from cs360_pipeline.sql import ident
+from cs360_pipeline.sql import ident, table_exists
 
 REFERENCE = "city"
 BEATS = "beats"
@@ -41,17 +41,6 @@ BEATS_TABLE = f"{REFERENCE}__{BEATS}"
 BOUNDARIES_TABLE = f"{REFERENCE}__{BOUNDARIES}"
 BATCH_ROWS = 200_000
 SHOWN_BEATS = 10
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None) -> bool:
-    where = "table_catalog = current_database()" if catalog is None else "table_catalog = ?"
-    args = [table] if catalog is None else [table, catalog]
-    return bool(
-        con.execute(
-            f"SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND {where}",
-            args,
-        ).fetchall()[0][0]
-    )
 
 
 # -- the beat tree ------------------------------------------------------------------------------
@@ -67,7 +56,7 @@ def derive_beat_tree(con: duckdb.DuckDBPyConnection, provider: Provider) -> str 
 
     if provider.provider != REFERENCE or BOUNDARIES not in provider.datasets:
         return None
-    if not _exists(con, BOUNDARIES_TABLE):
+    if not table_exists(con, BOUNDARIES_TABLE):
         return None
     if BEATS in provider.datasets and ledger.current_files(con, REFERENCE, BEATS):
         differ = tree_differences(con, catalog="")
@@ -101,7 +90,7 @@ def tree_differences(con: duckdb.DuckDBPyConnection, catalog: str = "raw") -> st
     Beat and district codes are public reference codes; they are shown made printable.
     """
     prefix = f"{catalog}." if catalog else ""
-    found = {t for t in (BEATS_TABLE, BOUNDARIES_TABLE) if _exists(con, t, catalog or None)}
+    found = {t for t in (BEATS_TABLE, BOUNDARIES_TABLE) if table_exists(con, t, catalog or None)}
     if len(found) < 2:
         return None
     rows = con.execute(

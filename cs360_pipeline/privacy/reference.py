@@ -22,26 +22,16 @@ from cs360_pipeline.privacy.boundaries import BOUNDARIES_TABLE, beat_polygons
 from cs360_pipeline.privacy.geography import SHARED_BOUNDARIES, city_geography
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.registry.models import GEOMETRY_COLUMN
-from cs360_pipeline.sql import ident, literal
+from cs360_pipeline.sql import ident, literal, table_exists
 
 POPULATION_COLUMNS = (
     "year INTEGER, geo_level VARCHAR, geo_code VARCHAR, breakdown VARCHAR, population BIGINT"
 )
 
 
-def _raw_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_catalog = 'raw' AND table_name = ?",
-            [table],
-        ).fetchall()[0][0]
-    )
-
-
 def delivered_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """Rows of ``raw.<table>``; 0 when the dataset has never been delivered (no table yet)."""
-    if not _raw_table_exists(con, table):
+    if not table_exists(con, table, "raw"):
         return 0
     return con.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0]
 
@@ -88,7 +78,7 @@ def _beat_boundaries(con: duckdb.DuckDBPyConnection) -> None:
     target = f"shared.{SHARED_BOUNDARIES}"
     column = ident(GEOMETRY_COLUMN)
     con.execute(f"CREATE OR REPLACE TABLE {target} (beat VARCHAR, {column} BLOB)")
-    if _raw_table_exists(con, BOUNDARIES_TABLE):
+    if table_exists(con, BOUNDARIES_TABLE, "raw"):
         con.execute(
             f"INSERT INTO {target} SELECT beat, {column} FROM raw.{BOUNDARIES_TABLE} ORDER BY beat"
         )
