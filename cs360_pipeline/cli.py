@@ -200,6 +200,7 @@ def _refresh_locked(
     from dagster import DagsterInstance
 
     from cs360_pipeline.definitions import defs, registry
+    from cs360_pipeline.defs.selection import refresh_selection
     from cs360_pipeline.instance import fail_interrupted_run
     from cs360_pipeline.privacy.policy import load_policy
     from cs360_pipeline.publish.publication import reconcile
@@ -217,6 +218,12 @@ def _refresh_locked(
         for line in reconcile(paths, load_policy().history.releases_public):
             print(f"Recovered: {line}.", flush=True)
         before = _live_release(paths)
+        selection = None if args.full else refresh_selection(job, registry, paths, load_policy())
+        if selection is not None:
+            print(selection.line(), flush=True)
+            job = job.get_subset(
+                asset_selection=set(selection.assets), asset_check_selection=set(selection.checks)
+            )
         print(f"Running {job_name} (Dagster run {run_id}) ...", flush=True)
         result = _run_with_progress(job, instance, run_id, args, paths)
         times = run_times(instance, result.run_id)

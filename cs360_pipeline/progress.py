@@ -39,7 +39,7 @@ PROGRESS_RULES: tuple[tuple[str, str, str], ...] = (
 # Materialization metadata a stage's line adds up, by the start of the asset's key.
 COUNTED = {
     "raw/": ("files_loaded", "files_quarantined", "files_duplicate", "rows_loaded"),
-    "shared/cells_": ("cells", "suppressed_cells"),
+    "shared/cells_": ("cells", "suppressed_cells", "cells_kept"),
 }
 RELEASE_ASSET = "published/warehouse"
 CLEAR_LINE = "\r\x1b[K"
@@ -81,7 +81,9 @@ class Stage:
 
     def _cells(self) -> list[str]:
         c = self.counts
-        return [f"{c['cells']:,} cells, {c['suppressed_cells']:,} suppressed"] if c["cells"] else []
+        built = f"{c['cells']:,} cells, {c['suppressed_cells']:,} suppressed"
+        kept = f"{c['cells_kept']:,} cells kept (inputs unchanged)"
+        return [built] * bool(c["cells"]) + [kept] * bool(c["cells_kept"])
 
     def _models(self) -> list[str]:
         return [f"{self.materialized} models"] if self.name == "dbt" else []

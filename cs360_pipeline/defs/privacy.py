@@ -1,6 +1,7 @@
 """Privacy assets: row-level tables in, protected cells and public reference data out."""
 
 import dagster as dg
+import duckdb
 
 from cs360_pipeline.catalog.metrics import (
     POPULATION,
@@ -8,8 +9,10 @@ from cs360_pipeline.catalog.metrics import (
     load_catalog,
     measures_by_metric,
 )
+from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.defs.ingest import raw_key
-from cs360_pipeline.privacy import fallbacks, placement, vault
+from cs360_pipeline.defs.run_options import full_refresh
+from cs360_pipeline.privacy import cells_inputs, fallbacks, placement, vault
 from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
@@ -41,6 +44,17 @@ def _upstream(provider: Provider) -> list[dg.AssetKey]:
             ref_provider, _, ref_dataset = dataset.geography.crosswalk.dataset.partition(".")
             keys.add(raw_key(ref_provider, ref_dataset))
     return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def cells_deps(provider: Provider, providers: dict[str, Provider]) -> list[dg.AssetKey]:
+    """The ingest assets a provider's cells step reads: what its cells are built from."""
+    keys = {*_upstream(provider), *_boundary_keys(providers)}
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def cells_datasets(provider: Provider, providers: dict[str, Provider]) -> list[tuple[str, str]]:
+    """``cells_deps`` as (provider, dataset) pairs, as the ingest ledger names them."""
+    return [(key.path[1], key.path[2]) for key in cells_deps(provider, providers)]
 
 
 def _boundary_keys(providers: dict[str, Provider]) -> list[dg.AssetKey]:
@@ -101,9 +115,7 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
 def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.AssetsDefinition:
     @dg.asset(
         key=shared_key(f"cells_{provider.provider}"),
-        deps=sorted(
-            {*_upstream(provider), *_boundary_keys(providers)}, key=lambda k: k.to_user_string()
-        ),
+        deps=cells_deps(provider, providers),
         group_name=provider.provider,
         kinds={"duckdb"},
         description=(
@@ -120,6 +132,22 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
         catalog = load_catalog(providers)
         policy.check_names(set(providers), set(catalog.metrics))
         with restricted_to_shared(paths) as con:
+            inputs = cells_inputs.digest(
+                con, cells_datasets(provider, providers), policy.sha256, code_version()
+            )
+            vault.attach(con, paths)
+            if not full_refresh(context) and _kept(con, provider.provider, inputs):
+                context.log.info(
+                    f"{provider.provider}: cells kept from the last build (the same files, "
+                    "policy and code)"
+                )
+                return dg.MaterializeResult(
+                    metadata={
+                        "kept": True,
+                        "cells_kept": cells_inputs.cells(con, provider.provider),
+                    }
+                )
+            cells_inputs.forget(con, provider.provider)
             available = raw_tables(con)
             if "city__beats" not in available:
                 raise RuntimeError(
@@ -143,7 +171,6 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                     + ".",
                     allow_retries=False,
                 )
-            vault.attach(con, paths)
             protector = Protector(
                 con, policy, metric_measures, log=context.log.info, warn=context.log.warning
             )
@@ -157,6 +184,7 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                 provider.provider,
                 [(d.audience, d.measure_id, d.fallback) for d in done if d.fallback],
             )
+            cells_inputs.record(con, provider.provider, inputs)
         for p in placed:
             if p.rows_unplaced:
                 context.log.warning(f"{p.line()}: they are counted in no cell")
@@ -164,6 +192,7 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
         ids = [provider.measure_id(n) for n in provider.measures]
         return dg.MaterializeResult(
             metadata={
+                "kept": False,
                 "cells": sum(d.cells for d in done),
                 "suppressed_cells": sum(d.suppressed for d in done),
                 "complementary_cells": sum(d.secondary for d in done),
@@ -187,6 +216,13 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
         )
 
     return _cells
+
+
+def _kept(con: duckdb.DuckDBPyConnection, provider: str, inputs: str) -> bool:
+    """Whether the provider's cells were built from ``inputs`` and every output is in place."""
+    return cells_inputs.recorded(con, provider) == inputs and cells_inputs.candidate_complete(
+        con, provider
+    )
 
 
 def _markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> dg.MetadataValue:

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
@@ -34,11 +35,6 @@ BRIEF_KEY = dg.AssetKey(["published", "brief"])
 DBT_LAYERS = {"staging", "intermediate", "marts"}
 DOWNLOADS = {".csv", ".parquet", ".xlsx", ".txt"}  # what the brief links to
 RELEASE_CHECKS = {"privacy_gate", "privacy_audit", "release_complete"}  # ours, not dbt's
-
-
-def full_refresh(context: dg.AssetExecutionContext) -> bool:
-    """``cs360 refresh --full`` (or the run tag cs360/full=true in the UI)."""
-    return context.run.tags.get(outputs.FULL_TAG, "").lower() == "true"
 
 
 def run_checks(context: dg.AssetExecutionContext) -> list[release_log.Check]:

@@ -1,11 +1,12 @@
 """Noticing that a refresh has nothing to do, before anything heavy is loaded.
 
 A refresh would publish exactly the live release again when no file waits in the inboxes it
-reads, nothing is left to recover in their ``.work/`` folders, the files loaded, the privacy
-policy and the code (dbt project, metric catalog, provider files) give the live release's build
-id, the delivery scorecard would be computed for the same day, and every output of the release
-(exports, Data Docs, brief, site) is in place. Then nothing is run: the release stays published
-as it is. Any other refresh runs in full.
+reads (settled or still being written), nothing is left to recover in their ``.work/`` folders,
+the files loaded, the privacy policy and the code (dbt project, metric catalog, provider files)
+give the live release's build id, the delivery scorecard would be computed for the same day,
+and every output of the release (exports, Data Docs, brief, site) is in place. Then nothing is
+run: the release stays published as it is. Any other refresh runs what changed
+(``defs.selection``) and everything that reads it.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def unchanged_release(paths: Paths, providers: Iterable[Provider], policy: Polic
         folder = DropFolder(paths.provider_dir(provider.provider))
         if folder.work.is_dir() and any(folder.work.iterdir()):
             return None  # a run was interrupted: its ingest recovers what it left
-        patterns = [d.file_pattern for d in provider.datasets.values()]
-        if any(folder.pending(p) or folder.strays(p) for p in patterns):
+        # A file still being written is work too: the run says it waits.
+        if any(folder.matching(d.file_pattern) for d in provider.datasets.values()):
             return None
     if manifest["data_as_of"] != scorecard_date(policy):
         return None

@@ -1,19 +1,22 @@
-"""A refresh with nothing to do runs nothing, and says which release stays published.
+"""A refresh costs what changed: nothing new runs nothing, one new file runs its provider's steps.
 
 One small demo deployment is refreshed once. Refreshing it again, whole or for one provider,
 starts no Dagster run, leaves the warehouse file and the release log as they were, and says the
 release stays. A new day for the delivery scorecard, a file dropped into an inbox, or ``--full``
-each make a real run again.
+each make a real run again. A new month from one provider ingests that file and rebuilds that
+provider's cells only, and publishes what a full refresh of the same files publishes.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 
 from cs360_pipeline.demo import generate
 from cs360_pipeline.publish.release_log import read as read_log
@@ -34,17 +37,41 @@ def refreshed(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     return deployment
 
 
-def runs(deployment: Deployment) -> int:
+@contextmanager
+def instance_of(deployment: Deployment) -> Iterator[DagsterInstance]:
     previous = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(deployment.root / "dagster_home")
     try:
         with DagsterInstance.get() as instance:
-            return len(instance.get_run_records())
+            yield instance
     finally:
         if previous is None:
             del os.environ["DAGSTER_HOME"]
         else:
             os.environ["DAGSTER_HOME"] = previous
+
+
+def runs(deployment: Deployment) -> int:
+    with instance_of(deployment) as instance:
+        return len(instance.get_run_records())
+
+
+def materialized(deployment: Deployment) -> set[str]:
+    """The ingest and cells assets the deployment's latest run materialized."""
+    with instance_of(deployment) as instance:
+        run = instance.get_run_records(limit=1)[0].dagster_run
+        records = instance.get_records_for_run(
+            run_id=run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+    keys = {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}
+    return {k for k in keys if k.startswith(("raw/", "shared/cells_"))}
+
+
+def published(deployment: Deployment) -> list[tuple]:
+    return deployment.query(
+        "SELECT max(release_id), count(*), sum(hash(audience, metric_id, period_level, "
+        "period_start, geo_level, geo_code, breakdown, value, status)) FROM metric_values"
+    )
 
 
 def state(deployment: Deployment) -> tuple:
@@ -85,6 +112,9 @@ def test_a_dropped_file_or_full_runs_again(refreshed: Deployment) -> None:
     result = refreshed.cs360("refresh", "--provider", "police")
     assert "stays published" not in result.stdout
     assert runs(refreshed) == runs_before + 1
+    # Taken in, found a duplicate: police's cells step keeps what the same files built.
+    assert materialized(refreshed) == {"raw/police/calls", "shared/cells_police"}
+    assert "cells kept (inputs unchanged)" in result.stdout, result.stdout
     assert not list((refreshed.sources / "police" / "inbox").iterdir())  # archived as a duplicate
     result = refreshed.cs360("refresh", "--full")
     assert "stays published" not in result.stdout and runs(refreshed) == runs_before + 2
@@ -98,3 +128,23 @@ def test_an_unfinished_output_is_work(refreshed: Deployment, tmp_path: Path) -> 
     result = refreshed.cs360("refresh")
     assert "stays published" not in result.stdout
     assert (site / "index.html").is_file()
+
+
+def test_one_new_month_runs_its_provider_only(refreshed: Deployment, tmp_path: Path) -> None:
+    """January's police calls: police's calls are ingested and police's cells rebuilt; no other
+    ingest or cells step runs, and the release is the one a full refresh publishes."""
+    later = tmp_path / "later"
+    generate(later, seed=3, scale=0.05, end_month="2026-01", months=14)
+    shutil.copy(later / "police" / "inbox" / "calls_2026-01.csv",
+                refreshed.sources / "police" / "inbox" / "calls_2026-01.csv")  # fmt: skip
+    result = refreshed.cs360("refresh")
+    assert "Files waiting: police/calls; cells to build: police;" in result.stdout, result.stdout
+    assert materialized(refreshed) == {"raw/police/calls", "shared/cells_police"}
+    assert refreshed.latest_month("shots_fired_calls") == "2026-01-01"
+    kept = published(refreshed)
+    result = refreshed.cs360("refresh", "--full")
+    assert "Files waiting" not in result.stdout  # --full: every step
+    assert {k for k in materialized(refreshed) if k.startswith("shared/")} == {
+        f"shared/cells_{p}" for p in ("hospital", "police", "probation", "school", "survey")
+    }
+    assert published(refreshed) == kept  # the same release id and the same values
