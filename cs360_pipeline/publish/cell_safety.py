@@ -7,9 +7,9 @@ text starting with any of them is neutralised where a spreadsheet reads it:
 
 - CSV: the text gets a leading ``'``, the usual mark for "this is text" (CSV quoting is left to
   the writer, which quotes the whole field, prefix included).
-- Excel: every string is stored as a text cell (openpyxl would store a str starting with ``=``
-  as a formula), and those that could start a formula also carry Excel's quote-prefix flag, so
-  editing the cell does not turn it into one either. The value stays exactly the name.
+- Excel: every string is stored as a text cell, never a formula, and those that could start a
+  formula also carry Excel's quote-prefix flag, so editing the cell does not turn it into one
+  either (``xlsx``). The value stays exactly the name.
 
 A plain number written as text (``-3.5``, from a withheld-or-number column) is left alone: it
 opens as the number it is. Parquet is not read by spreadsheets and keeps the true values.
@@ -18,14 +18,12 @@ opens as the number it is. Parquet is not read by spreadsheets and keeps the tru
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_GUARD = "'"
-PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII digits only, as DuckDB's regular expressions read them: the SQL twin below agrees.
+PLAIN_NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+PLAIN_NUMBER = re.compile(PLAIN_NUMBER_PATTERN)
 NOT_IN_XML = "\N{REPLACEMENT CHARACTER}"
 
 
@@ -41,19 +39,12 @@ def csv_text(text: str | None) -> str | None:
     return CSV_GUARD + text if could_run(text) else text
 
 
-def sheet_cell(ws: Any, value: Any) -> Any:
-    """A write-only cell for ``value``; a string is always a text cell, never a formula.
-
-    Numbers, dates and booleans keep their type; ``None`` stays an empty cell. Characters XML
-    cannot hold (control characters other than tab, newline and carriage return) become U+FFFD
-    instead of failing the whole workbook.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return WriteOnlyCell(ws, value=value)
-    cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub(NOT_IN_XML, value))
-    cell.data_type = "s"  # never "f" (formula) or "e" (an error such as #N/A)
-    if could_run(value):
-        cell.quotePrefix = True
-    return cell
+def csv_text_macro(name: str) -> str:
+    """``csv_text`` as a DuckDB macro ``name(text)``, so a CSV export guards its text inside
+    the database instead of calling Python once per value."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_START)
+    return (
+        f"CREATE OR REPLACE TEMP MACRO {name}(x) AS CASE WHEN left(x, 1) IN ({starts}) "
+        f"AND NOT regexp_full_match(x, '{PLAIN_NUMBER_PATTERN}') "
+        f"THEN '{CSV_GUARD}{CSV_GUARD}' || x ELSE x END"
+    )

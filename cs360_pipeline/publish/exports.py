@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from cs360_pipeline.publish.cell_safety import FORMULA_START, csv_text, sheet_cell
+from cs360_pipeline.publish import xlsx
+from cs360_pipeline.publish.cell_safety import FORMULA_START, csv_text, csv_text_macro
 from cs360_pipeline.publish.outputs import audience_dir, sweep, write_text, write_with
 from cs360_pipeline.publish.reader import open_warehouse
 from cs360_pipeline.publish.warehouse import release_of
@@ -39,7 +38,7 @@ GEO_ORDER = (
     "CASE v.geo_level WHEN 'city' THEN 0 WHEN 'district' THEN 1 WHEN 'zone' THEN 2 ELSE 3 END"
 )
 PERIOD_ORDER = "CASE v.period_level WHEN 'month' THEN 0 WHEN 'quarter' THEN 1 ELSE 2 END"
-CSV_TEXT = "cs360_csv_text"  # cell_safety.csv_text, registered on the export's connection
+CSV_TEXT = "cs360_csv_text"  # cell_safety.csv_text as a macro on the export's connection
 # Column types a CSV writes as numbers, dates or booleans; everything else is text to guard.
 UNGUARDED_TYPE = re.compile(
     r"BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\)"
@@ -132,11 +131,7 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path, fmt: str) ->
 
 
 def _register_csv_text(con: duckdb.DuckDBPyConnection) -> None:
-    known = con.execute(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [CSV_TEXT]
-    ).fetchall()[0][0]
-    if not known:
-        con.create_function(CSV_TEXT, csv_text, ["VARCHAR"], "VARCHAR", side_effects=False)
+    con.execute(csv_text_macro(CSV_TEXT))
 
 
 def write_metric_csv(
@@ -285,16 +280,8 @@ def write_workbook(
 ) -> Path:
     """``cs360_<release>_<audience>.xlsx``: notes, a sheet per CS360 dimension, provider status.
 
-    Every value goes in through ``sheet_cell``: a string is always a text cell, never a formula.
+    Every string is a text cell, never a formula (``xlsx``).
     """
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-
-    bold = Font(bold=True)
-    withheld_font = Font(italic=True, color="7A4A00")
-    withheld_fill = PatternFill("solid", fgColor="FCEBC7")
-    header_fill = PatternFill("solid", fgColor="DCE6F0")
-
     have = set(columns(con, "metric_catalog"))
     order = "display_order, metric_id" if "display_order" in have else "metric_id"
     catalog = con.execute(
@@ -307,59 +294,40 @@ def write_workbook(
     for row in catalog:
         dimensions.setdefault(row[2] or "Other", []).append(row)
 
-    wb = Workbook(write_only=True)
+    wb = xlsx.Workbook()
     taken: set[str] = set()
-
-    def header_row(ws, names: Iterable[str]) -> list:
-        cells = []
-        for name in names:
-            cell = sheet_cell(ws, name)
-            cell.font = bold
-            cell.fill = header_fill
-            cells.append(cell)
-        return cells
-
-    notes = wb.create_sheet(sheet_title("Notes", taken))
-    notes.column_dimensions["A"].width = 110
-    wrap = Alignment(wrap_text=True, vertical="top")
+    notes = wb.sheet(sheet_title("Notes", taken))
+    notes.widths[0] = 110
     for line in _notes(release_id, audience, catalog, without):
-        cell = sheet_cell(notes, line)
-        cell.alignment = wrap
-        if line and not line.startswith(" ") and line.endswith(":"):
-            cell.font = bold
-        notes.append([cell])
+        heading = bool(line) and not line.startswith(" ") and line.endswith(":")
+        notes.append([line], xlsx.WRAP_BOLD if heading else xlsx.WRAP)
 
     for dimension, metrics in dimensions.items():
-        ws = wb.create_sheet(sheet_title(dimension, taken))
-        for i, (_, width) in enumerate(SHEET_COLUMNS):
-            ws.column_dimensions[_column_letter(i)].width = width
-        ws.freeze_panes = "A2"
+        ws = wb.sheet(sheet_title(dimension, taken))
+        ws.widths.update({i: width for i, (_, width) in enumerate(SHEET_COLUMNS)})
+        ws.frozen_header = True
+        ws.append((c for c, _ in SHEET_COLUMNS), xlsx.HEADER)
         rows = dimension_rows(con, audience, [m[0] for m in metrics])
-        if rows:
-            _format_values(ws, len(rows), withheld_fill, withheld_font)
-        ws.append(header_row(ws, (c for c, _ in SHEET_COLUMNS)))
         for row in rows:
-            ws.append([sheet_cell(ws, v) for v in _marked(row)])
-        if not rows:
-            _append_no_data(ws, metrics, Font(italic=True))
+            ws.append(_marked(row))
+        if rows:
+            _format_values(ws, len(rows))
+        else:
+            ws.append([NO_DIMENSION_DATA], xlsx.ITALIC)
+            for metric_id, title, *_ in metrics:
+                ws.append([title, metric_id])
 
-    status_rows = con.execute(
-        """
-        SELECT * FROM provider_status ORDER BY provider, dataset
-        """
-    )
-    names = [d[0] for d in status_rows.description]
-    status_data = status_rows.fetchall()
-    ws = wb.create_sheet(sheet_title("Provider status", taken))
-    for i, name in enumerate(names):
-        ws.column_dimensions[_column_letter(i)].width = max(12, min(40, len(name) + 4))
-    ws.freeze_panes = "A2"
-    ws.append(header_row(ws, names))
-    for row in status_data:
-        ws.append([sheet_cell(ws, NOT_APPLICABLE if v is None else v) for v in row])
+    status = con.execute("SELECT * FROM provider_status ORDER BY provider, dataset")
+    names = [d[0] for d in status.description]
+    ws = wb.sheet(sheet_title("Provider status", taken))
+    ws.widths.update({i: max(12, min(40, len(name) + 4)) for i, name in enumerate(names)})
+    ws.frozen_header = True
+    ws.append(names, xlsx.HEADER)
+    for row in status.fetchall():
+        ws.append(NOT_APPLICABLE if v is None else v for v in row)
 
     target = folder / f"cs360_{release_id}_{audience}.xlsx"
-    return write_with(target, lambda tmp: wb.save(tmp))
+    return write_with(target, wb.save)
 
 
 def dimension_rows(con: duckdb.DuckDBPyConnection, audience: str, ids: list[str]) -> list[tuple]:
@@ -399,28 +367,12 @@ def metrics_without_data(con: duckdb.DuckDBPyConnection, audience: str) -> list[
     ).fetchall()
 
 
-def _format_values(ws: Any, rows: int, fill: Any, font: Any) -> None:
+def _format_values(ws: xlsx.Sheet, rows: int) -> None:
     """A filter over the table, and the withheld words in J:L shaded by one rule (not per cell).
-
-    Both need at least one data row: a range such as ``J2:L1`` is no range, and openpyxl
-    refuses it.
-    """
-    from openpyxl.formatting.rule import FormulaRule
-
-    ws.auto_filter.ref = f"A1:{_column_letter(len(SHEET_COLUMNS) - 1)}{rows + 1}"
-    ws.conditional_formatting.add(
-        f"J2:L{rows + 1}",
-        FormulaRule(formula=['OR(J2="suppressed",J2="missing")'], fill=fill, font=font),
-    )
-
-
-def _append_no_data(ws: Any, metrics: list[tuple], font: Any) -> None:
-    """Below the header of an empty dimension: say so, and name the metrics still waiting."""
-    note = sheet_cell(ws, NO_DIMENSION_DATA)
-    note.font = font
-    ws.append([note])
-    for metric_id, title, *_ in metrics:
-        ws.append([sheet_cell(ws, title), sheet_cell(ws, metric_id)])
+    Both need at least one data row: ``J2:L1`` is no range."""
+    last = rows + 1
+    ws.auto_filter = f"A1:{xlsx.column_letter(len(SHEET_COLUMNS) - 1)}{last}"
+    ws.withheld_rule = (f"J2:L{last}", 'OR(J2="suppressed",J2="missing")')
 
 
 def _marked(row: tuple) -> list:
@@ -440,12 +392,6 @@ def _marked(row: tuple) -> list:
     if out[13] is None:
         out[13] = NOT_APPLICABLE
     return out
-
-
-def _column_letter(index: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(index + 1)
 
 
 def _notes(
