@@ -148,6 +148,7 @@ def _run_with_progress(
     """
     from cs360_pipeline.defs.transform import DBT_OUTPUT_TAG
     from cs360_pipeline.progress import Progress, is_terminal, own_streams
+    from cs360_pipeline.publish import expectations
     from cs360_pipeline.publish.outputs import FULL_TAG
 
     level = args.log_level if args.verbose else "CRITICAL"
@@ -165,6 +166,7 @@ def _run_with_progress(
             live=not args.verbose and is_terminal(out),
         )
         instance.add_event_listener(run_id, progress)
+        expectations.preload()
         result = job.execute_in_process(
             instance=instance, run_config=run_config, tags=tags, raise_on_error=False,
             run_id=run_id,

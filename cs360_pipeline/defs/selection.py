@@ -67,6 +67,8 @@ def refresh_selection(
         folder = DropFolder(paths.provider_dir(provider.provider))
         leftovers = folder.work.is_dir() and any(folder.work.iterdir())
         for name, dataset in provider.datasets.items():
+            if raw_key(provider.provider, name) not in in_job:
+                continue  # another provider's inbox: not this job's to take
             if leftovers or folder.matching(dataset.file_pattern):
                 waiting.add((provider.provider, name))
     rebuilt, kept = [], []
