@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance
 
 from cs360_pipeline.demo import generate
 from cs360_pipeline.publish.release_log import read as read_log
@@ -26,6 +26,9 @@ from tests.conftest import Deployment, new_deployment
 pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
 STAYS = "No new files; release {} stays published"
+EARLIER = "passed an earlier audit"
+CALLS_MEASURES = ("shots_fired_calls", "priority1_response_minutes", "priority1_calls_reached",
+                  "priority1_reached_within_10_minutes")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,16 @@ def materialized(deployment: Deployment) -> set[str]:
         ).records
     keys = {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}
     return {k for k in keys if k.startswith(("raw/", "shared/cells_"))}
+
+
+def audit_lines(deployment: Deployment) -> dict[str, str]:
+    """The latest privacy audit's report: table [audience] -> its line."""
+    key = AssetCheckKey(AssetKey(["marts", "metric_values"]), "privacy_audit")
+    with instance_of(deployment) as instance:
+        record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+    report = record.event.dagster_event.event_specific_data.metadata["report"].value
+    lines = [line.strip() for line in report.splitlines() if line.startswith("  ")]
+    return {line.split(":")[0]: line for line in lines}
 
 
 def published(deployment: Deployment) -> list[tuple]:
@@ -141,10 +154,18 @@ def test_one_new_month_runs_its_provider_only(refreshed: Deployment, tmp_path: P
     assert "Files waiting: police/calls; cells to build: police;" in result.stdout, result.stdout
     assert materialized(refreshed) == {"raw/police/calls", "shared/cells_police"}
     assert refreshed.latest_month("shots_fired_calls") == "2026-01-01"
+    # The audit attacks the tables of the measures read from calls again; every other table
+    # passed an audit of the same cells before.
+    lines = audit_lines(refreshed)
+    attacked = {t.split(" ")[0] for t, line in lines.items() if EARLIER not in line}
+    assert "police__shots_fired_calls" in attacked
+    assert attacked <= {f"police__{m}" for m in CALLS_MEASURES}
+    assert EARLIER in lines["police__violent_crimes [pst]"]  # police's incidents: unchanged
     kept = published(refreshed)
     result = refreshed.cs360("refresh", "--full")
     assert "Files waiting" not in result.stdout  # --full: every step
     assert {k for k in materialized(refreshed) if k.startswith("shared/")} == {
         f"shared/cells_{p}" for p in ("hospital", "police", "probation", "school", "survey")
     }
+    assert not any(EARLIER in line for line in audit_lines(refreshed).values())
     assert published(refreshed) == kept  # the same release id and the same values

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from cs360_pipeline.defs.run_options import full_refresh
-from cs360_pipeline.privacy import vault
+from cs360_pipeline.privacy import audit_memo, vault
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish import expectations, outputs, release_log
@@ -109,15 +109,19 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         policy = load_policy()
         with closing(connect(paths.build_db, read_only=True)) as con:
             vault.attach(con, paths, read_only=True)
+            memory = {} if full_refresh(context) else audit_memo.passed_before(con)
             result = audit_release(
-                con, policy.history.releases_public, list(policy.audiences), policy=policy
-            )
+                con, policy.history.releases_public, list(policy.audiences), policy=policy,
+                memory=memory,
+            )  # fmt: skip
+        audit_memo.remember(paths, [f.chains for f in result.families if f.passed])
         report = result.text()
         (context.log.info if result.passed else context.log.error)(report)
         return dg.AssetCheckResult(
             passed=result.passed,
             metadata={
                 "tables_audited": len(result.families),
+                "tables_passed_before": sum(f.remembered for f in result.families),
                 "failing_cells": result.failures,
                 "report": dg.MetadataValue.md(f"```\n{report}\n```"),
             },

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 import duckdb
 import numpy as np
 
-from cs360_pipeline.privacy import vault
-from cs360_pipeline.privacy.audit import AuditReport, audit
+from cs360_pipeline.privacy import audit_memo, vault
+from cs360_pipeline.privacy.audit import AuditReport, Publication, audit
 from cs360_pipeline.privacy.geography import published_geography
 from cs360_pipeline.privacy.lattice import CellKey, normalize_key
 from cs360_pipeline.privacy.policy import Policy, load_policy
@@ -46,6 +46,8 @@ class FamilyAudit:
     suppressed: int
     report: AuditReport
     unknown_cells: tuple[CellKey, ...] = ()
+    chains: audit_memo.Chains = ()  # what was attacked, as audit_memo describes it
+    remembered: bool = False  # the same tables (or more) passed an earlier audit
 
     @property
     def passed(self) -> bool:
@@ -71,11 +73,15 @@ class ReleaseAudit:
             f"({len(self.families)} tables, {self.failures} failing cells)"
         ]
         for f in self.families:
+            how = (
+                "the same tables, or more, passed an earlier audit"
+                if f.remembered
+                else f"{f.report.lps} LPs, {f.report.seconds:.1f} s"
+            )
             lines.append(
                 f"  {f.measure_id} [{f.audience}]: {f.cells:,} cells, {f.suppressed:,} "
                 f"suppressed, {f.report.primaries:,} small; "
-                f"{'passed' if f.passed else 'FAILED'} ({f.report.lps} LPs, "
-                f"{f.report.seconds:.1f} s)"
+                f"{'passed' if f.passed else 'FAILED'} ({how})"
             )
             for failure in f.report.failures:
                 lines.append(
@@ -85,6 +91,17 @@ class ReleaseAudit:
             for key in f.unknown_cells:
                 lines.append(f"    published but unknown to the vault: {' / '.join(key)}")
         return "\n".join(lines)
+
+
+def _passed_before(publications: list[Publication]) -> AuditReport:
+    """The report of a family that passed an earlier audit of the same tables."""
+    primaries = sum(
+        int(np.count_nonzero((p.lattice.n > 0) & (p.lattice.n < p.k))) for p in publications
+    )
+    return AuditReport(
+        failures=(), primaries=primaries, checked=primaries, components=0, largest_component=0,
+        lps=0, milps=0, seconds=0.0, bounds={},
+    )  # fmt: skip
 
 
 def _published(con: duckdb.DuckDBPyConnection, marts: str, shared: str) -> dict:
@@ -103,13 +120,16 @@ def audit_release(
     policy: Policy | None = None,
     marts: str = "marts",
     shared: str = "shared",
+    memory: audit_memo.Memory | None = None,
 ) -> ReleaseAudit:
     """``con`` has the build database as default catalog and the vault attached as ``vault``.
 
     ``audiences`` in the policy's order, widest view first: each audience also reads the tables
     of every audience after it (the PST reads what the public reads). ``policy``: the one the
-    cells were protected under (its zones); the shipped one by default.
+    cells were protected under (its zones); the shipped one by default. ``memory``: the families
+    that passed before (``audit_memo``); a family they cover passes without being attacked.
     """
+    memory = memory or {}
     published = _published(con, marts, shared)
     geo_parent = published_geography(con, policy or load_policy(), shared)
     families = []
@@ -119,7 +139,7 @@ def audit_release(
     for measure_id, built_for in by_measure.items():
         stored = vault.measure_releases(con, measure_id, geo_parent, releases_public)
         for audience in built_for:
-            pubs, unknown = [], []
+            pubs, unknown, chains = [], [], []
             for name in audiences[audiences.index(audience) :]:
                 built, past = stored.get(name, (None, []))
                 if built is None:
@@ -130,18 +150,27 @@ def audit_release(
                 this = replace(
                     built, release_id=THIS_RELEASE, suppressed=~built.lattice.mask(shown)
                 )
+                chain = []
                 for age, r in enumerate([this, *past]):  # newest first
                     label = r.release_id if name == audience else f"{r.release_id} ({name})"
-                    pubs.append(r.publication(label, -age))
+                    chain.append(r.publication(label, -age))
+                pubs += chain
+                chains.append((name, chain))
             own = pubs[0]
+            described = audit_memo.family_chains(chains)
+            again = not unknown and audit_memo.covered(
+                described, memory.get(audit_memo.head(described), [])
+            )
             families.append(
                 FamilyAudit(
                     audience=audience,
                     measure_id=measure_id,
                     cells=own.lattice.size,
                     suppressed=int(np.count_nonzero(own.suppressed)),
-                    report=audit(pubs),
+                    report=_passed_before(pubs) if again else audit(pubs),
                     unknown_cells=tuple(unknown),
+                    chains=described,
+                    remembered=again,
                 )
             )
     families.sort(key=lambda f: (audiences.index(f.audience), f.measure_id))
