@@ -1,7 +1,6 @@
 """Privacy assets: row-level tables in, protected cells and public reference data out."""
 
 import dagster as dg
-import duckdb
 
 from cs360_pipeline.catalog.metrics import (
     POPULATION,
@@ -136,7 +135,8 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                 con, cells_datasets(provider, providers), policy.sha256, code_version()
             )
             vault.attach(con, paths)
-            if not full_refresh(context) and _kept(con, provider.provider, inputs):
+            kept = cells_inputs.built_from(con, provider.provider, inputs)
+            if kept and not full_refresh(context):
                 context.log.info(
                     f"{provider.provider}: cells kept from the last build (the same files, "
                     "policy and code)"
@@ -216,13 +216,6 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
         )
 
     return _cells
-
-
-def _kept(con: duckdb.DuckDBPyConnection, provider: str, inputs: str) -> bool:
-    """Whether the provider's cells were built from ``inputs`` and every output is in place."""
-    return cells_inputs.recorded(con, provider) == inputs and cells_inputs.candidate_complete(
-        con, provider
-    )
 
 
 def _markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> dg.MetadataValue:

@@ -79,10 +79,8 @@ def refresh_selection(
             if shared_key(f"cells_{name}") not in in_job:
                 continue
             reads = cells_datasets(provider, providers)
-            unchanged = not waiting.intersection(reads) and (
-                cells_inputs.recorded(con, name)
-                == cells_inputs.digest(con, reads, policy.sha256, code)
-                and cells_inputs.candidate_complete(con, name)
+            unchanged = not waiting.intersection(reads) and cells_inputs.built_from(
+                con, name, cells_inputs.digest(con, reads, policy.sha256, code)
             )
             (kept if unchanged else rebuilt).append(name)
     skipped = {raw_key(p, d) for p in providers for d in providers[p].datasets} - {

@@ -64,6 +64,11 @@ def recorded(con: duckdb.DuckDBPyConnection, provider: str) -> str | None:
     return row[0] if row else None
 
 
+def built_from(con: duckdb.DuckDBPyConnection, provider: str, inputs: str) -> bool:
+    """Whether the provider's cells were built from ``inputs`` and every output is in place."""
+    return recorded(con, provider) == inputs and candidate_complete(con, provider)
+
+
 def candidate_complete(con: duckdb.DuckDBPyConnection, provider: str) -> bool:
     """Whether the vault (attached as ``vault``) holds the candidate true counts of every measure
     in the provider's cells: without them a publication could not record what it published."""
