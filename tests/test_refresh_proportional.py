@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +21,10 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance
 
 from cs360_pipeline.demo import generate
+from cs360_pipeline.faults import FAULT_ENV
 from cs360_pipeline.publish.release_log import read as read_log
 from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment, new_deployment
+from tests.conftest import BIN, Deployment, new_deployment
 
 pytestmark = pytest.mark.refreshes(minutes=4)  # real refreshes: scheduled first
 
@@ -169,3 +172,27 @@ def test_one_new_month_runs_its_provider_only(refreshed: Deployment, tmp_path: P
     }
     assert not any(EARLIER in line for line in audit_lines(refreshed).values())
     assert published(refreshed) == kept  # the same release id and the same values
+
+
+def test_a_kill_before_the_cells_record_their_inputs_rebuilds_them(
+    refreshed: Deployment, tmp_path: Path
+) -> None:
+    """Killed after police's cells and true counts were written but before their inputs were
+    recorded: the next refresh, with no file waiting, builds police's cells again."""
+    later = tmp_path / "later"
+    generate(later, seed=3, scale=0.05, end_month="2026-01", months=14)
+    shutil.copy(later / "police" / "inbox" / "incidents_2026-01.csv",
+                refreshed.sources / "police" / "inbox" / "incidents_2026-01.csv")  # fmt: skip
+    killed = subprocess.run(
+        [str(BIN / "cs360"), "refresh"],
+        env={**refreshed.env, FAULT_ENV: "cells:built"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert not list((refreshed.sources / "police" / "inbox").iterdir())  # the file was taken
+    result = refreshed.cs360("refresh")
+    assert "Files waiting: none; cells to build: police;" in result.stdout, result.stdout
+    assert materialized(refreshed) == {"shared/cells_police"}
+    assert refreshed.latest_month("violent_firearm_crimes") == "2026-01-01"

@@ -11,6 +11,7 @@ from cs360_pipeline.catalog.metrics import (
 from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.run_options import full_refresh
+from cs360_pipeline.faults import fault_point
 from cs360_pipeline.privacy import cells_inputs, fallbacks, placement, vault
 from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
 from cs360_pipeline.privacy.policy import load_policy
@@ -184,6 +185,7 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
                 provider.provider,
                 [(d.audience, d.measure_id, d.fallback) for d in done if d.fallback],
             )
+            fault_point("cells:built")  # every output written, the inputs not yet recorded
             cells_inputs.record(con, provider.provider, inputs)
         for p in placed:
             if p.rows_unplaced:
