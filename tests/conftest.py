@@ -157,15 +157,10 @@ def new_deployment(root: Path) -> Deployment:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules marked ``refreshes`` first, the longest (``minutes=``) first, then the rest: the
-    two workers take whole modules in this order, so the long ones start at once and none is
-    left running alone at the end."""
-
-    def order(item: pytest.Item) -> tuple[bool, int]:
-        marker = item.get_closest_marker("refreshes")
-        return marker is None, -(marker.kwargs.get("minutes", 1) if marker else 0)
-
-    items.sort(key=order)
+    """Modules marked ``refreshes`` first, in file order, then the rest: the two workers take
+    whole modules in this order, so the long ones start at once and none is left running alone
+    at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("refreshes") is None)
 
 
 @pytest.fixture
