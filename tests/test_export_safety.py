@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
@@ -235,13 +235,23 @@ def test_parquet_keeps_the_true_names(hostile: HostileRelease, audience: str) ->
     assert "Parquet files keep the true values" in readme
 
 
-@given(st.lists(st.text(alphabet="=+-@\t\r0123456789.eE ab'\u0663", max_size=8), max_size=40))
-def test_the_csv_guard_in_sql_is_the_python_rule(texts: list[str]) -> None:
-    """The CSV exports guard text with a DuckDB macro; it agrees with ``csv_text`` everywhere."""
+@pytest.fixture(scope="module")
+def guard() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the exports' CSV guard as the macro ``guard``."""
     con = duckdb.connect()
     con.execute(csv_text_macro("guard"))
+    return con
+
+
+# No deadline: the property is the rule, not the speed of a shared machine.
+@settings(deadline=None)
+@given(st.lists(st.text(alphabet="=+-@\t\r0123456789.eE ab'\u0663", max_size=8), max_size=40))
+def test_the_csv_guard_in_sql_is_the_python_rule(
+    guard: duckdb.DuckDBPyConnection, texts: list[str]
+) -> None:
+    """The CSV exports guard text with a DuckDB macro; it agrees with ``csv_text`` everywhere."""
     sql = "SELECT list_transform(CAST(? AS VARCHAR[]), lambda x: guard(x))"
-    got = con.execute(sql, [texts]).fetchall()[0][0]
+    got = guard.execute(sql, [texts]).fetchall()[0][0]
     assert got == [csv_text(t) for t in texts]
 
 
