@@ -146,6 +146,7 @@ def _run_with_progress(
     Quiet, Dagster's console log is off and dbt's messages go only to their log file; the
     stage lines still name every warning, failure and where dbt's output is.
     """
+    from cs360_pipeline.contracts import validate as contract_rules
     from cs360_pipeline.defs.transform import DBT_OUTPUT_TAG
     from cs360_pipeline.progress import Progress, is_terminal, own_streams
     from cs360_pipeline.publish import expectations
@@ -167,6 +168,7 @@ def _run_with_progress(
         )
         instance.add_event_listener(run_id, progress)
         expectations.preload()
+        contract_rules.preload()
         result = job.execute_in_process(
             instance=instance, run_config=run_config, tags=tags, raise_on_error=False,
             run_id=run_id,

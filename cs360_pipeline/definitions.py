@@ -14,6 +14,7 @@ import dagster as dg
 from cs360_pipeline.defs import (
     automation,
     catalog,
+    contracts,
     freshness,
     ingest,
     privacy,
@@ -45,6 +46,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         _privacy_defs(registry),
         catalog.build_defs(known),
         transform.defs,
+        contracts.defs,
         publish.build_defs(known),
         freshness.build_defs(current),
         automation.build_defs(current),

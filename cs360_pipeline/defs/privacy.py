@@ -1,5 +1,8 @@
 """Privacy assets: row-level tables in, protected cells and public reference data out."""
 
+from contextlib import closing
+from typing import Any
+
 import dagster as dg
 
 from cs360_pipeline.catalog.metrics import (
@@ -9,6 +12,7 @@ from cs360_pipeline.catalog.metrics import (
     measures_by_metric,
 )
 from cs360_pipeline.catalog.release import code_version
+from cs360_pipeline.defs import contracts
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.faults import fault_point
@@ -112,9 +116,22 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
     return out
 
 
+def _cells_contract(key: dg.AssetKey, provider: str) -> dg.AssetCheckResult:
+    """The table just written (or kept) against the shared cells contract."""
+    from cs360_pipeline.contracts.cells import cells_contract
+    from cs360_pipeline.contracts.validate import check_table
+
+    policy = load_policy()
+    with closing(connect(current_paths().build_db, read_only=True)) as con:
+        breaches = check_table(con, "shared", key.path[-1], cells_contract(policy, provider))
+    return contracts.result(key, breaches)
+
+
 def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.AssetsDefinition:
+    key = shared_key(f"cells_{provider.provider}")
+
     @dg.asset(
-        key=shared_key(f"cells_{provider.provider}"),
+        key=key,
         deps=cells_deps(provider, providers),
         group_name=provider.provider,
         kinds={"duckdb"},
@@ -125,99 +142,113 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
             "input; the output holds no small count."
         ),
         tags={"zone": "shared"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                contracts.CHECK,
+                asset=key,
+                blocking=True,
+                description=(
+                    "The shared cells contract (contracts/cells.py): the cell key unique, counts "
+                    "whole and non-negative, a hidden cell without count or value, no count "
+                    "shown below the cell's minimum, no column beyond the contract's. A breach "
+                    "stops the run before dbt reads the cells."
+                ),
+            )
+        ],
     )
     def _cells(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths().ensure()
-        policy = load_policy()
-        catalog = load_catalog(providers)
-        policy.check_names(set(providers), set(catalog.metrics))
-        with restricted_to_shared(paths) as con:
-            inputs = cells_inputs.digest(
-                con, cells_datasets(provider, providers), policy.sha256, code_version()
-            )
-            vault.attach(con, paths)
-            kept = cells_inputs.built_from(con, provider.provider, inputs)
-            if kept and not full_refresh(context):
-                context.log.info(
-                    f"{provider.provider}: cells kept from the last build (the same files, "
-                    "policy and code)"
-                )
-                return dg.MaterializeResult(
-                    metadata={
-                        "kept": True,
-                        "cells_kept": cells_inputs.cells(con, provider.provider),
-                    }
-                )
-            cells_inputs.forget(con, provider.provider)
-            available = raw_tables(con)
-            if "city__beats" not in available:
-                raise RuntimeError(
-                    "the beat map (city/beats) has not been delivered: cells cannot be placed. "
-                    "Drop beats.csv (or the beat boundaries, beats.geojson, where the city "
-                    "declares them) into sources/city/inbox."
-                )
-            metric_measures = measures_by_metric(catalog)
-            read = {m for measures in metric_measures.values() for m in measures}
-            missing = unplaceable(provider, available, read)
-            differ = tree_differences(con) if _points_datasets(provider) else None
-            if differ:
-                missing.append(
-                    f"the beat boundaries (city.{BOUNDARIES}) and beats.csv (city.beats) must "
-                    f"agree on every beat and its district, and {differ}"
-                )
-            if missing:
-                raise dg.Failure(
-                    description=f"{provider.provider}: cells cannot be placed on beats. "
-                    + "; ".join(missing)
-                    + ".",
-                    allow_retries=False,
-                )
-            protector = Protector(
-                con, policy, metric_measures, log=context.log.info, warn=context.log.warning
-            )
-            done = protector.build_provider(provider, available, read)
-            unplaced: dict[str, int] = {}
-            for d in done:
-                unplaced.setdefault(d.measure_id, d.unlocated_rows)
-            placed = placement.write(con, provider, unplaced)
-            fallbacks.write(
-                con,
-                provider.provider,
-                [(d.audience, d.measure_id, d.fallback) for d in done if d.fallback],
-            )
-            fault_point("cells:built")  # every output written, the inputs not yet recorded
-            cells_inputs.record(con, provider.provider, inputs)
-        for p in placed:
-            if p.rows_unplaced:
-                context.log.warning(f"{p.line()}: they are counted in no cell")
-        built = {d.measure_id for d in done}
-        ids = [provider.measure_id(n) for n in provider.measures]
+        metadata = _keep_or_build(context, provider, providers)
         return dg.MaterializeResult(
-            metadata={
-                "kept": False,
-                "cells": sum(d.cells for d in done),
-                "suppressed_cells": sum(d.suppressed for d in done),
-                "complementary_cells": sum(d.secondary for d in done),
-                "suppression_rate": _markdown_table(
-                    ("measure", "audience", "cells", "suppressed"),
-                    [(d.measure_id, d.audience, f"{d.cells:,}", f"{d.rate:.1%}") for d in done],
-                ),
-                "rows_without_beat": sum(p.rows_unplaced for p in placed),
-                "placement": _markdown_table(
-                    ("measure", "placed by", "rows", "placed in no beat"),
-                    [
-                        (p.measure_id, p.placed_by, f"{p.rows:,}", f"{p.rows_unplaced:,}")
-                        for p in placed
-                    ],
-                ),
-                "measures_without_data": ", ".join(m for m in ids if m in read and m not in built)
-                or "none",
-                "measures_no_metric_reads": ", ".join(m for m in ids if m not in read) or "none",
-                "policy_sha256": policy.sha256,
-            }
+            metadata=metadata, check_results=[_cells_contract(key, provider.provider)]
         )
 
     return _cells
+
+
+def _keep_or_build(
+    context: dg.AssetExecutionContext, provider: Provider, providers: dict[str, Provider]
+) -> dict[str, Any]:
+    """Keep the provider's cells when their inputs are unchanged, else build them; what was done,
+    for the asset's metadata."""
+    paths = current_paths().ensure()
+    policy = load_policy()
+    catalog = load_catalog(providers)
+    policy.check_names(set(providers), set(catalog.metrics))
+    with restricted_to_shared(paths) as con:
+        inputs = cells_inputs.digest(
+            con, cells_datasets(provider, providers), policy.sha256, code_version()
+        )
+        vault.attach(con, paths)
+        kept = cells_inputs.built_from(con, provider.provider, inputs)
+        if kept and not full_refresh(context):
+            context.log.info(
+                f"{provider.provider}: cells kept from the last build (the same files, "
+                "policy and code)"
+            )
+            return {"kept": True, "cells_kept": cells_inputs.cells(con, provider.provider)}
+        cells_inputs.forget(con, provider.provider)
+        available = raw_tables(con)
+        if "city__beats" not in available:
+            raise RuntimeError(
+                "the beat map (city/beats) has not been delivered: cells cannot be placed. "
+                "Drop beats.csv (or the beat boundaries, beats.geojson, where the city "
+                "declares them) into sources/city/inbox."
+            )
+        metric_measures = measures_by_metric(catalog)
+        read = {m for measures in metric_measures.values() for m in measures}
+        missing = unplaceable(provider, available, read)
+        differ = tree_differences(con) if _points_datasets(provider) else None
+        if differ:
+            missing.append(
+                f"the beat boundaries (city.{BOUNDARIES}) and beats.csv (city.beats) must "
+                f"agree on every beat and its district, and {differ}"
+            )
+        if missing:
+            raise dg.Failure(
+                description=f"{provider.provider}: cells cannot be placed on beats. "
+                + "; ".join(missing)
+                + ".",
+                allow_retries=False,
+            )
+        protector = Protector(
+            con, policy, metric_measures, log=context.log.info, warn=context.log.warning
+        )
+        done = protector.build_provider(provider, available, read)
+        unplaced: dict[str, int] = {}
+        for d in done:
+            unplaced.setdefault(d.measure_id, d.unlocated_rows)
+        placed = placement.write(con, provider, unplaced)
+        fallbacks.write(
+            con,
+            provider.provider,
+            [(d.audience, d.measure_id, d.fallback) for d in done if d.fallback],
+        )
+        fault_point("cells:built")  # every output written, the inputs not yet recorded
+        cells_inputs.record(con, provider.provider, inputs)
+    for p in placed:
+        if p.rows_unplaced:
+            context.log.warning(f"{p.line()}: they are counted in no cell")
+    built = {d.measure_id for d in done}
+    ids = [provider.measure_id(n) for n in provider.measures]
+    return {
+        "kept": False,
+        "cells": sum(d.cells for d in done),
+        "suppressed_cells": sum(d.suppressed for d in done),
+        "complementary_cells": sum(d.secondary for d in done),
+        "suppression_rate": _markdown_table(
+            ("measure", "audience", "cells", "suppressed"),
+            [(d.measure_id, d.audience, f"{d.cells:,}", f"{d.rate:.1%}") for d in done],
+        ),
+        "rows_without_beat": sum(p.rows_unplaced for p in placed),
+        "placement": _markdown_table(
+            ("measure", "placed by", "rows", "placed in no beat"),
+            [(p.measure_id, p.placed_by, f"{p.rows:,}", f"{p.rows_unplaced:,}") for p in placed],
+        ),
+        "measures_without_data": ", ".join(m for m in ids if m in read and m not in built)
+        or "none",
+        "measures_no_metric_reads": ", ".join(m for m in ids if m not in read) or "none",
+        "policy_sha256": policy.sha256,
+    }
 
 
 def _markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> dg.MetadataValue:

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from cs360_pipeline.defs import contracts
 from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.privacy import audit_memo, vault
 from cs360_pipeline.privacy.policy import load_policy
@@ -38,7 +39,8 @@ RELEASE_CHECKS = {"privacy_gate", "privacy_audit", "release_complete"}  # ours, 
 
 
 def run_checks(context: dg.AssetExecutionContext) -> list[release_log.Check]:
-    """The blocking checks this run evaluated: the privacy gate and audit, and the dbt tests.
+    """The blocking checks this run evaluated: the privacy gate and audit, the contracts and the
+    dbt tests.
 
     Only blocking checks gate publication, and all of them have run by the time the warehouse
     is swapped in; the delivery checks describe the partners, not the release, and may run
@@ -54,7 +56,9 @@ def run_checks(context: dg.AssetExecutionContext) -> list[release_log.Check]:
             continue
         asset = evaluation.asset_key.to_user_string()
         dbt_test = evaluation.asset_key.path[0] in DBT_LAYERS
-        if dbt_test and evaluation.check_name not in RELEASE_CHECKS:
+        if evaluation.check_name == contracts.CHECK:
+            name = f"{contracts.CHECK}:{asset}"
+        elif dbt_test and evaluation.check_name not in RELEASE_CHECKS:
             name = f"dbt tests:{asset}:{evaluation.check_name}"
         else:
             name = evaluation.check_name
@@ -75,9 +79,9 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         name="privacy_gate",
         blocking=True,
         description=(
-            "No published count 0 < n < k, no value on a suppressed cell, no identifier or "
-            "record-key column in a published table. A failure stops publication; the previous "
-            "release stays published."
+            "No published count 0 < n < k (k by the policy, per metric and audience), no "
+            "identifier or record-key column in a published table. A failure stops "
+            "publication; the previous release stays published."
         ),
     )
     def privacy_gate() -> dg.AssetCheckResult:
@@ -87,7 +91,6 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             passed=result.passed,
             metadata={
                 "small_counts_shown": result.small_counts,
-                "values_on_suppressed_cells": result.values_on_suppressed,
                 "identifier_columns": ", ".join(result.identifier_columns) or "none",
             },
         )
