@@ -63,9 +63,10 @@ def deliver_next_month(deployment: Deployment, month: str) -> None:
     shutil.copy(calls, deployment.sources / "police" / "inbox" / calls.name)
 
 
-@pytest.fixture
-def published(tmp_path: Path) -> Deployment:
-    deployment = new_deployment(tmp_path)
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """One deployment for the module: each test delivers a month the one before did not."""
+    deployment = new_deployment(tmp_path_factory.mktemp("atomic"))
     generate(deployment.sources, seed=3, scale=0.03, end_month="2025-06", months=6)
     deployment.cs360("refresh")
     return deployment
@@ -104,7 +105,7 @@ def test_killed_refreshes_leave_the_previous_release_and_the_next_run_recovers(
 ) -> None:
     """SIGKILL three refreshes at different points (ingest, cells, dbt or publish), then recover."""
     before = release_of(published.warehouse)
-    deliver_next_month(published, "2025-07")
+    deliver_next_month(published, "2025-08")
     for kill_after in (3.0, 8.0, 13.0):
         refresh = subprocess.Popen(
             [str(BIN / "cs360"), "refresh"],
@@ -127,5 +128,5 @@ def test_killed_refreshes_leave_the_previous_release_and_the_next_run_recovers(
     assert after[0] != before[0]
     police = published.sources / "police"
     assert not list((police / "inbox").glob("*.csv"))
-    assert list((police / "archive").glob("*__calls_2025-07.csv"))
-    assert published.latest_month("shots_fired_calls") == "2025-07-01"
+    assert list((police / "archive").glob("*__calls_2025-08.csv"))
+    assert published.latest_month("shots_fired_calls") == "2025-08-01"

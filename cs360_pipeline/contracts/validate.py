@@ -48,14 +48,21 @@ def check_table(
     """Every rule of ``contract`` that ``schema.table`` breaks; empty when it keeps them all."""
     import ibis
     import pandera.ibis as pa
+    from pandera.config import ValidationDepth, config_context
 
     backend = ibis.duckdb.from_connection(con)
     with warnings.catch_warnings():
         # ibis 12 on DuckDB 2 and pandas 3 warns of calls it makes itself: noise for a reader
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
         warnings.filterwarnings("ignore", message=".*infer_string.*")
+        relation = backend.table(table, database=schema)
+        # pandera 0.35's ibis backend fails every data rule of an empty table (an aggregate over
+        # no rows is NULL): an empty table is held to its columns and their types only.
+        empty = int(relation.count().execute()) == 0
+        depth = ValidationDepth.SCHEMA_ONLY if empty else ValidationDepth.SCHEMA_AND_DATA
         try:
-            contract(backend).validate(backend.table(table, database=schema), lazy=True)
+            with config_context(validation_depth=depth):
+                contract(backend).validate(relation, lazy=True)
         except pa.errors.SchemaErrors as errors:
             return [_breach(table, error) for error in errors.schema_errors]
     return []

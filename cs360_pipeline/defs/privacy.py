@@ -158,9 +158,10 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
     )
     def _cells(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata = _keep_or_build(context, provider, providers)
-        return dg.MaterializeResult(
-            metadata=metadata, check_results=[_cells_contract(key, provider.provider)]
-        )
+        contract = _cells_contract(key, provider.provider)
+        if not contract.passed:
+            context.log.error(f"contract broken: {contract.description}")
+        return dg.MaterializeResult(metadata=metadata, check_results=[contract])
 
     return _cells
 

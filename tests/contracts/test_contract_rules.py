@@ -299,3 +299,18 @@ def test_each_cells_rule_breaks_and_is_named(
     if rows is not None:
         assert breaches[0].rows == rows
     assert all(HOSTILE not in b.line() and "SECRET" not in b.line() for b in breaches)
+
+
+def test_an_empty_table_is_held_to_its_columns(build: duckdb.DuckDBPyConnection) -> None:
+    """A provider with nothing delivered yet writes no cells; a city may have no notes."""
+    assert broken(build, [f"DELETE FROM {CELL}"], cells) == []
+    notes = broken(
+        build, ["DELETE FROM marts.metric_notes"], lambda con: published(con, "metric_notes")
+    )
+    assert notes == []
+    breaches = broken(
+        build, [f"DELETE FROM {CELL}", f"ALTER TABLE {CELL} ADD COLUMN ssn VARCHAR"], cells
+    )
+    assert [(b.column, b.rule) for b in breaches] == [
+        ("ssn", "a column the contract does not allow")
+    ]
