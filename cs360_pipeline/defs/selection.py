@@ -87,7 +87,16 @@ def refresh_selection(
         raw_key(p, d) for p, d in waiting
     }
     skipped |= {shared_key(f"cells_{name}") for name in kept}
-    checks = job.asset_layer.asset_graph.asset_check_keys
+    graph = job.asset_layer.asset_graph
+    # A check the skipped step itself evaluates (the cells contract) is skipped with it; the
+    # others (delivery checks, the release's checks) run whatever was skipped.
+    own = {
+        key
+        for asset in skipped
+        if graph.has(asset)
+        for key in graph.assets_def_for_key(asset).check_keys
+    }
+    checks = graph.asset_check_keys - own
     return Selection(
         assets=frozenset(in_job - skipped),
         checks=frozenset(checks),
