@@ -64,9 +64,15 @@ class Deployment:
         finally:
             con.close()
 
-    def latest_month(self, metric_id: str) -> str:
-        sql = f"SELECT max(period_start) FROM metric_values WHERE metric_id = '{metric_id}'"
-        return str(self.query(sql)[0][0])
+    def data_through(self, metric_id: str) -> str:
+        """The last day the metric's published data runs to, whatever levels it shows (a sparse
+        metric may show quarters only, whose start says nothing of the months in them)."""
+        sql = "SELECT max(data_through) FROM metric_values WHERE metric_id = ?"
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return str(con.execute(sql, [metric_id]).fetchall()[0][0])
+        finally:
+            con.close()
 
     def cs360(
         self, *args: str, check: bool = True, as_of: str | None = None

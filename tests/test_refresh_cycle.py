@@ -93,7 +93,7 @@ def test_bad_file_is_quarantined_and_other_providers_still_refresh(small: Deploy
     statuses = {name: status for name, status, _ in ledger(small)}
     assert statuses["ed_visits_2025-07.csv"] == "quarantined"
     assert statuses["calls_2025-07.csv"] == "loaded"
-    assert small.latest_month("shots_fired_calls") == "2025-07-01"
+    assert small.data_through("shots_fired_calls") == "2025-07-31"
 
 
 def test_status_flags_late_and_overdue_deliveries(small: Deployment) -> None:

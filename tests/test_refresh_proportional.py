@@ -156,7 +156,7 @@ def test_one_new_month_runs_its_provider_only(refreshed: Deployment, tmp_path: P
     result = refreshed.cs360("refresh")
     assert "Files waiting: police/calls; cells to build: police;" in result.stdout, result.stdout
     assert materialized(refreshed) == {"raw/police/calls", "shared/cells_police"}
-    assert refreshed.latest_month("shots_fired_calls") == "2026-01-01"
+    assert refreshed.data_through("shots_fired_calls") == "2026-01-31"
     # The audit attacks the tables of the measures read from calls again; every other table
     # passed an audit of the same cells before.
     lines = audit_lines(refreshed)
@@ -195,4 +195,4 @@ def test_a_kill_before_the_cells_record_their_inputs_rebuilds_them(
     result = refreshed.cs360("refresh")
     assert "Files waiting: none; cells to build: police;" in result.stdout, result.stdout
     assert materialized(refreshed) == {"shared/cells_police"}
-    assert refreshed.latest_month("violent_firearm_crimes") == "2026-01-01"
+    assert refreshed.data_through("violent_firearm_crimes") == "2026-01-31"
