@@ -24,7 +24,7 @@ from cs360_pipeline.registry.loader import load_provider
 from cs360_pipeline.settings import PROJECT_DIR
 from tests.conftest import TEST_PROVIDER_HEADER
 
-FIXTURES = Path(__file__).parent / "fixtures" / "exports"
+FIXTURES = PROJECT_DIR / "tests" / "fixtures" / "exports"
 METRO = load_provider(FIXTURES / "metro_pd" / "provider.yml")
 RIVERTON = load_provider(PROJECT_DIR / "sources" / "police" / "provider.yml")
 METRO_CSV = FIXTURES / "metro_pd" / "cad_calls_2025-01.csv"

@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 
 from cs360_pipeline.publish.exports import NOT_APPLICABLE, sheet_title
 from cs360_pipeline.publish.outputs import AUDIENCES
+from cs360_pipeline.settings import PROJECT_DIR
 from tests.conftest import Deployment
 
 KEY = "metric_id, period_level, period_start, geo_level, geo_code, breakdown"
@@ -159,7 +160,7 @@ def test_sheet_titles_fit_excel() -> None:
     assert sheet_title("a/b: c?", taken) == "a b  c"
 
 
-README = Path(__file__).parent.parent / "README.md"
+README = PROJECT_DIR / "README.md"
 
 
 def readme_block(language: str, marker: str) -> str:

@@ -166,7 +166,7 @@ def zoned(tmp_path_factory: pytest.TempPathFactory):
     from cs360_pipeline.privacy.protection import Protector
     from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
     from cs360_pipeline.registry import Provider
-    from tests.test_cells import PROVIDER_CONFIG, paths_in, write_raw
+    from tests.privacy.test_cells import PROVIDER_CONFIG, paths_in, write_raw
 
     shipped = load_policy()
     tables = shipped.tables.model_copy(
@@ -200,7 +200,7 @@ def zoned(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_zone_cells_count_each_row_once_in_every_zone_it_lies_in(zoned):
-    from tests.test_cells import EVENTS, sex_label
+    from tests.privacy.test_cells import EVENTS, sex_label
 
     true, _, _ = zoned
     expected: dict[tuple, int] = {}
@@ -261,7 +261,7 @@ def test_zone_codes_are_checked_when_the_policy_loads(tmp_path):
     import yaml
 
     from cs360_pipeline.privacy.policy import PolicyError, load_policy
-    from tests.test_privacy_policy import SHIPPED
+    from tests.privacy.test_privacy_policy import SHIPPED
 
     raw = yaml.safe_load(SHIPPED.read_text())
     raw["tables"]["zones"] = {"=HYPERLINK(1)": {"name": "Campus", "beats": ["0101"]}}
@@ -320,7 +320,7 @@ def test_beats_sum_to_their_district_when_the_pieces_are_left_out():
 
 def area_policy(share: float | None = None, box: tuple[float, ...] = (0.9, 0.0, 3.2, 4.0)):
     from cs360_pipeline.privacy.policy import Zone, load_policy
-    from tests.test_geography_points import square
+    from tests.privacy.test_geography_points import square
 
     zone: dict = {"name": "Harbour", "area": {"type": "Polygon", "coordinates": [square(*box)]}}
     if share is not None:
@@ -336,7 +336,7 @@ def mapped_city(tmp_path):
     import json
 
     from cs360_pipeline.sql import connect
-    from tests.test_geography_points import SMALL_MAP, deliver_map
+    from tests.privacy.test_geography_points import SMALL_MAP, deliver_map
 
     (outcome, _), _ = deliver_map(tmp_path, json.dumps(SMALL_MAP).encode())
     assert outcome.status == "loaded", outcome.message
@@ -420,7 +420,7 @@ def test_an_area_is_checked_when_the_policy_loads(tmp_path, zone, words):
     import yaml
 
     from cs360_pipeline.privacy.policy import PolicyError, load_policy
-    from tests.test_privacy_policy import SHIPPED
+    from tests.privacy.test_privacy_policy import SHIPPED
 
     raw = yaml.safe_load(SHIPPED.read_text())
     raw["tables"]["zones"] = {"CAMPUS": zone}

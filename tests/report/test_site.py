@@ -20,7 +20,14 @@ import pytest
 from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.report.site import SITE_DIR, write_site
 from tests.conftest import Deployment, warehouse_copy
-from tests.test_brief import CHROMIUM, ERROR_CATCHER, PROBE, chromium, console_lines, release_of
+from tests.report.test_brief import (
+    CHROMIUM,
+    ERROR_CATCHER,
+    PROBE,
+    chromium,
+    console_lines,
+    release_of,
+)
 
 
 def site(demo: Deployment, audience: str) -> Path:
