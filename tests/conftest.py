@@ -163,10 +163,15 @@ def new_deployment(root: Path) -> Deployment:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules marked ``refreshes`` first, in file order, then the rest: the two workers take
-    whole modules in this order, so the long ones start at once and none is left running alone
-    at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("refreshes") is None)
+    """Modules marked ``refreshes`` first, the longest first (``minutes``, their rough length on
+    two cores; 1 when not given), then the rest, each in file order. The two workers take whole
+    modules in this order, so no long module starts last and runs alone at the end."""
+
+    def order(item: pytest.Item) -> tuple[int, float]:
+        marker = item.get_closest_marker("refreshes")
+        return (1, 0.0) if marker is None else (0, -float(marker.kwargs.get("minutes", 1)))
+
+    items.sort(key=order)
 
 
 @pytest.fixture

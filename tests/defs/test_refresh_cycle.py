@@ -15,7 +15,7 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=2.5)  # of real refreshes: scheduled first
 
 
 def metric_values_digest(path: Path) -> tuple[str, str]:

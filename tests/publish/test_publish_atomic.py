@@ -20,7 +20,7 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import BIN, Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=2.5)  # of real refreshes: scheduled first
 
 READER = """
 import json, sys, time, duckdb
