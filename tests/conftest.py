@@ -157,9 +157,16 @@ def copy_provider_configs(root: Path) -> Path:
     return sources
 
 
+def new_deployment_at(root: Path) -> Deployment:
+    """The deployment whose folders are under ``root`` (nothing is created)."""
+    return Deployment(root=root, sources=root / "sources", data=root / "data",
+                      delivered=root / "delivered")  # fmt: skip
+
+
 def new_deployment(root: Path) -> Deployment:
-    sources = copy_provider_configs(root)
-    return Deployment(root=root, sources=sources, data=root / "data", delivered=root / "delivered")
+    """A new deployment under ``root``: the project's provider configurations, no files yet."""
+    copy_provider_configs(root)
+    return new_deployment_at(root)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -226,13 +233,29 @@ def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    """The demo city generated, delivered and refreshed once for the whole session."""
+def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Deployment:
+    """The demo city generated, delivered and refreshed once for the whole test run.
+
+    Under pytest-xdist the workers share one: the first to need it builds it under a file lock
+    in the run's common temporary folder, the others find it ready. Tests only read it (a test
+    that changes anything works on a copy), so sharing is safe."""
+    from filelock import FileLock
+
     from cs360_pipeline.demo import generate
 
-    deployment = new_deployment(tmp_path_factory.mktemp("demo"))
-    generate(deployment.sources, seed=DEMO_SEED, scale=DEMO_SCALE, end_month=DEMO_END_MONTH)
-    for inbox in deployment.sources.glob("*/inbox"):
-        shutil.copytree(inbox, deployment.delivered / inbox.parent.name)
-    deployment.cs360("refresh")
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the folder every worker's own temporary folder is in
+    deployment = new_deployment_at(shared / "demo")
+    ready = shared / "demo.ready"
+    with FileLock(str(shared / "demo.lock")):
+        if not ready.exists():
+            shutil.rmtree(deployment.root, ignore_errors=True)
+            deployment = new_deployment(deployment.root)
+            generate(deployment.sources, seed=DEMO_SEED, scale=DEMO_SCALE,
+                     end_month=DEMO_END_MONTH)  # fmt: skip
+            for inbox in deployment.sources.glob("*/inbox"):
+                shutil.copytree(inbox, deployment.delivered / inbox.parent.name)
+            deployment.cs360("refresh")
+            ready.touch()
     return deployment

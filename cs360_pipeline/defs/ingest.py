@@ -41,6 +41,9 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
         paths = current_paths().ensure()
         folder = DropFolder(paths.provider_dir(provider.provider))
         folder.work.mkdir(parents=True, exist_ok=True)
+        # One line per file, logged as one message: each message is a row in Dagster's event
+        # log, and a first load of two years of monthly files is hundreds of them.
+        lines: list[str] = []
         with closing(connect(paths.raw_db)) as con:
             # provider.yml's expressions run here: no file outside these two folders is reachable.
             confine_file_access(con, [paths.raw_db.parent, folder.work])
@@ -49,9 +52,11 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
                 provider,
                 dataset_name,
                 folder,
-                log=context.log.info,
+                log=lines.append,
                 notice=context.log.warning,  # a quiet `cs360 refresh` prints these too
             )
+            if lines:
+                context.log.info("\n".join(lines))
             if dataset.format == "geojson":  # beat boundaries may give the beat tree
                 note = derive_beat_tree(con, provider)
                 if note:

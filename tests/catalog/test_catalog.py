@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -255,7 +256,10 @@ def test_dbt_docs_generate_offline_with_contracts_on_every_mart(
     """`dbt docs generate` works on the demo's build database with no network (usage tracking
     is off, so the docs page loads no tracker); every published mart has an enforced dbt
     contract (its shape) and a pandera contract (its rules), and no dbt test repeats a rule."""
-    env = {**os.environ, "CS360_BUILD_DB": str(demo.data / "build" / "build.duckdb")}
+    # On a copy: dbt opens its database for writing, and other tests read the demo's meanwhile.
+    build = tmp_path / "build.duckdb"
+    shutil.copy(demo.data / "build" / "build.duckdb", build)
+    env = {**os.environ, "CS360_BUILD_DB": str(build)}
     target = tmp_path / "docs"
     result = subprocess.run(
         [
