@@ -1,7 +1,6 @@
 """dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks."""
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -48,11 +47,9 @@ def ensure_manifest() -> Path:
     newest = max(p.stat().st_mtime for p in project_files(DBT_DIR).values())
     if manifest.exists() and manifest.stat().st_mtime >= newest:
         return manifest
-    env = {**os.environ, "CS360_BUILD_DB": str(current_paths().build_db)}
     result = subprocess.run(
         [DBT_EXECUTABLE, "parse", "--quiet", *dbt_vars()],
         cwd=DBT_DIR,
-        env=env,
         capture_output=True,
         text=True,
     )
@@ -105,9 +102,8 @@ def dbt_output(log: Path, echo: bool) -> Iterator[Path]:
 )
 def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
     paths = current_paths().ensure()
-    # The profile reads the build database's path from the environment at run time; dbt's run
-    # artefacts go beside the build database (one folder, overwritten by each run).
-    os.environ["CS360_BUILD_DB"] = str(paths.build_db)
+    # The profile's database is ../build.duckdb from the project's copy: the deployment's build
+    # database. dbt's run artefacts go beside it (one folder, overwritten by each run).
     target = paths.build_dir / "dbt_target"
     args = ["build", *dbt_vars()]
     echo = context.run.tags.get(DBT_OUTPUT_TAG) != "log"

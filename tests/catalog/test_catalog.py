@@ -8,7 +8,6 @@ and load it against the project's real provider registry and privacy policy.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -256,17 +255,17 @@ def test_dbt_docs_generate_offline_with_contracts_on_every_mart(
     """`dbt docs generate` works on the demo's build database with no network (usage tracking
     is off, so the docs page loads no tracker); every published mart has an enforced dbt
     contract (its shape) and a pandera contract (its rules), and no dbt test repeats a rule."""
-    # On a copy: dbt opens its database for writing, and other tests read the demo's meanwhile.
-    build = tmp_path / "build.duckdb"
-    shutil.copy(demo.data / "build" / "build.duckdb", build)
-    env = {**os.environ, "CS360_BUILD_DB": str(build)}
+    # On a copy (the project beside its database, as in a deployment): dbt opens its database
+    # for writing, and other tests read the demo's meanwhile.
+    shutil.copy(demo.data / "build" / "build.duckdb", tmp_path / "build.duckdb")
+    project = shutil.copytree(demo.dbt_dir, tmp_path / "dbt_project")
     target = tmp_path / "docs"
     result = subprocess.run(
         [
             str(BIN / "cs360-dbt"), "docs", "generate", "--vars", '{"as_of": "2026-01-15"}',
             "--target-path", str(target),
         ],
-        cwd=demo.dbt_dir, env=env, capture_output=True, text=True, timeout=300,
+        cwd=project, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((target / "manifest.json").read_text())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -314,13 +313,12 @@ def test_dbt_source_freshness_agrees_with_the_scorecard(
     later: tuple[Deployment, str], tmp_path: Path
 ) -> None:
     deployment, as_of = later
-    env = {**os.environ, "CS360_BUILD_DB": str(deployment.data / "build" / "build.duckdb")}
     result = subprocess.run(
         [
             str(BIN / "cs360-dbt"), "source", "freshness", "--vars", json.dumps({"as_of": as_of}),
             "--target-path", str(tmp_path / "target"),
         ],
-        cwd=deployment.dbt_dir, env=env, capture_output=True, text=True, timeout=300,
+        cwd=deployment.dbt_dir, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     sources = json.loads((tmp_path / "target" / "sources.json").read_text())
     verdicts = {
