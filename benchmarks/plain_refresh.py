@@ -49,7 +49,7 @@ sys.path.insert(0, str(PROJECT))
 from cs360_pipeline.catalog.metrics import SCALE, load_catalog  # noqa: E402
 from cs360_pipeline.privacy.policy import Breakdown, Policy, load_policy  # noqa: E402
 from cs360_pipeline.registry import Dataset, Measure, Provider, load_registry  # noqa: E402
-from cs360_pipeline.settings import current_paths  # noqa: E402
+from cs360_pipeline.settings import SHIPPED_METRICS, SHIPPED_POLICY, current_paths  # noqa: E402
 
 AGE_MACRO = """
 CREATE OR REPLACE TEMP MACRO age_years(birth, at_time) AS (
@@ -372,7 +372,7 @@ def metric_rules(
     con: duckdb.DuckDBPyConnection, providers: dict[str, Provider], policy: Policy
 ) -> None:
     """One row per metric and audience: its measures, unit and the resolved privacy rule."""
-    catalog = load_catalog(providers)
+    catalog = load_catalog(providers, SHIPPED_METRICS)
     rows = []
     for metric_id, m in catalog.metrics.items():
         for audience in m.audiences:
@@ -452,7 +452,7 @@ def run(sources: Path, out: Path) -> dict[str, int]:
     """The whole baseline into ``out``; the counts it prints."""
     registry = load_registry(sources)
     providers = registry.providers
-    policy = load_policy()
+    policy = load_policy(SHIPPED_POLICY)
     out.unlink(missing_ok=True)
     con = duckdb.connect(str(out))
     con.execute("CREATE SCHEMA raw")

@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from typing import TYPE_CHECKING, NoReturn
 
-from cs360_pipeline.settings import Paths, current_paths, deployment_dir
+from cs360_pipeline.settings import (
+    MIN_FREE_ENV,
+    Paths,
+    current_paths,
+    deployment_dir,
+    min_free_bytes,
+    use_deployment,
+)
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance, ExecuteInProcessResult, JobDefinition
@@ -203,10 +210,9 @@ def _refresh_locked(
         return 0
     from dagster import DagsterInstance
 
-    from cs360_pipeline.definitions import defs, registry
+    from cs360_pipeline.definitions import defs, deployment, registry
     from cs360_pipeline.defs.selection import refresh_selection
     from cs360_pipeline.instance import fail_interrupted_run
-    from cs360_pipeline.privacy.policy import load_policy
     from cs360_pipeline.publish.publication import reconcile
     from cs360_pipeline.run_times import run_times, summary
 
@@ -216,13 +222,14 @@ def _refresh_locked(
             print(f"ERROR: {problem.line}", file=sys.stderr)
         return 1
     job = defs.resolve_job_def(job_name)
+    policy = deployment.policy()
     with DagsterInstance.get() as instance:
         if died is not None:
             print(f"Note: {fail_interrupted_run(instance, died)}.", flush=True)
-        for line in reconcile(paths, load_policy().history.releases_public):
+        for line in reconcile(paths, policy.history.releases_public):
             print(f"Recovered: {line}.", flush=True)
         before = _live_release(paths)
-        selection = None if args.full else refresh_selection(job, registry, paths, load_policy())
+        selection = None if args.full else refresh_selection(job, registry, paths, policy)
         if selection is not None:
             print(selection.line(), flush=True)
             job = job.get_subset(
@@ -266,7 +273,7 @@ def _stays_published(args: argparse.Namespace, paths: Paths) -> str | None:
         return None
     names = [args.provider] if args.provider else list(registry.providers)
     providers = [registry.providers[n] for n in names if n in registry.providers]
-    return unchanged_release(paths, providers, load_policy())
+    return unchanged_release(paths, providers, load_policy(paths.policy_file))
 
 
 def _reingest(args: argparse.Namespace) -> int:
@@ -300,7 +307,7 @@ def _reingest(args: argparse.Namespace) -> int:
                 paths.raw_db,
                 providers,
                 lambda name: DropFolder(paths.provider_dir(name)),
-                load_policy().tables.city.time_zone,
+                load_policy(paths.policy_file).tables.city.time_zone,
                 log=lambda line: print(f"  {line}", flush=True),
             )
     except RefreshRunning as exc:
@@ -349,7 +356,6 @@ def _live_words(paths: Paths) -> str:
 
 # Free space a refresh needs beyond what it rewrites: DuckDB temp files, Dagster's event log.
 MIN_FREE_BYTES = 64 * 1024 * 1024
-MIN_FREE_ENV = "CS360_MIN_FREE_BYTES"
 
 
 def _disk_shortfall(paths: Paths) -> str | None:
@@ -358,13 +364,12 @@ def _disk_shortfall(paths: Paths) -> str | None:
     A refresh writes a new build and a new warehouse beside the old ones, so it needs about
     their size again, plus room for the inboxes' files to be archived.
     """
-    import os
     import shutil
 
     rewritten = sum(
         p.stat().st_size for p in (paths.build_db, paths.warehouse_db, paths.raw_db) if p.exists()
     )
-    floor = int(os.environ.get(MIN_FREE_ENV) or MIN_FREE_BYTES)
+    floor = min_free_bytes(MIN_FREE_BYTES)
     needed = rewritten + floor
     free = shutil.disk_usage(paths.data_dir).free
     if free >= needed:
@@ -729,7 +734,7 @@ class _Version(argparse.Action):
             parser.exit(USAGE, f"cs360: {problem}\n")
         from cs360_pipeline.catalog.release import code_version
 
-        print(f"cs360 {version('cs360-pipeline')} (code {code_version()})")
+        print(f"cs360 {version('cs360-pipeline')} (code {code_version(current_paths())})")
         parser.exit(OK)
 
 
@@ -980,16 +985,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _use_deployment(args: argparse.Namespace) -> str | None:
     """Point every part of the run at ``--deployment``; why not, if it is no deployment."""
-    import os
     from pathlib import Path
-
-    from cs360_pipeline.settings import DEPLOYMENT_ENV
 
     folder = Path(args.deployment).resolve()
     policy = folder / "privacy" / "policy.yml"
     if getattr(args, "command", None) != "demo" and not policy.is_file():
         return f"{folder} is not a deployment (no privacy/policy.yml): see `cs360 init --help`"
-    os.environ[DEPLOYMENT_ENV] = str(folder)
+    use_deployment(folder)
     return None
 
 

@@ -22,13 +22,13 @@ from cs360_pipeline.defs import (
     transform,
 )
 from cs360_pipeline.defs.executor import locked_in_process_executor
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.registry import Registry, load_registry
-from cs360_pipeline.settings import current_paths
 
 
-def load() -> Registry:
+def load(deployment: DeploymentResource) -> Registry:
     """The providers of the deployment, keeping each valid file as its last valid copy."""
-    paths = current_paths()
+    paths = deployment.paths
     return load_registry(paths.sources_dir, keep_dir=paths.build_dir / "registry")
 
 
@@ -39,21 +39,25 @@ def _privacy_defs(registry: Registry) -> dg.Definitions:
     return dg.Definitions(assets=[a for a in built.assets or [] if a.key not in failed])
 
 
-def build_definitions(registry: Registry) -> dg.Definitions:
+def build_definitions(registry: Registry, deployment: DeploymentResource) -> dg.Definitions:
     current, known = registry.providers, registry.known
     return dg.Definitions.merge(
         ingest.build_defs(current),
         _privacy_defs(registry),
         catalog.build_defs(known),
-        transform.defs,
+        transform.build_defs(deployment),
         contracts.defs,
         publish.build_defs(known),
         freshness.build_defs(current),
         automation.build_defs(current),
-        # One process, one step at a time, under the deployment's writer lock.
-        dg.Definitions(executor=locked_in_process_executor),
+        # One process, one step at a time, under the deployment's writer lock; every step is
+        # given the deployment, built once from settings.
+        dg.Definitions(
+            executor=locked_in_process_executor, resources={"deployment": deployment}
+        ),
     )
 
 
-registry = load()
-defs = build_definitions(registry)
+deployment = DeploymentResource.from_settings()
+registry = load(deployment)
+defs = build_definitions(registry, deployment)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import signal
 
-FAULT_ENV = "CS360_FAULT_AT"
+from cs360_pipeline.settings import FAULT_ENV, fault_point_wanted
+
+__all__ = ["FAULT_ENV", "fault_point"]
 
 
 def fault_point(name: str) -> None:
     """Die here when the environment names this point."""
-    wanted = os.environ.get(FAULT_ENV)
+    wanted = fault_point_wanted()
     if wanted and name in (part.strip() for part in wanted.split(",")):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cs360_pipeline.settings import current_paths
+from cs360_pipeline.settings import current_paths, dagster_home, use_dagster_home
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -41,13 +40,13 @@ def ensure_dagster_home() -> Path:
     A ``dagster.yaml`` this project wrote earlier is brought up to date; one an operator wrote
     is left alone.
     """
-    home = Path(os.environ.get("DAGSTER_HOME") or current_paths().dagster_home)
+    home = dagster_home(current_paths())
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     text = config.read_text(encoding="utf-8") if config.exists() else None
     if text is None or (text.startswith(HEADER) and CONFIG_VERSION not in text):
         config.write_text(DAGSTER_YAML, encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
+    use_dagster_home(home)
     return home
 
 

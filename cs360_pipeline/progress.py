@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import dagster as dg
 
 from cs360_pipeline.run_times import seconds_text, stage_of
+from cs360_pipeline.settings import plain_terminal
 
 # Step key (prefix, suffix) -> the stage a progress line reports; the first match wins. Unlike
 # the timing stages, the privacy audit and gate are checks here: they run after dbt, as checks.
@@ -241,7 +242,7 @@ def _number(value: object) -> int:
 def is_terminal(stream: TextIO) -> bool:
     """Whether a person watches this stream (a terminal that understands control codes)."""
     try:
-        return stream.isatty() and os.environ.get("TERM") != "dumb"
+        return stream.isatty() and not plain_terminal()
     except (AttributeError, ValueError):
         return False
 

@@ -15,6 +15,7 @@ repository. ``CS360_DATA_DIR``, ``CS360_SOURCES_DIR``, ``CS360_POLICY_FILE`` and
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 PRIVACY_DIR = PROJECT_DIR / "privacy"
 DEPLOYMENT_ENV = "CS360_DEPLOYMENT_DIR"
+# The demo city's policy and metric catalog, shipped with the installation.
+SHIPPED_POLICY = PRIVACY_DIR / "policy.yml"
+SHIPPED_METRICS = PROJECT_DIR / "metrics"
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class Paths:
 
     data_dir: Path
     sources_dir: Path
-    policy_file: Path = PRIVACY_DIR / "policy.yml"
-    metrics_dir: Path = PROJECT_DIR / "metrics"
+    policy_file: Path = SHIPPED_POLICY
+    metrics_dir: Path = SHIPPED_METRICS
 
     @property
     def raw_db(self) -> Path:
@@ -126,3 +130,73 @@ def settle_seconds() -> float:
     if not value >= 0 or value == float("inf"):
         raise ValueError(f"CS360_SETTLE_SECONDS must be zero or more seconds, not {raw!r}")
     return value
+
+
+# -- the other settings: every environment variable the pipeline reads is read here -----------
+
+AS_OF_ENV = "CS360_AS_OF"
+EXPECTATIONS_ENV = "CS360_EXPECTATIONS"
+RELEASES_KEPT_ENV = "CS360_RELEASES_KEPT"
+MIN_FREE_ENV = "CS360_MIN_FREE_BYTES"
+FAULT_ENV = "CS360_FAULT_AT"  # the tests' fault hook (faults.py)
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+
+
+def schedule_time_zone() -> str:
+    """The time zone of the nightly schedule's clock (``CS360_TIMEZONE``, default UTC)."""
+    return os.environ.get("CS360_TIMEZONE") or "UTC"
+
+
+def frozen_as_of() -> dt.date | None:
+    """``CS360_AS_OF``: the day the delivery scorecard is computed for, instead of today."""
+    frozen = os.environ.get(AS_OF_ENV)
+    return dt.date.fromisoformat(frozen) if frozen else None
+
+
+def expectations_enabled() -> bool:
+    """Great Expectations runs unless ``CS360_EXPECTATIONS`` is 0/off/false/no."""
+    value = os.environ.get(EXPECTATIONS_ENV, "on").strip().lower()
+    return value not in {"0", "off", "false", "no"}
+
+
+def releases_kept() -> int | None:
+    """``CS360_RELEASES_KEPT``: how many releases the log keeps (None: the default)."""
+    setting = os.environ.get(RELEASES_KEPT_ENV)
+    if not setting:
+        return None
+    try:
+        return int(setting)
+    except ValueError:
+        raise ValueError(
+            f"{RELEASES_KEPT_ENV} must be a whole number, got {setting!r}"
+        ) from None
+
+
+def min_free_bytes(default: int) -> int:
+    """``CS360_MIN_FREE_BYTES``: the free disk a refresh keeps in reserve."""
+    return int(os.environ.get(MIN_FREE_ENV) or default)
+
+
+def fault_point_wanted() -> str | None:
+    """The step boundary a test asked a run to die at (``CS360_FAULT_AT``), if any."""
+    return os.environ.get(FAULT_ENV)
+
+
+def plain_terminal() -> bool:
+    """A terminal that cannot move the cursor (``TERM=dumb``)."""
+    return os.environ.get("TERM") == "dumb"
+
+
+def dagster_home(paths: Paths) -> Path:
+    """``$DAGSTER_HOME`` if set, else the deployment's ``data/dagster_home``."""
+    return Path(os.environ.get(DAGSTER_HOME_ENV) or paths.dagster_home)
+
+
+def use_dagster_home(home: Path) -> None:
+    """Point Dagster (this process and the ones it starts) at ``home``."""
+    os.environ[DAGSTER_HOME_ENV] = str(home)
+
+
+def use_deployment(folder: Path) -> None:
+    """Point every part of this run (and the processes it starts) at the deployment ``folder``."""
+    os.environ[DEPLOYMENT_ENV] = str(folder)

@@ -15,13 +15,21 @@ from typing import Literal
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import PROJECT_DIR, current_paths
+from cs360_pipeline.settings import SHIPPED_METRICS
 
-METRICS_DIR = PROJECT_DIR / "metrics"  # the demo city's catalog
+METRICS_DIR = SHIPPED_METRICS  # the demo city's catalog
 SCALE = {"count": 1, "minutes": 1, "percent": 100, "rate_per_1000": 1000}
 POPULATION = "population"
 POPULATION_DATASET = "city.population"
@@ -32,11 +40,6 @@ HINTS = {
     "baseline": "every metric needs a baseline window: {start: YYYY-MM, end: YYYY-MM}",
     "providers": "list the providers whose data the metric uses",
 }
-
-
-def metrics_dir() -> Path:
-    """The deployment's folder of metric files (``<deployment>/metrics``)."""
-    return current_paths().metrics_dir
 
 
 class _Strict(BaseModel):
@@ -205,6 +208,7 @@ class Catalog(_Strict):
     dimensions: dict[str, Dimension] = Field(default_factory=dict)
     metrics: dict[str, Metric] = Field(default_factory=dict)
     notes: list[Note] = Field(default_factory=list)
+    _folder: Path | None = PrivateAttr(default=None)  # where its files are, for messages
 
 
 class CatalogError(ValueError):
@@ -222,9 +226,8 @@ def _explain(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_catalog(providers: dict[str, Provider], directory: Path | None = None) -> Catalog:
+def load_catalog(providers: dict[str, Provider], directory: Path) -> Catalog:
     """Every metric file of the folder, merged and checked against the providers."""
-    directory = directory or metrics_dir()
     dimensions: dict[str, Dimension] = {}
     metrics: dict[str, Metric] = {}
     notes: list[Note] = []
@@ -257,7 +260,9 @@ def load_catalog(providers: dict[str, Provider], directory: Path | None = None) 
             _check_note(f"{path}: notes[{i}]", note, metrics)
     if not metrics:
         raise CatalogError(f"{directory}: no metrics defined")
-    return Catalog(dimensions=dimensions, metrics=metrics, notes=notes)
+    catalog = Catalog(dimensions=dimensions, metrics=metrics, notes=notes)
+    catalog._folder = directory
+    return catalog
 
 
 def _check_note(where: str, note: Note, metrics: dict[str, Metric]) -> None:
@@ -331,7 +336,7 @@ def check_against_policy(catalog: Catalog, policy: Policy) -> None:
     """Audiences must be the policy's, and a metric's ``privacy`` key must name the policy
     entry that really sets its rule (so a policy edit cannot silently change it)."""
     for metric_id, m in catalog.metrics.items():
-        where = f"{metrics_dir()}: metrics.{metric_id}"
+        where = f"{catalog._folder or 'metrics'}: metrics.{metric_id}"
         unknown = sorted(set(m.audiences) - set(policy.audiences))
         if unknown:
             raise CatalogError(

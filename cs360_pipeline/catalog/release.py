@@ -14,9 +14,8 @@ from importlib.metadata import version
 import duckdb
 
 from cs360_pipeline.catalog.dbt_workdir import project_files
-from cs360_pipeline.catalog.metrics import metrics_dir
 from cs360_pipeline.privacy.zones import restricted_to_shared
-from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, Paths, current_paths
+from cs360_pipeline.settings import DBT_PROJECT_DIR, PROJECT_DIR, Paths
 
 
 @dataclass(frozen=True)
@@ -28,13 +27,13 @@ class Release:
     input_sha256: str
 
 
-def code_version() -> str:
+def code_version(paths: Paths) -> str:
     """Package version, git commit when available, and a hash of the configuration."""
     digest = hashlib.sha256()
     config_files = [
         *project_files(DBT_PROJECT_DIR).values(),
-        *metrics_dir().glob("*.yml"),
-        *current_paths().sources_dir.glob("*/provider.yml"),
+        *paths.metrics_dir.glob("*.yml"),
+        *paths.sources_dir.glob("*/provider.yml"),
     ]
     for path in sorted(config_files):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -53,7 +52,10 @@ def code_version() -> str:
 
 
 def describe_release(
-    con: duckdb.DuckDBPyConnection, policy_sha256: str, ledger: str = "raw._ingest_ledger"
+    con: duckdb.DuckDBPyConnection,
+    policy_sha256: str,
+    code: str,
+    ledger: str = "raw._ingest_ledger",
 ) -> Release:
     """The release for everything the ledger says is loaded.
 
@@ -65,7 +67,6 @@ def describe_release(
         f"AS input FROM {ledger} WHERE status = 'loaded' AND superseded_by IS NULL ORDER BY input"
     ).fetchall()
     inputs = hashlib.sha256("\n".join(sha for _, sha in rows).encode()).hexdigest()
-    code = code_version()
     release_id = hashlib.sha256(f"{inputs}\n{policy_sha256}\n{code}".encode()).hexdigest()[:12]
     return Release(
         release_id=f"r-{release_id}",
@@ -79,7 +80,7 @@ def describe_release(
 def write_release(paths: Paths, policy_sha256: str) -> Release:
     """Record the release being built in the shared zone."""
     with restricted_to_shared(paths) as con:
-        release = describe_release(con, policy_sha256)
+        release = describe_release(con, policy_sha256, code_version(paths))
         con.execute("CREATE SCHEMA IF NOT EXISTS shared")
         con.execute(
             """

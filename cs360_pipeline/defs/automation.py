@@ -2,16 +2,16 @@
 
 import hashlib
 import json
-import os
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
+from cs360_pipeline.settings import schedule_time_zone
 
 NIGHTLY_CRON = "0 2 * * *"
 
@@ -30,9 +30,8 @@ def provider_job(provider: str) -> UnresolvedAssetJobDefinition:
     )
 
 
-def inbox_listing(provider: Provider) -> dict[str, list[int]]:
+def inbox_listing(folder: DropFolder, provider: Provider) -> dict[str, list[int]]:
     """name -> [size, mtime_ns] of every complete file in the inbox that a dataset expects."""
-    folder = DropFolder(current_paths().provider_dir(provider.provider))
     listing = {}
     for dataset in provider.datasets.values():
         for path in folder.pending(dataset.file_pattern):
@@ -56,9 +55,12 @@ def inbox_sensor(provider: Provider, job: UnresolvedAssetJobDefinition) -> dg.Se
             f"Starts {job.name} when a complete file lands in sources/{provider.provider}/inbox."
         ),
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    def _sensor(
+        context: dg.SensorEvaluationContext, deployment: DeploymentResource
+    ) -> dg.SensorResult | dg.SkipReason:
         previous = json.loads(context.cursor) if context.cursor else {}
-        current = inbox_listing(provider)
+        folder = DropFolder(deployment.paths.provider_dir(provider.provider))
+        current = inbox_listing(folder, provider)
         ready = stable_files(previous, current)
         context.update_cursor(json.dumps(current, sort_keys=True))
         if not ready:
@@ -80,7 +82,7 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         name="nightly_refresh",
         job=refresh_all,
         cron_schedule=NIGHTLY_CRON,
-        execution_timezone=os.environ.get("CS360_TIMEZONE", "UTC"),
+        execution_timezone=schedule_time_zone(),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Refreshes every provider each night, whether or not a sensor fired.",
     )

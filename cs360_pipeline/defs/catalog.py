@@ -8,7 +8,6 @@ from cs360_pipeline.catalog.datasets import write_datasets
 from cs360_pipeline.catalog.deliveries_snapshot import write_snapshot
 from cs360_pipeline.catalog.metrics import (
     check_against_policy,
-    load_catalog,
     uncovered_goals,
     write_definitions,
     write_notes,
@@ -17,10 +16,8 @@ from cs360_pipeline.catalog.metrics import (
 from cs360_pipeline.catalog.release import write_deliveries, write_release
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.privacy import shared_key
-from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import connect
 
 GROUP = "catalog"
 
@@ -36,12 +33,11 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "provider, measure or audience, or a metric without an owner, stops the build."
         ),
     )
-    def metric_definitions() -> dg.MaterializeResult:
-        catalog = load_catalog(providers)
-        policy = load_policy()
+    def metric_definitions(deployment: DeploymentResource) -> dg.MaterializeResult:
+        catalog = deployment.catalog(providers)
+        policy = deployment.policy()
         check_against_policy(catalog, policy)
-        paths = current_paths().ensure()
-        with closing(connect(paths.build_db)) as con:
+        with closing(deployment.connect("shared")) as con:
             count = write_definitions(con, catalog, providers, policy)
         per_provider: dict[str, int] = {}
         for metric in catalog.metrics.values():
@@ -68,12 +64,11 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "metric > provider > audience > defaults, strictest of its providers)."
         ),
     )
-    def privacy_rules() -> dg.MaterializeResult:
-        catalog = load_catalog(providers)
-        policy = load_policy()
+    def privacy_rules(deployment: DeploymentResource) -> dg.MaterializeResult:
+        catalog = deployment.catalog(providers)
+        policy = deployment.policy()
         policy.check_names(set(providers), set(catalog.metrics))
-        paths = current_paths().ensure()
-        with closing(connect(paths.build_db)) as con:
+        with closing(deployment.connect("shared")) as con:
             count = write_privacy_rules(con, catalog, policy)
         return dg.MaterializeResult(metadata={"rules": count, "policy_sha256": policy.sha256})
 
@@ -87,10 +82,9 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "and carried in the exports and the release log."
         ),
     )
-    def metric_notes() -> dg.MaterializeResult:
-        catalog = load_catalog(providers)
-        paths = current_paths().ensure()
-        with closing(connect(paths.build_db)) as con:
+    def metric_notes(deployment: DeploymentResource) -> dg.MaterializeResult:
+        catalog = deployment.catalog(providers)
+        with closing(deployment.connect("shared")) as con:
             count = write_notes(con, catalog)
         return dg.MaterializeResult(metadata={"notes": len(catalog.notes), "rows": count})
 
@@ -106,9 +100,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "and the code, so the same inputs always give the same release."
         ),
     )
-    def release() -> dg.MaterializeResult:
-        paths = current_paths().ensure()
-        built = write_release(paths, load_policy().sha256)
+    def release(deployment: DeploymentResource) -> dg.MaterializeResult:
+        built = write_release(deployment.paths.ensure(), deployment.policy().sha256)
         return dg.MaterializeResult(
             metadata={
                 "release_id": built.release_id,
@@ -128,8 +121,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "to data/deliveries.parquet, which `cs360 status --files` reads during a refresh."
         ),
     )
-    def deliveries() -> dg.MaterializeResult:
-        paths = current_paths()
+    def deliveries(deployment: DeploymentResource) -> dg.MaterializeResult:
+        paths = deployment.paths
         files = write_deliveries(paths)
         return dg.MaterializeResult(
             metadata={"files": files, "snapshot": str(write_snapshot(paths))}
@@ -144,9 +137,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "sources/*/provider.yml: the expectations the delivery scorecard is measured against."
         ),
     )
-    def datasets() -> dg.MaterializeResult:
-        paths = current_paths().ensure()
-        with closing(connect(paths.build_db)) as con:
+    def datasets(deployment: DeploymentResource) -> dg.MaterializeResult:
+        with closing(deployment.connect("shared")) as con:
             count = write_datasets(con, providers)
         return dg.MaterializeResult(metadata={"datasets": count})
 

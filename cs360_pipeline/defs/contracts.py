@@ -11,10 +11,8 @@ from contextlib import closing
 import dagster as dg
 
 from cs360_pipeline.contracts.validate import Breach
-from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES
-from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import connect
 
 CHECK = "contract"
 
@@ -53,13 +51,15 @@ def published_checks() -> dg.AssetChecksDefinition:
         ],
         can_subset=True,
     )
-    def contract_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    def contract_checks(
+        context: dg.AssetCheckExecutionContext, deployment: DeploymentResource
+    ) -> Iterator[dg.AssetCheckResult]:
         from cs360_pipeline.contracts.published import CONTRACTS
         from cs360_pipeline.contracts.validate import check_table
 
-        policy = load_policy()
+        policy = deployment.policy()
         selected = {k.asset_key for k in context.selected_asset_check_keys}
-        with closing(connect(current_paths().build_db, read_only=True)) as con:
+        with closing(deployment.connect("shared", read_only=True)) as con:
             for table, key in keys.items():
                 if key not in selected:
                     continue

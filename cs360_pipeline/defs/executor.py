@@ -17,11 +17,10 @@ from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.executor.in_process import InProcessExecutor
 
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.instance import fail_interrupted_run
-from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.publish.publication import reconcile
 from cs360_pipeline.refresh_lock import Holder, held_by_this_process, refresh_lock
-from cs360_pipeline.settings import current_paths
 
 # A queued run waits this long for a refresh started outside the queue (the CLI, cron).
 WAIT_SECONDS = 6 * 3600
@@ -42,7 +41,10 @@ class LockedInProcessExecutor(InProcessExecutor):
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
-        paths = current_paths()
+        # An executor is given no resources: it builds the deployment from settings as the
+        # definitions did.
+        deployment = DeploymentResource.from_settings()
+        paths = deployment.paths
         if held_by_this_process(paths):
             yield from super().execute(plan_context, execution_plan)
             return
@@ -64,7 +66,7 @@ class LockedInProcessExecutor(InProcessExecutor):
             if died is not None:
                 message = fail_interrupted_run(plan_context.instance, died)
                 yield DagsterEvent.engine_event(plan_context, message)
-            for line in reconcile(paths, load_policy().history.releases_public):
+            for line in reconcile(paths, deployment.policy().history.releases_public):
                 yield DagsterEvent.engine_event(plan_context, f"publication recovered: {line}")
             yield from super().execute(plan_context, execution_plan)
 

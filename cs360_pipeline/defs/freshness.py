@@ -28,10 +28,9 @@ from typing import Any
 import dagster as dg
 
 from cs360_pipeline.defs.ingest import raw_key
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import connect
 
 SCORECARD = dg.AssetKey([MARTS_SCHEMA, "provider_status"])
 CATALOG = dg.AssetKey([MARTS_SCHEMA, "metric_catalog"])
@@ -176,9 +175,11 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         can_subset=True,
         description="Delivery, coverage and ownership checks read from the published scorecards.",
     )
-    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    def _checks(
+        context: dg.AssetCheckExecutionContext, deployment: DeploymentResource
+    ) -> Iterator[dg.AssetCheckResult]:
         selected = context.selected_asset_check_keys
-        with closing(connect(current_paths().build_db, read_only=True)) as con:
+        with closing(deployment.connect("shared", read_only=True)) as con:
             cursor = con.execute(
                 f"SELECT {', '.join(STATUS_COLUMNS)} FROM {MARTS_SCHEMA}.provider_status"
             )

@@ -4,12 +4,12 @@ from contextlib import closing
 
 import dagster as dg
 
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.privacy.boundaries import derive_beat_tree
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import confine_file_access, connect, table_rows
+from cs360_pipeline.sql import confine_file_access, table_rows
 
 
 def raw_key(provider: str, dataset: str) -> dg.AssetKey:
@@ -37,14 +37,16 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
         },
         tags={"zone": "restricted"},
     )
-    def _ingest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths().ensure()
+    def _ingest(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        paths = deployment.paths
         folder = DropFolder(paths.provider_dir(provider.provider))
         folder.work.mkdir(parents=True, exist_ok=True)
         # One line per file, logged as one message: each message is a row in Dagster's event
         # log, and a first load of two years of monthly files is hundreds of them.
         lines: list[str] = []
-        with closing(connect(paths.raw_db)) as con:
+        with closing(deployment.connect("restricted")) as con:
             # provider.yml's expressions run here: no file outside these two folders is reachable.
             confine_file_access(con, [paths.raw_db.parent, folder.work])
             outcomes = ingest_dataset(
@@ -54,6 +56,7 @@ def _ingest_asset(provider: Provider, dataset_name: str) -> dg.AssetsDefinition:
                 folder,
                 log=lines.append,
                 notice=context.log.warning,  # a quiet `cs360 refresh` prints these too
+                time_zone=deployment.policy().tables.city.time_zone,
             )
             if lines:
                 context.log.info("\n".join(lines))

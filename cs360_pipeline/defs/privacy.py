@@ -5,20 +5,15 @@ from typing import Any
 
 import dagster as dg
 
-from cs360_pipeline.catalog.metrics import (
-    POPULATION,
-    POPULATION_DATASET,
-    load_catalog,
-    measures_by_metric,
-)
+from cs360_pipeline.catalog.metrics import POPULATION, POPULATION_DATASET, measures_by_metric
 from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.defs import contracts
 from cs360_pipeline.defs.ingest import raw_key
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.faults import fault_point
 from cs360_pipeline.privacy import cells_inputs, fallbacks, placement, vault
 from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
-from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.protection import Protector
 from cs360_pipeline.privacy.reference import (
     build_geography,
@@ -29,8 +24,6 @@ from cs360_pipeline.privacy.reference import (
 from cs360_pipeline.privacy.shared_cells import write_union
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
-from cs360_pipeline.sql import connect
 
 REFERENCE = "city"
 
@@ -116,14 +109,16 @@ def unplaceable(provider: Provider, available: set[str], read: set[str]) -> list
     return out
 
 
-def _cells_contract(key: dg.AssetKey, provider: str) -> dg.AssetCheckResult:
+def _cells_contract(
+    deployment: DeploymentResource, key: dg.AssetKey, provider: str
+) -> dg.AssetCheckResult:
     """The table just written (or kept) against the shared cells contract."""
     from cs360_pipeline.contracts.cells import cells_contract
     from cs360_pipeline.contracts.validate import check_table
 
-    policy = load_policy()
-    with closing(connect(current_paths().build_db, read_only=True)) as con:
-        breaches = check_table(con, "shared", key.path[-1], cells_contract(policy, provider))
+    contract = cells_contract(deployment.policy(), provider)
+    with closing(deployment.connect("shared", read_only=True)) as con:
+        breaches = check_table(con, "shared", key.path[-1], contract)
     return contracts.result(key, breaches)
 
 
@@ -156,9 +151,11 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
             )
         ],
     )
-    def _cells(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        metadata = _keep_or_build(context, provider, providers)
-        contract = _cells_contract(key, provider.provider)
+    def _cells(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        metadata = _keep_or_build(context, deployment, provider, providers)
+        contract = _cells_contract(deployment, key, provider.provider)
         if not contract.passed:
             context.log.error(f"contract broken: {contract.description}")
         return dg.MaterializeResult(metadata=metadata, check_results=[contract])
@@ -167,17 +164,20 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
 
 
 def _keep_or_build(
-    context: dg.AssetExecutionContext, provider: Provider, providers: dict[str, Provider]
+    context: dg.AssetExecutionContext,
+    deployment: DeploymentResource,
+    provider: Provider,
+    providers: dict[str, Provider],
 ) -> dict[str, Any]:
     """Keep the provider's cells when their inputs are unchanged, else build them; what was done,
     for the asset's metadata."""
-    paths = current_paths().ensure()
-    policy = load_policy()
-    catalog = load_catalog(providers)
+    paths = deployment.paths.ensure()
+    policy = deployment.policy()
+    catalog = deployment.catalog(providers)
     policy.check_names(set(providers), set(catalog.metrics))
     with restricted_to_shared(paths) as con:
         inputs = cells_inputs.digest(
-            con, cells_datasets(provider, providers), policy.sha256, code_version()
+            con, cells_datasets(provider, providers), policy.sha256, code_version(paths)
         )
         vault.attach(con, paths)
         kept = cells_inputs.built_from(con, provider.provider, inputs)
@@ -266,10 +266,11 @@ def _geography_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         description="The beat -> district -> city tree (public reference data).",
     )
-    def geography(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths().ensure()
-        policy = load_policy()
-        with restricted_to_shared(paths) as con:
+    def geography(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        policy = deployment.policy()
+        with restricted_to_shared(deployment.paths.ensure()) as con:
             rows = build_geography(con, policy)
             placement.ensure_table(con)  # dbt's privacy report reads them, cells or not
             fallbacks.ensure_table(con)
@@ -281,9 +282,9 @@ def _geography_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
     return geography
 
 
-def rate_metrics(providers: dict[str, Provider]) -> list[str]:
+def rate_metrics(deployment: DeploymentResource, providers: dict[str, Provider]) -> list[str]:
     """The catalog's metrics per 1,000 residents: the ones that need population."""
-    catalog = load_catalog(providers)
+    catalog = deployment.catalog(providers)
     return sorted(m for m, metric in catalog.metrics.items() if metric.denominator == POPULATION)
 
 
@@ -302,12 +303,13 @@ def _population_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
             "when the city has not delivered population: counts still publish, rates are missing."
         ),
     )
-    def population(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths().ensure()
-        with restricted_to_shared(paths) as con:
+    def population(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        with restricted_to_shared(deployment.paths.ensure()) as con:
             delivered = delivered_rows(con, "city__population")
-            rows = build_population(con, load_policy())
-        rates = rate_metrics(providers)
+            rows = build_population(con, deployment.policy())
+        rates = rate_metrics(deployment, providers)
         if not delivered:
             context.log.warning(
                 f"population ({POPULATION_DATASET.replace('.', '/')}) not delivered: rate "
@@ -340,13 +342,9 @@ def _union_asset(providers: dict[str, Provider]) -> dg.AssetsDefinition:
         ),
         tags={"zone": "shared"},
     )
-    def cells() -> dg.MaterializeResult:
-        paths = current_paths().ensure()
-        con = connect(paths.build_db)
-        try:
+    def cells(deployment: DeploymentResource) -> dg.MaterializeResult:
+        with closing(deployment.connect("shared")) as con:
             counts = write_union(con, with_measures)
-        finally:
-            con.close()
         return dg.MaterializeResult(
             metadata={"cells": sum(counts.values()), **{f"cells_{p}": n for p, n in counts.items()}}
         )

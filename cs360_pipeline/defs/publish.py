@@ -11,9 +11,9 @@ from typing import Any
 import dagster as dg
 
 from cs360_pipeline.defs import contracts
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.privacy import audit_memo, vault
-from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish import expectations, outputs, release_log
 from cs360_pipeline.publish.exports import export_audience
@@ -23,7 +23,7 @@ from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, liv
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.report.site import SITE_DIR, write_site
-from cs360_pipeline.settings import Paths, current_paths
+from cs360_pipeline.settings import EXPECTATIONS_ENV, Paths, expectations_enabled
 from cs360_pipeline.sql import connect
 
 MART_KEYS = [dg.AssetKey([MARTS_SCHEMA, t]) for t in PUBLISHED_TABLES]
@@ -84,8 +84,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "publication; the previous release stays published."
         ),
     )
-    def privacy_gate() -> dg.AssetCheckResult:
-        with closing(connect(current_paths().build_db, read_only=True)) as con:
+    def privacy_gate(deployment: DeploymentResource) -> dg.AssetCheckResult:
+        with closing(deployment.connect("shared", read_only=True)) as con:
             result = check(con, providers)
         return dg.AssetCheckResult(
             passed=result.passed,
@@ -107,9 +107,11 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "each such cell with its bounds, and the previous release stays published."
         ),
     )
-    def privacy_audit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        paths = current_paths()
-        policy = load_policy()
+    def privacy_audit(
+        context: dg.AssetCheckExecutionContext, deployment: DeploymentResource
+    ) -> dg.AssetCheckResult:
+        paths = deployment.paths
+        policy = deployment.policy()
         with closing(connect(paths.build_db, read_only=True)) as con:
             vault.attach(con, paths, read_only=True)
             memory = {} if full_refresh(context) else audit_memo.passed_before(con)
@@ -142,8 +144,10 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "dbt's tests pass on empty marts; this does not. A failure stops publication."
         ),
     )
-    def release_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        paths = current_paths()
+    def release_complete(
+        context: dg.AssetCheckExecutionContext, deployment: DeploymentResource
+    ) -> dg.AssetCheckResult:
+        paths = deployment.paths
         with closing(connect(paths.build_db, read_only=True)) as con:
             result = completeness(con, paths.warehouse_db)
         for problem in result.problems():  # the run's log says why nothing was published
@@ -171,10 +175,12 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
             "(publish/publication.py). Analysts open it read-only."
         ),
     )
-    def warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths()
+    def warehouse(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        paths = deployment.paths
         published = publish_release(
-            paths, run_checks(context), load_policy().history.releases_public
+            paths, run_checks(context), deployment.policy().history.releases_public
         )
         context.log.info(f"published release {published.release_id} to {paths.warehouse_db}")
         return dg.MaterializeResult(
@@ -207,9 +213,11 @@ def after_publication() -> list[dg.AssetsDefinition]:
             "exports of releases no longer public."
         ),
     )
-    def release_log_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths()
-        releases_public = load_policy().history.releases_public
+    def release_log_asset(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        paths = deployment.paths
+        releases_public = deployment.policy().history.releases_public
         entries = release_log.read(paths)
         public = [e.release_id for e in entries[: releases_public + 1]]
         removed = outputs.prune(paths, public)
@@ -237,8 +245,10 @@ def after_publication() -> list[dg.AssetsDefinition]:
             "'suppressed' or 'missing', never blank), and the PST's Excel workbook."
         ),
     )
-    def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths()
+    def exports(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        paths = deployment.paths
         release_id = live_release(paths)
         written, skipped = [], []
         for audience in outputs.AUDIENCES:
@@ -283,17 +293,19 @@ def after_publication() -> list[dg.AssetsDefinition]:
             "in data/exports/<release>/<audience>/data_docs/. Off when CS360_EXPECTATIONS=off."
         ),
     )
-    def expectations_asset(context: dg.AssetExecutionContext) -> Iterator[Any]:
-        paths = current_paths()
+    def expectations_asset(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> Iterator[Any]:
+        paths = deployment.paths
         release_id = live_release(paths)
-        if not expectations.enabled():
-            context.log.warning(f"expectations not run: {expectations.ENABLE_ENV} is off")
+        if not expectations_enabled():
+            context.log.warning(f"expectations not run: {EXPECTATIONS_ENV} is off")
             yield dg.MaterializeResult(metadata={"release_id": release_id, "run": False})
             yield dg.AssetCheckResult(
                 check_name="expectations_met",
                 passed=False,
                 severity=dg.AssetCheckSeverity.WARN,
-                description=f"not run ({expectations.ENABLE_ENV} is off)",
+                description=f"not run ({EXPECTATIONS_ENV} is off)",
             )
             return
         results = []
@@ -362,8 +374,10 @@ def after_publication() -> list[dg.AssetsDefinition]:
             "by district, values by period and a download of its rows."
         ),
     )
-    def brief(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        paths = current_paths()
+    def brief(
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
+    ) -> dg.MaterializeResult:
+        paths = deployment.paths
         release_id = live_release(paths)
         log = release_log.read(paths)
         history = "|".join(f"{e.release_id}@{e.first_published_at}" for e in log)

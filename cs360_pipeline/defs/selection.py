@@ -50,7 +50,7 @@ def refresh_selection(
 ) -> Selection | None:
     """The steps of ``job`` this refresh needs; None when it needs them all."""
     manifest = warehouse.manifest(paths.warehouse_db)
-    code = code_version()
+    code = code_version(paths)
     if (
         manifest is None
         or not paths.raw_db.exists()

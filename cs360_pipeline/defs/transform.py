@@ -12,9 +12,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from cs360_pipeline.catalog.dbt_workdir import prepare, project_files
-from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.publish.unchanged import scorecard_date
-from cs360_pipeline.settings import current_paths
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
 # A run tagged with this ("log") keeps dbt's messages out of its standard output: `cs360
@@ -24,19 +23,15 @@ DBT_OUTPUT_TAG = "cs360/dbt_output"
 # output), where colour codes are noise.
 NO_COLOURS = ["--no-use-colors", "--no-use-colors-file"]
 
-# The deployment's own copy of the project, brought up to date as the definitions load.
-DBT_DIR = prepare(current_paths())
-dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 
-
-def dbt_vars() -> list[str]:
+def dbt_vars(deployment: DeploymentResource) -> list[str]:
     """``--vars`` for dbt: "today" is the city's local date (its policy's time zone), or
     ``CS360_AS_OF``. The parse passes the same as the build, so the build's first run reuses the
     parse (dbt parses everything again when the vars differ: about 3 s)."""
-    return ["--vars", json.dumps({"as_of": scorecard_date(load_policy()).isoformat()})]
+    return ["--vars", json.dumps({"as_of": scorecard_date(deployment.policy()).isoformat()})]
 
 
-def ensure_manifest() -> Path:
+def ensure_manifest(dbt_project: DbtProject, deployment: DeploymentResource) -> Path:
     """Parse the dbt project when its manifest is missing or older than its files.
 
     dagster-dbt only re-parses under ``dagster dev``; the headless refresh, the tests and the
@@ -44,12 +39,12 @@ def ensure_manifest() -> Path:
     A file the copy took from the installation is newer than the manifest it invalidates.
     """
     manifest = dbt_project.manifest_path
-    newest = max(p.stat().st_mtime for p in project_files(DBT_DIR).values())
+    newest = max(p.stat().st_mtime for p in project_files(dbt_project.project_dir).values())
     if manifest.exists() and manifest.stat().st_mtime >= newest:
         return manifest
     result = subprocess.run(
-        [DBT_EXECUTABLE, "parse", "--quiet", *dbt_vars()],
-        cwd=DBT_DIR,
+        [DBT_EXECUTABLE, "parse", "--quiet", *dbt_vars(deployment)],
+        cwd=dbt_project.project_dir,
         capture_output=True,
         text=True,
     )
@@ -95,27 +90,33 @@ def dbt_output(log: Path, echo: bool) -> Iterator[Path]:
         yield log
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    dagster_dbt_translator=Translator(),
-)
-def cs360_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    paths = current_paths().ensure()
-    # The profile's database is ../build.duckdb from the project's copy: the deployment's build
-    # database. dbt's run artefacts go beside it (one folder, overwritten by each run).
-    target = paths.build_dir / "dbt_target"
-    args = ["build", *dbt_vars()]
-    echo = context.run.tags.get(DBT_OUTPUT_TAG) != "log"
-    with dbt_output(paths.dbt_log, echo):
-        yield from dbt.cli(args, context=context, target_path=target).stream()
+def build_defs(deployment: DeploymentResource) -> dg.Definitions:
+    """dbt's models as assets, from the deployment's own copy of the project (brought up to date
+    and parsed as the definitions load)."""
+    dbt_dir = prepare(deployment.paths)
+    dbt_project = DbtProject(project_dir=dbt_dir, profiles_dir=dbt_dir)
 
+    @dbt_assets(
+        manifest=ensure_manifest(dbt_project, deployment),
+        project=dbt_project,
+        dagster_dbt_translator=Translator(),
+    )
+    def cs360_dbt_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, deployment: DeploymentResource
+    ) -> Iterator[Any]:
+        paths = deployment.paths.ensure()
+        # The profile's database is ../build.duckdb from the project's copy: the deployment's
+        # build database. dbt's run artefacts go beside it (one folder, overwritten by each run).
+        target = paths.build_dir / "dbt_target"
+        args = ["build", *dbt_vars(deployment)]
+        echo = context.run.tags.get(DBT_OUTPUT_TAG) != "log"
+        with dbt_output(paths.dbt_log, echo):
+            yield from dbt.cli(args, context=context, target_path=target).stream()
 
-dbt_resource = DbtCliResource(
-    project_dir=dbt_project,
-    profiles_dir=str(DBT_DIR),
-    dbt_executable=DBT_EXECUTABLE,
-    global_config_flags=NO_COLOURS,
-)
-
-defs = dg.Definitions(assets=[cs360_dbt_models], resources={"dbt": dbt_resource})
+    dbt_resource = DbtCliResource(
+        project_dir=dbt_project,
+        profiles_dir=str(dbt_dir),
+        dbt_executable=DBT_EXECUTABLE,
+        global_config_flags=NO_COLOURS,
+    )
+    return dg.Definitions(assets=[cs360_dbt_models], resources={"dbt": dbt_resource})

@@ -162,12 +162,12 @@ def ingest_dataset(
     dataset_name: str,
     folder: DropFolder,
     log: Callable[[str], None] = print,
-    time_zone: str | None = None,
+    time_zone: str = "UTC",
     notice: Callable[[str], None] | None = None,
 ) -> list[FileOutcome]:
     """Process every settled file of one dataset, oldest name first.
 
-    ``time_zone`` is the city's (default: the privacy policy's ``tables.city.time_zone``).
+    ``time_zone`` is the city's (its policy's ``tables.city.time_zone``; the refresh passes it).
     ``notice`` (default ``log``) gets the lines an operator must see even when routine ones
     are not shown: what an interrupted run left and was finished, and files left waiting.
 
@@ -177,10 +177,6 @@ def ingest_dataset(
     where an operator sees it: one file never holds up another.
     """
     dataset = provider.datasets[dataset_name]
-    if time_zone is None:
-        from cs360_pipeline.privacy.policy import load_policy
-
-        time_zone = load_policy().tables.city.time_zone
     notice = notice or log
     ledger.ensure_ledger(con)
     con.execute(AGE_MACRO)

@@ -19,8 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-from cs360_pipeline.settings import current_paths
-
 BAND = re.compile(r"^(\d+)(?:-(\d+)|\+)$")
 
 
@@ -296,8 +294,8 @@ class PolicyError(ValueError):
     """The policy file is unreadable or invalid; names the file and key."""
 
 
-def load_policy(path: Path | None = None) -> Policy:
-    path = path or current_paths().policy_file
+def load_policy(path: Path) -> Policy:
+    """The policy file, validated (a message naming the file and key when it is not valid)."""
     try:
         text = path.read_bytes()
         raw = yaml.safe_load(text)

@@ -19,7 +19,7 @@ from cs360_pipeline.privacy import audit_memo, vault
 from cs360_pipeline.privacy.audit import AuditReport, Publication, audit
 from cs360_pipeline.privacy.geography import published_geography
 from cs360_pipeline.privacy.lattice import CellKey, normalize_key
-from cs360_pipeline.privacy.policy import Policy, load_policy
+from cs360_pipeline.privacy.policy import Policy
 
 THIS_RELEASE = "this release"
 
@@ -117,7 +117,7 @@ def audit_release(
     releases_public: int,
     audiences: list[str],
     *,
-    policy: Policy | None = None,
+    policy: Policy,
     marts: str = "marts",
     shared: str = "shared",
     memory: audit_memo.Memory | None = None,
@@ -126,12 +126,12 @@ def audit_release(
 
     ``audiences`` in the policy's order, widest view first: each audience also reads the tables
     of every audience after it (the PST reads what the public reads). ``policy``: the one the
-    cells were protected under (its zones); the shipped one by default. ``memory``: the families
+    cells were protected under (its zones). ``memory``: the families
     that passed before (``audit_memo``); a family they cover passes without being attacked.
     """
     memory = memory or {}
     published = _published(con, marts, shared)
-    geo_parent = published_geography(con, policy or load_policy(), shared)
+    geo_parent = published_geography(con, policy, shared)
     families = []
     by_measure: dict[str, list[str]] = {}
     for audience, measure_id in vault.candidate_measures(con):

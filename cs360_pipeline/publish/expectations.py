@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import shutil
 import threading
@@ -37,10 +36,9 @@ import duckdb
 
 from cs360_pipeline.publish.outputs import audience_dir, replace_dir, write_text
 from cs360_pipeline.publish.warehouse import release_of
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import Paths, expectations_enabled
 from cs360_pipeline.sql import connect
 
-ENABLE_ENV = "CS360_EXPECTATIONS"
 DOCS_DIR = "data_docs"
 SUMMARY_FILE = "expectations.json"
 EXPECTATIONS_INDEX = "expectations/metric_values.html"
@@ -50,14 +48,9 @@ CELL_KEY = ["metric_id", "period_level", "period_start", "geo_level", "geo_code"
 STEP = {"month": "INTERVAL 1 MONTH", "quarter": "INTERVAL 3 MONTH", "year": "INTERVAL 1 YEAR"}
 
 
-def enabled() -> bool:
-    """On unless ``CS360_EXPECTATIONS`` is 0/off/false (the test suite turns it off)."""
-    return os.environ.get(ENABLE_ENV, "on").strip().lower() not in {"0", "off", "false", "no"}
-
-
 def preload() -> None:
     """Import Great Expectations on a daemon thread, when expectations run at all."""
-    if enabled():
+    if expectations_enabled():
         threading.Thread(
             target=importlib.import_module, args=("great_expectations.expectations",), daemon=True
         ).start()

@@ -20,12 +20,11 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import Paths, releases_kept
 from cs360_pipeline.sql import connect, literal
 
 LOG_FILE = "releases.duckdb"
 DEFAULT_KEEP = 12
-KEEP_ENV = "CS360_RELEASES_KEPT"
 
 SCHEMA = """
 CREATE TABLE release_log (
@@ -152,15 +151,8 @@ def log_path(paths: Paths) -> Path:
 def keep_releases(releases_public: int) -> int:
     """How many releases the log keeps: the setting, but never fewer than the policy's window."""
     floor = releases_public + 1
-    setting = os.environ.get(KEEP_ENV)
-    if setting:
-        try:
-            wanted = int(setting)
-        except ValueError as exc:
-            raise ValueError(f"{KEEP_ENV} must be a whole number, got {setting!r}") from exc
-    else:
-        wanted = DEFAULT_KEEP
-    return max(wanted, floor)
+    wanted = releases_kept()
+    return max(DEFAULT_KEEP if wanted is None else wanted, floor)
 
 
 def read(paths: Paths) -> list[Entry]:

@@ -12,27 +12,23 @@ run: the release stays published as it is. Any other refresh runs what changed
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable
 from contextlib import closing
 
-from cs360_pipeline.catalog.release import describe_release
+from cs360_pipeline.catalog.release import code_version, describe_release
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.ingest.ledger import LEDGER_TABLE
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.publish import expectations, release_log, warehouse
 from cs360_pipeline.publish.outputs import AUDIENCES, audience_dir
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import Paths, expectations_enabled, frozen_as_of
 from cs360_pipeline.sql import connect
-
-AS_OF_ENV = "CS360_AS_OF"
 
 
 def scorecard_date(policy: Policy) -> dt.date:
     """The day the delivery scorecard is computed for: ``CS360_AS_OF``, else the city's today."""
-    frozen = os.environ.get(AS_OF_ENV)
-    return dt.date.fromisoformat(frozen) if frozen else policy.tables.city.today()
+    return frozen_as_of() or policy.tables.city.today()
 
 
 def unchanged_release(paths: Paths, providers: Iterable[Provider], policy: Policy) -> str | None:
@@ -51,7 +47,7 @@ def unchanged_release(paths: Paths, providers: Iterable[Provider], policy: Polic
     if manifest["data_as_of"] != scorecard_date(policy):
         return None
     with closing(connect(paths.raw_db, read_only=True)) as con:
-        build = describe_release(con, policy.sha256, ledger=LEDGER_TABLE)
+        build = describe_release(con, policy.sha256, code_version(paths), ledger=LEDGER_TABLE)
     if build.release_id != manifest["build_id"]:
         return None
     live = str(manifest["release_id"])
@@ -66,7 +62,7 @@ def _outputs_written(paths: Paths, release_id: str) -> bool:
         folder = audience_dir(paths, release_id, audience)
         wanted = [folder / "metric_values.parquet", folder / "brief.html"]
         wanted.append(folder / "site" / "index.html")
-        if expectations.enabled():
+        if expectations_enabled():
             wanted.append(expectations.summary_path(paths, release_id, audience))
         if not all(path.is_file() for path in wanted):
             return False

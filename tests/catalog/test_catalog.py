@@ -31,7 +31,7 @@ from cs360_pipeline.contracts.published import CONTRACTS
 from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.publish.warehouse import PUBLISHED_TABLES
 from cs360_pipeline.registry import load_providers
-from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR, SHIPPED_POLICY
 from tests.conftest import BIN, Deployment, new_deployment
 
 PROVIDERS = load_providers(PROJECT_DIR / "sources")
@@ -60,8 +60,8 @@ def refused(folder: Path, *fragments: str) -> None:
 
 
 def test_project_catalog_spans_five_providers_three_dimensions_and_every_goal() -> None:
-    catalog = load_catalog(PROVIDERS)
-    check_against_policy(catalog, load_policy())
+    catalog = load_catalog(PROVIDERS, METRICS_DIR)
+    check_against_policy(catalog, load_policy(SHIPPED_POLICY))
     metrics = catalog.metrics
     assert len(metrics) >= 20
     per_provider: dict[str, int] = {}
@@ -206,7 +206,7 @@ def test_metric_defined_twice_across_files(tmp_path: Path) -> None:
 
 
 def test_audience_and_privacy_key_are_checked_against_the_policy(tmp_path: Path) -> None:
-    policy = load_policy()
+    policy = load_policy(SHIPPED_POLICY)
     folder = broken(tmp_path, lambda d: d["metrics"]["trust_in_police"].update(audiences=["press"]))
     with pytest.raises(
         CatalogError, match=re.escape("trust_in_police.audiences: unknown audience")

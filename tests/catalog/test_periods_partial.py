@@ -24,7 +24,7 @@ from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import PRIVACY_DIR
+from cs360_pipeline.settings import PRIVACY_DIR, SHIPPED_POLICY
 from cs360_pipeline.sql import literal
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER, Deployment, new_deployment
 
@@ -43,7 +43,7 @@ def calls_provider(**dataset: object) -> Provider:
 
 
 def test_the_demo_city_keeps_chicago_time() -> None:
-    assert load_policy().tables.city.time_zone == CHICAGO
+    assert load_policy(SHIPPED_POLICY).tables.city.time_zone == CHICAGO
 
 
 def test_an_unknown_time_zone_names_the_file_and_key(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from cs360_pipeline import cli
 from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.demo import generate
 from cs360_pipeline.progress import CLEAR_LINE, Progress
-from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR, current_paths
 from tests.conftest import Deployment, check_result, copy_provider_configs, new_deployment
 
 pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
@@ -96,7 +96,7 @@ def test_version_names_the_package_and_the_code_version(
     empty: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["--version"]) == 0
-    assert capsys.readouterr().out == f"cs360 0.1.0 (code {code_version()})\n"
+    assert capsys.readouterr().out == f"cs360 0.1.0 (code {code_version(current_paths())})\n"
 
 
 def test_help_gives_examples_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,8 +16,9 @@ import duckdb
 import pytest
 
 from cs360_pipeline.privacy import vault
+from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import SHIPPED_POLICY, Paths
 from tests.conftest import DELIVERED_FILES, Deployment
 
 FIREARM = "('11', '12', '13', '14', '15')"
@@ -479,7 +480,9 @@ def test_the_published_release_passes_the_auditor_for_every_audience(demo: Deplo
     con = duckdb.connect(str(demo.data / "build" / "build.duckdb"), read_only=True)
     try:
         vault.attach(con, Paths(data_dir=demo.data, sources_dir=demo.sources), read_only=True)
-        result = audit_release(con, releases_public=2, audiences=["pst", "public"])
+        result = audit_release(
+        con, releases_public=2, audiences=["pst", "public"], policy=load_policy(SHIPPED_POLICY)
+    )
         # ... with school and probation cells attacked by insiders too, hospital cells not.
         insider = dict(
             con.execute(

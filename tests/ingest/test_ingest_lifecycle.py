@@ -409,7 +409,7 @@ def chain(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def current(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return describe_release(con, "policy", ledger="_ingest_ledger").input_files
+    return describe_release(con, "policy", "code", ledger="_ingest_ledger").input_files
 
 
 def test_revisions_under_one_name_form_a_chain(

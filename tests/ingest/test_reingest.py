@@ -118,7 +118,7 @@ def content_digest(raw_db: Path) -> str:
 
 def release_id(raw_db: Path) -> str:
     with closing(connect(raw_db)) as con:
-        return describe_release(con, "policy", ledger="_ingest_ledger").release_id
+        return describe_release(con, "policy", "code", ledger="_ingest_ledger").release_id
 
 
 @pytest.fixture

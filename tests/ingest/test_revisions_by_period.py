@@ -116,7 +116,7 @@ def total(con: duckdb.DuckDBPyConnection, first: str, last: str) -> int:
 
 
 def inputs(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return describe_release(con, "policy", ledger="_ingest_ledger").input_files
+    return describe_release(con, "policy", "code", ledger="_ingest_ledger").input_files
 
 
 def files_with_rows(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -36,7 +36,7 @@ from cs360_pipeline.privacy.policy import Policy, load_policy
 from cs360_pipeline.privacy.protection import ProtectedMeasure, Protector
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import SHIPPED_POLICY, Paths
 from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER
 
@@ -240,7 +240,7 @@ def paths_in(root: Path) -> Paths:
 @pytest.fixture(scope="module")
 def policy() -> Policy:
     """The shipped policy, with every level kept however sparse: this tiny city is all sparse."""
-    shipped = load_policy()
+    shipped = load_policy(SHIPPED_POLICY)
     return shipped.model_copy(
         update={"defaults": shipped.defaults.model_copy(update={"max_small_share": 1.0})}
     )

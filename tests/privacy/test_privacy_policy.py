@@ -13,7 +13,7 @@ import yaml
 from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS
 from cs360_pipeline.privacy.levels import level_of, levels_left_out, sparse_levels
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
-from cs360_pipeline.settings import PRIVACY_DIR
+from cs360_pipeline.settings import PRIVACY_DIR, SHIPPED_POLICY
 
 SHIPPED = PRIVACY_DIR / "policy.yml"
 
@@ -55,7 +55,7 @@ def test_rules_resolve_metric_over_provider_over_audience_over_defaults(tmp_path
 
 
 def test_unknown_names_and_bad_values_fail_with_the_file_and_key(tmp_path: Path) -> None:
-    policy = load_policy()
+    policy = load_policy(SHIPPED_POLICY)
     with pytest.raises(PolicyError, match=r"metrics: unknown no_such_metric"):
         policy.model_copy(
             update={"metrics": {"no_such_metric": policy.defaults.model_copy()}}
@@ -74,7 +74,7 @@ def test_unknown_names_and_bad_values_fail_with_the_file_and_key(tmp_path: Path)
 
 
 def test_audience_tests_agree_in_python_and_sql() -> None:
-    policy = load_policy()
+    policy = load_policy(SHIPPED_POLICY)
     con = duckdb.connect()
     con.execute("CREATE TABLE c (geo_level VARCHAR, period_level VARCHAR, breakdown VARCHAR)")
     combos = list(product([*GEO_LEVELS, "zone", "piece"], PERIOD_LEVELS, ["total", "sex=F"]))

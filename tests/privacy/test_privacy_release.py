@@ -14,10 +14,11 @@ import pytest
 from cs360_pipeline.demo import generate
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.audit import audit
+from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish.gate import check
 from cs360_pipeline.registry import load_providers
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import SHIPPED_POLICY, Paths
 from tests.conftest import Deployment, new_deployment
 
 pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
@@ -162,7 +163,9 @@ def test_the_audit_catches_complements_published_after_all(
             [n, n, metric, level, start, geo_level, geo_code, breakdown],
         )
     assert check(con, load_providers(deployment.sources)).passed  # no small count is shown
-    result = audit_release(con, releases_public=2, audiences=["pst", "public"])
+    result = audit_release(
+        con, releases_public=2, audiences=["pst", "public"], policy=load_policy(SHIPPED_POLICY)
+    )
     con.close()
     assert not result.passed
     failing = [f for f in result.families if not f.passed]

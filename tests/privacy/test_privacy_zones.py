@@ -19,6 +19,7 @@ from cs360_pipeline.privacy.audit import Publication, audit
 from cs360_pipeline.privacy.complementary import protect
 from cs360_pipeline.privacy.geography import Geography
 from cs360_pipeline.privacy.lattice import PIECE, Lattice
+from cs360_pipeline.settings import SHIPPED_POLICY
 
 K = 10
 MONTH = "2025-01-01"
@@ -168,7 +169,7 @@ def zoned(tmp_path_factory: pytest.TempPathFactory):
     from cs360_pipeline.registry import Provider
     from tests.privacy.test_cells import PROVIDER_CONFIG, paths_in, write_raw
 
-    shipped = load_policy()
+    shipped = load_policy(SHIPPED_POLICY)
     tables = shipped.tables.model_copy(
         update={"zones": {z: Zone(name=f"Zone {z}", beats=b) for z, b in ZONES.items()}}
     )
@@ -325,7 +326,7 @@ def area_policy(share: float | None = None, box: tuple[float, ...] = (0.9, 0.0, 
     zone: dict = {"name": "Harbour", "area": {"type": "Polygon", "coordinates": [square(*box)]}}
     if share is not None:
         zone["min_beat_share"] = share
-    shipped = load_policy()
+    shipped = load_policy(SHIPPED_POLICY)
     tables = shipped.tables.model_copy(update={"zones": {"HARBOUR": Zone(**zone)}})
     return shipped.model_copy(update={"tables": tables})
 

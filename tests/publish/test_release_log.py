@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from cs360_pipeline.publish import outputs, release_log
-from cs360_pipeline.settings import Paths
+from cs360_pipeline.settings import RELEASES_KEPT_ENV, Paths
 
 T0 = dt.datetime(2026, 1, 1, 2, 0)
 
@@ -115,14 +115,14 @@ def test_an_open_reader_does_not_block_an_update(paths: Paths) -> None:
 def test_keep_setting_never_goes_below_the_public_window(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(release_log.KEEP_ENV, raising=False)
+    monkeypatch.delenv(RELEASES_KEPT_ENV, raising=False)
     assert release_log.keep_releases(2) == release_log.DEFAULT_KEEP
-    monkeypatch.setenv(release_log.KEEP_ENV, "30")
+    monkeypatch.setenv(RELEASES_KEPT_ENV, "30")
     assert release_log.keep_releases(2) == 30
-    monkeypatch.setenv(release_log.KEEP_ENV, "1")
+    monkeypatch.setenv(RELEASES_KEPT_ENV, "1")
     assert release_log.keep_releases(2) == 3
-    monkeypatch.setenv(release_log.KEEP_ENV, "many")
-    with pytest.raises(ValueError, match=release_log.KEEP_ENV):
+    monkeypatch.setenv(RELEASES_KEPT_ENV, "many")
+    with pytest.raises(ValueError, match=RELEASES_KEPT_ENV):
         release_log.keep_releases(2)
 
 
