@@ -248,7 +248,7 @@ def _refresh_locked(
         code = 1
     else:
         print(f"Published release {after} to {paths.warehouse_db}")
-        code = _report_publication(result)
+        code = _report_publication(result, list(policy.audiences))
     print(summary(times), flush=True)
     from cs360_pipeline.privacy import fallbacks, placement
 
@@ -381,13 +381,13 @@ def _disk_shortfall(paths: Paths) -> str | None:
     )
 
 
-def _report_publication(result: ExecuteInProcessResult) -> int:
+def _report_publication(result: ExecuteInProcessResult, audiences: list[str]) -> int:
     """Where the brief went, and a non-zero exit when the published tables failed expectations."""
-    from cs360_pipeline.publish.outputs import AUDIENCES, audience_dir
+    from cs360_pipeline.publish.outputs import audience_dir
 
     paths = current_paths()
     release_id = _live_release(paths)
-    for audience in AUDIENCES:
+    for audience in audiences:
         brief = audience_dir(paths, release_id, audience) / "brief.html"
         if brief.exists():
             print(f"Brief ({audience}): {brief}")

@@ -16,13 +16,18 @@ import pytest
 import yaml
 
 from cs360_pipeline.ingest.dropfolder import DropFolder
-from cs360_pipeline.settings import PROJECT_DIR, Paths
+from cs360_pipeline.privacy.policy import load_policy
+from cs360_pipeline.publish.audiences import readers
+from cs360_pipeline.settings import PROJECT_DIR, SHIPPED_POLICY, Paths
 from cs360_pipeline.sql import connect
 
 BIN = Path(sys.executable).parent
 DEMO_END_MONTH = "2025-12"
 DEMO_SCALE = 0.1
 DEMO_SEED = 11
+# The shipped policy's audiences, by name: what the demo publishes for.
+READERS = {reader.name: reader for reader in readers(load_policy(SHIPPED_POLICY))}
+AUDIENCES = tuple(READERS)
 
 
 @dataclass(frozen=True)

@@ -360,7 +360,7 @@ def privacy_key(metric_id: str, metric: Metric, policy: Policy) -> str:
     named = [p for p in metric_providers(metric) if p in policy.providers]
     if not named:
         return "defaults"
-    strictest = max(named, key=lambda p: policy.rule(p, "pst").min_cell_size)
+    strictest = max(named, key=lambda p: policy.rule(p, metric.audiences[0]).min_cell_size)
     return f"providers.{strictest}"
 
 

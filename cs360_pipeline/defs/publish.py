@@ -16,6 +16,7 @@ from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.privacy import audit_memo, vault
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish import expectations, outputs, release_log
+from cs360_pipeline.publish.audiences import readers
 from cs360_pipeline.publish.exports import export_audience
 from cs360_pipeline.publish.gate import check, completeness
 from cs360_pipeline.publish.publication import publish_release
@@ -251,7 +252,8 @@ def after_publication() -> list[dg.AssetsDefinition]:
         paths = deployment.paths
         release_id = live_release(paths)
         written, skipped = [], []
-        for audience in outputs.AUDIENCES:
+        for reader in readers(deployment.policy()):
+            audience = reader.name
             step = f"exports/{audience}"
             fingerprint = _fingerprint(paths, audience)
             if not full_refresh(context) and outputs.up_to_date(
@@ -259,7 +261,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
             ):
                 skipped.append(audience)
                 continue
-            done = export_audience(paths, release_id, audience)
+            done = export_audience(paths, release_id, reader)
             outputs.mark_done(paths, release_id, step, fingerprint)
             written.extend(f"{audience}/{f.name}" for f in done.files)
         if skipped:
@@ -309,7 +311,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
             )
             return
         results = []
-        for audience in outputs.AUDIENCES:
+        for audience in deployment.policy().audiences:
             step = f"expectations/{audience}"
             fingerprint = _fingerprint(paths, audience)
             summary = expectations.summary_path(paths, release_id, audience)
@@ -348,7 +350,8 @@ def after_publication() -> list[dg.AssetsDefinition]:
                 "release_id": release_id,
                 **{f"{r.audience}": r.summary() for r in results},
                 "data_docs": str(
-                    outputs.audience_dir(paths, release_id, "pst") / expectations.DOCS_DIR
+                    outputs.audience_dir(paths, release_id, results[0].audience)
+                    / expectations.DOCS_DIR
                 ),
             }
         )
@@ -383,7 +386,8 @@ def after_publication() -> list[dg.AssetsDefinition]:
         history = "|".join(f"{e.release_id}@{e.first_published_at}" for e in log)
         checks = next((e.checks_summary for e in log if e.release_id == release_id), "")
         written = {}
-        for audience in outputs.AUDIENCES:
+        for reader in readers(deployment.policy()):
+            audience = reader.name
             folder = outputs.audience_dir(paths, release_id, audience)
             summary = expectations.summary_path(paths, release_id, audience)
             listing = ",".join(sorted(p.name for p in folder.glob("*") if p.suffix in DOWNLOADS))
@@ -399,8 +403,8 @@ def after_publication() -> list[dg.AssetsDefinition]:
             ):
                 written[audience] = f"{target} (up to date)"
                 continue
-            written[audience] = str(write_brief(paths, release_id, audience))
-            site = write_site(paths, release_id, audience)
+            written[audience] = str(write_brief(paths, release_id, reader))
+            site = write_site(paths, release_id, reader)
             context.log.info(f"{audience} site: {len(site.pages)} pages in {site.folder}")
             outputs.mark_done(paths, release_id, step, fingerprint)
         for audience, path in written.items():

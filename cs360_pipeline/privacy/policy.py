@@ -78,10 +78,18 @@ GEO_GRAIN = {"beat": 0, "piece": 1, "zone": 1, "district": 1, "city": 2}
 ZONE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
+AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
 class Audience(_Strict):
     """Who reads a table, and which cells it holds at all (table design comes first)."""
 
     description: str
+    # How pages and files name the audience ("Problem-Solving Team"); its key when not given.
+    title: str = ""
+    # Readers under the data-sharing agreement: their brief names each partner's steward and
+    # the files delivered, and their exports include the Excel workbook.
+    under_agreement: bool = False
     breakdowns_min_geo_level: Literal["beat", "district", "city"]
     beat_min_period_level: Literal["month", "quarter", "year"]
     rules: RuleOverride = RuleOverride()
@@ -263,6 +271,12 @@ class Policy(_Strict):
     def _audiences(self) -> Policy:
         if not self.audiences:
             raise ValueError("audiences: name at least one audience (pst, public)")
+        for name in self.audiences:  # a folder name under data/exports/<release>/ and a value
+            if not AUDIENCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"audiences.{name[:40]!r}: an audience's name is lower-case letters, digits "
+                    "and _ (at most 32, a letter first)"
+                )
         return self
 
     def rule(self, provider: str, audience: str, metrics: tuple[str, ...] = ()) -> Rule:

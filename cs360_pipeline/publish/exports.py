@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from cs360_pipeline.publish import xlsx
+from cs360_pipeline.publish.audiences import Reader
 from cs360_pipeline.publish.cell_safety import FORMULA_START, csv_text, csv_text_macro
 from cs360_pipeline.publish.outputs import audience_dir, sweep, write_text, write_with
 from cs360_pipeline.publish.reader import open_warehouse
@@ -148,8 +149,9 @@ def write_metric_csv(
     ).fetchall()[0][0]
 
 
-def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
+def export_audience(paths: Paths, release_id: str, reader: Reader) -> Exported:
     """Write one audience's files for the release currently in the warehouse."""
+    audience = reader.name
     folder = audience_dir(paths, release_id, audience)
     folder.mkdir(parents=True, exist_ok=True)
     sweep(folder)
@@ -181,18 +183,14 @@ def export_audience(paths: Paths, release_id: str, audience: str) -> Exported:
         for table, (typed, marked) in tables.items():
             files.append(_copy(con, typed, folder / f"{table}.parquet", "parquet"))
             files.append(_copy(con, marked, folder / f"{table}.csv", "csv"))
-        if audience == "pst":
+        if reader.under_agreement:
             files.append(write_workbook(con, release_id, audience, folder))
-        files.append(write_text(folder / "README.txt", readme(release_id, audience)))
+        files.append(write_text(folder / "README.txt", readme(release_id, reader)))
     return Exported(audience=audience, folder=folder, files=files)
 
 
-def readme(release_id: str, audience: str) -> str:
-    who = {
-        "pst": "members of the Problem-Solving Team, under the data-sharing agreement",
-        "public": "anyone: the figures the Problem-Solving Team publishes",
-    }[audience]
-    return f"""CS360 release {release_id}, audience "{audience}" ({who}).
+def readme(release_id: str, reader: Reader) -> str:
+    return f"""CS360 release {release_id}, audience "{reader.name}" ({reader.description}).
 
 metric_values   one row per metric, period, geography and breakdown
 metric_catalog  what each metric is, who owns it, its latest city-wide value

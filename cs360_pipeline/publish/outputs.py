@@ -22,10 +22,10 @@ from pathlib import Path
 
 import duckdb
 
+from cs360_pipeline.privacy.policy import AUDIENCE_NAME
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import ident
 
-AUDIENCES = ("pst", "public")
 FULL_TAG = "cs360/full"
 # Bump when the layout or content of the outputs changes, so the next refresh rewrites them.
 OUTPUT_FORMAT = "2"
@@ -40,8 +40,8 @@ def release_dir(paths: Paths, release_id: str) -> Path:
 
 
 def audience_dir(paths: Paths, release_id: str, audience: str) -> Path:
-    if audience not in AUDIENCES:
-        raise ValueError(f"unknown audience {audience!r}")
+    if not AUDIENCE_NAME.fullmatch(audience):
+        raise ValueError(f"not an audience name: {audience[:40]!r}")
     return release_dir(paths, release_id) / audience
 
 

@@ -20,7 +20,7 @@ from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.ingest.ledger import LEDGER_TABLE
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.publish import expectations, release_log, warehouse
-from cs360_pipeline.publish.outputs import AUDIENCES, audience_dir
+from cs360_pipeline.publish.outputs import audience_dir
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import Paths, expectations_enabled, frozen_as_of
 from cs360_pipeline.sql import connect
@@ -53,12 +53,12 @@ def unchanged_release(paths: Paths, providers: Iterable[Provider], policy: Polic
     live = str(manifest["release_id"])
     if not any(e.release_id == live for e in release_log.read(paths)):
         return None
-    return live if _outputs_written(paths, live) else None
+    return live if _outputs_written(paths, live, list(policy.audiences)) else None
 
 
-def _outputs_written(paths: Paths, release_id: str) -> bool:
+def _outputs_written(paths: Paths, release_id: str, audiences: list[str]) -> bool:
     """Every audience's exports, Data Docs (when expectations run), brief and site."""
-    for audience in AUDIENCES:
+    for audience in audiences:
         folder = audience_dir(paths, release_id, audience)
         wanted = [folder / "metric_values.parquet", folder / "brief.html"]
         wanted.append(folder / "site" / "index.html")

@@ -16,11 +16,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from cs360_pipeline.publish.audiences import Reader
 from cs360_pipeline.publish.exports import NO_DIMENSION_DATA
 from cs360_pipeline.publish.outputs import audience_dir, write_text
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
 from cs360_pipeline.report.charts import period_label
-from cs360_pipeline.report.data import AUDIENCE_TITLE, NA, BriefData, Metric, gather
+from cs360_pipeline.report.data import NA, BriefData, Metric, gather
 from cs360_pipeline.report.views import card, render
 from cs360_pipeline.settings import Paths
 
@@ -48,9 +49,9 @@ ABOUT = (
 )
 
 
-def write_brief(paths: Paths, release_id: str, audience: str) -> Path:
-    data = gather(paths, release_id, audience)
-    target = audience_dir(paths, release_id, audience) / BRIEF_FILE
+def write_brief(paths: Paths, release_id: str, reader: Reader) -> Path:
+    data = gather(paths, release_id, reader)
+    target = audience_dir(paths, release_id, reader.name) / BRIEF_FILE
     return write_text(target, render(BRIEF_FILE, **page_context(data), **_brief_context(data)))
 
 
@@ -59,7 +60,7 @@ def page_context(data: BriefData) -> dict[str, Any]:
     through = max((p.period for m in data.metrics for p in m.points), default=None)
     return {
         "release_id": data.release_id,
-        "audience_title": AUDIENCE_TITLE.get(data.audience, data.audience),
+        "audience_title": data.reader.title,
         "published": when(data.entry.published_at) if data.entry else NA,
         "data_through": period_label(through) if through else NA,
         "about": ABOUT,
@@ -96,9 +97,9 @@ def _brief_context(data: BriefData) -> dict[str, Any]:
         "no_dimension_data": NO_DIMENSION_DATA,
         "print_legend": PRINT_LEGEND,
         "changes": _changes(data),
-        "pst": data.audience == "pst",
+        "under_agreement": data.reader.under_agreement,
         "as_of": when(next((p.get("as_of") for p in data.providers if p.get("as_of")), None)),
-        "providers": [_provider(p, data.audience == "pst") for p in data.providers],
+        "providers": [_provider(p, data.reader.under_agreement) for p in data.providers],
         "areas": _areas(data),
         "checks": _checks(data),
         "history": [
@@ -131,7 +132,7 @@ def _changes(data: BriefData) -> dict[str, Any]:
         words = []
         for provider, names in sorted(per_provider.items()):
             text = f"{provider}: {len(names)} file{'s' if len(names) != 1 else ''}"
-            if data.audience == "pst":  # file names are for the PST only
+            if data.reader.under_agreement:  # file names are for readers under the agreement
                 more = ", …" if len(names) > FILES_NAMED else ""
                 text += f" ({', '.join(names[:FILES_NAMED])}{more})"
             words.append(text)
@@ -178,7 +179,7 @@ def _changes(data: BriefData) -> dict[str, Any]:
     }
 
 
-def _provider(p: dict[str, Any], pst: bool) -> dict[str, Any]:
+def _provider(p: dict[str, Any], under_agreement: bool) -> dict[str, Any]:
     status = p.get("freshness_status")
     contact = " ".join(str(v) for v in (p.get("steward"), p.get("steward_email")) if v is not None)
     days = p.get("days_since_data")
@@ -191,7 +192,7 @@ def _provider(p: dict[str, Any], pst: bool) -> dict[str, Any]:
         "next": when(p.get("next_expected_by")),
         "status": status,
         "status_label": FRESHNESS_LABEL.get(status or "", status),
-        "steward": (contact or NA) if pst else "",
+        "steward": (contact or NA) if under_agreement else "",
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from cs360_pipeline.publish import release_log
+from cs360_pipeline.publish.audiences import Reader
 from cs360_pipeline.publish.expectations import SUMMARY_FILE, Validation
 from cs360_pipeline.publish.outputs import audience_dir
 from cs360_pipeline.publish.warehouse import release_of
@@ -27,7 +28,6 @@ from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
 
 NA = "\N{EN DASH}"  # shown where there is nothing to show
-AUDIENCE_TITLE = {"pst": "Problem-Solving Team", "public": "Public"}
 TARGET_COLUMNS = ("target", "target_value")
 BASELINE_COLUMNS = ("baseline", "baseline_value")
 CELL_KEY = "metric_id, period_level, period_start, geo_level, geo_code, breakdown"
@@ -109,7 +109,7 @@ class Changes:
 @dataclass
 class BriefData:
     release_id: str
-    audience: str
+    reader: Reader
     entry: release_log.Entry | None
     log: list[release_log.Entry]
     metrics: list[Metric]
@@ -118,6 +118,10 @@ class BriefData:
     changes: Changes
     validation: Validation | None
     files: list[str]
+
+    @property
+    def audience(self) -> str:
+        return self.reader.name
 
 
 def _first_number(row: dict[str, Any], names: Sequence[str]) -> float | None:
@@ -315,7 +319,8 @@ def _changes(
     return changes
 
 
-def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
+def gather(paths: Paths, release_id: str, reader: Reader) -> BriefData:
+    audience = reader.name
     log = release_log.read(paths)
     entry = next((e for e in log if e.release_id == release_id), None)
     previous = release_log.previous(log, release_id)
@@ -355,7 +360,7 @@ def gather(paths: Paths, release_id: str, audience: str) -> BriefData:
     )
     return BriefData(
         release_id=release_id,
-        audience=audience,
+        reader=reader,
         entry=entry,
         log=log,
         metrics=metrics,

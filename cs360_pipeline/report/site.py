@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from cs360_pipeline.publish.audiences import Reader
 from cs360_pipeline.publish.exports import write_metric_csv
 from cs360_pipeline.publish.outputs import audience_dir, write_text
 from cs360_pipeline.report.brief import by_dimension, page_context
@@ -36,9 +37,10 @@ class Site:
     pages: list[Path]
 
 
-def write_site(paths: Paths, release_id: str, audience: str) -> Site:
+def write_site(paths: Paths, release_id: str, reader: Reader) -> Site:
     """Write the audience's site for the release in the warehouse; returns its pages."""
-    data = gather(paths, release_id, audience)
+    audience = reader.name
+    data = gather(paths, release_id, reader)
     folder = audience_dir(paths, release_id, audience) / SITE_DIR
     common = page_context(data)
     pages = [

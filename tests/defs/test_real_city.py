@@ -344,6 +344,29 @@ def assert_matches(published: dict, expected: Counter, at_least: float = 0.4) ->
     assert shown >= len(expected) * at_least, f"only {shown} of {len(expected)} cells shown"
 
 
+def assert_the_council_has_its_outputs(city: City) -> None:
+    """The audience added to the policy has its rows, exports, brief and site; it is not under
+    the data-sharing agreement, so no workbook and no steward."""
+    con = duckdb.connect(str(city.folder / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        release = con.execute("SELECT release_id FROM release_manifest").fetchall()[0][0]
+        shown = con.execute(
+            "SELECT audience, count(*) FROM metric_values "
+            "WHERE metric_id = 'sheriff_shots_fired_calls' GROUP BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    assert dict(shown).keys() == {"pst", "public", "council"}
+    folder = city.folder / "data" / "exports" / release / "council"
+    for name in ("metric_values.parquet", "metric_values.csv", "README.txt", "brief.html",
+                 "site/index.html"):  # fmt: skip
+        assert (folder / name).is_file(), name
+    assert not list(folder.glob("*.xlsx"))
+    brief = (folder / "brief.html").read_text(encoding="utf-8")
+    assert "CompStat360 brief: City Council" in brief and "<th>steward</th>" not in brief
+    assert "council members: city-wide figures by year" in (folder / "README.txt").read_text()
+
+
 def new_lakeport(root: Path) -> City:
     """Lakeport's deployment with its beat map, police contract and metrics, nothing loaded."""
     city = City(root)
@@ -384,11 +407,17 @@ def test_a_new_city_publishes_what_its_raw_files_count(lakeport: City) -> None:
     (lakeport.folder / "sources" / "sheriff").mkdir()
     (lakeport.folder / "sources" / "sheriff" / "provider.yml").write_text(yaml.safe_dump(sheriff))
     lakeport.edit_yaml("metrics/cs360_metrics.yml", lambda m: m["metrics"].update(
-        sheriff_shots_fired_calls=metric("Sheriff's shots-fired calls",
-                                         "sheriff.shots_fired_calls", "sheriff")))  # fmt: skip
+        sheriff_shots_fired_calls={**metric("Sheriff's shots-fired calls",
+                                            "sheriff.shots_fired_calls", "sheriff"),
+                                   "audiences": ["pst", "public", "council"]}))  # fmt: skip
+    # And a third audience, named in the policy alone: the city council, city-wide by year.
+    lakeport.edit_yaml("privacy/policy.yml", lambda p: p["audiences"].update(council={
+        "title": "City Council", "description": "council members: city-wide figures by year",
+        "breakdowns_min_geo_level": "city", "beat_min_period_level": "year"}))  # fmt: skip
     county = calls_file(call_rows(seed=4, months=range(1, 13), first_id=50_001))
     lakeport.drop("sheriff", "calls_2025.csv", county)
     lakeport.refresh()
+    assert_the_council_has_its_outputs(lakeport)
 
     assert_matches(lakeport.published("shots_fired_calls"), expected_shots([annual, august]))
     assert_matches(lakeport.published("violent_incidents"), expected_incidents(incidents))

@@ -33,11 +33,10 @@ from cs360_pipeline.publish.cell_safety import (
     csv_text_macro,
 )
 from cs360_pipeline.publish.exports import export_audience, sheet_title
-from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.publish.reader import open_warehouse
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment
+from tests.conftest import AUDIENCES, READERS, Deployment
 
 # What a spreadsheet runs: the classics, a hidden formula behind a tab or carriage return, one
 # that needs CSV quoting (newline, comma, quotes), an error literal and a control character.
@@ -147,8 +146,8 @@ def hostile(demo: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Hosti
     release_id = demo.query("SELECT max(release_id) FROM metric_values")[0][0]
     release = HostileRelease(paths, release_id, beat_names)
     for audience in AUDIENCES:
-        export_audience(paths, release.release_id, audience)
-        write_brief(paths, release.release_id, audience)
+        export_audience(paths, release.release_id, READERS[audience])
+        write_brief(paths, release.release_id, READERS[audience])
     return release
 
 

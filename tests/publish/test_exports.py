@@ -14,9 +14,8 @@ import pytest
 from openpyxl import load_workbook
 
 from cs360_pipeline.publish.exports import NOT_APPLICABLE, sheet_title
-from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.settings import PROJECT_DIR
-from tests.conftest import Deployment
+from tests.conftest import AUDIENCES, Deployment
 
 KEY = "metric_id, period_level, period_start, geo_level, geo_code, breakdown"
 

@@ -22,10 +22,9 @@ from openpyxl import load_workbook
 
 from cs360_pipeline.publish.exports import NO_DIMENSION_DATA, NO_METRIC_DATA, export_audience
 from cs360_pipeline.publish.gate import Completeness, completeness
-from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment
+from tests.conftest import AUDIENCES, READERS, Deployment
 
 POLICE_METRICS = "SELECT metric_id FROM shared.metric_definitions WHERE providers LIKE '%police%'"
 
@@ -230,8 +229,8 @@ def gaps(demo: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Gaps:
         con.execute("CHECKPOINT")
     gaps = Gaps(Paths(data_dir=data, sources_dir=demo.sources), release_id, dimension, ids, metric)
     for audience in AUDIENCES:
-        export_audience(gaps.paths, release_id, audience)
-        write_brief(gaps.paths, release_id, audience)
+        export_audience(gaps.paths, release_id, READERS[audience])
+        write_brief(gaps.paths, release_id, READERS[audience])
     return gaps
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.registry import load_providers
 from cs360_pipeline.registry.models import COMMUNITY_MAP_AREAS
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.report.charts import Point, fmt_change, legend, period_label, trend_svg
 from cs360_pipeline.report.maps import MapValue, Place, classes, map_svg
 from cs360_pipeline.settings import Paths
-from tests.conftest import Deployment, warehouse_copy
+from tests.conftest import AUDIENCES, READERS, Deployment, warehouse_copy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -260,8 +259,8 @@ def test_public_brief_holds_only_public_figures(demo: Deployment, tmp_path: Path
         con.close()
     paths = Paths(data_dir=data, sources_dir=demo.sources)
     release_id = release_of(demo)
-    public = write_brief(paths, release_id, "public").read_text(encoding="utf-8")
-    pst = write_brief(paths, release_id, "pst").read_text(encoding="utf-8")
+    public = write_brief(paths, release_id, READERS["public"]).read_text(encoding="utf-8")
+    pst = write_brief(paths, release_id, READERS["pst"]).read_text(encoding="utf-8")
 
     assert "7,777" in public and "8,888" not in public
     assert "8,888" in pst and "7,777" not in pst
@@ -281,7 +280,7 @@ def test_cards_of_late_sources_say_so(demo: Deployment, tmp_path: Path) -> None:
         "stale_sources = 'police/calls overdue, data far_behind' "
         "WHERE metric_id = 'shots_fired_calls'",
     )
-    page = write_brief(paths, release_of(demo), "pst").read_text(encoding="utf-8")
+    page = write_brief(paths, release_of(demo), READERS["pst"]).read_text(encoding="utf-8")
     cards = dict(re.findall(r'<article class="card" id="m-([^"]+)">(.*?)</article>', page, re.S))
     late = cards.pop("shots_fired_calls")
     assert '<p class="doubt stale">' in late and "police/calls overdue, data far behind" in late
@@ -568,7 +567,7 @@ def test_a_late_source_and_a_partial_month_are_visible_on_the_card(
                               WHERE metric_id = 'shots_fired_calls' AND period_level = 'month')
         """,
     )
-    page = write_brief(paths, release_of(demo), "pst")
+    page = write_brief(paths, release_of(demo), READERS["pst"])
     text = page.read_text(encoding="utf-8")
     text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text, flags=re.S)
     probe = tmp_path / "probe.html"

@@ -17,9 +17,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from cs360_pipeline.publish.outputs import AUDIENCES
 from cs360_pipeline.report.site import SITE_DIR, write_site
-from tests.conftest import Deployment, warehouse_copy
+from tests.conftest import AUDIENCES, READERS, Deployment, warehouse_copy
 from tests.report.test_brief import (
     CHROMIUM,
     ERROR_CATCHER,
@@ -94,7 +93,7 @@ def test_catalog_text_is_escaped(demo: Deployment, tmp_path: Path) -> None:
         "UPDATE metric_catalog SET title = '<script>alert(1)</script>', "
         "definition = '<img src=x onerror=alert(2)>' WHERE metric_id = 'shots_fired_calls'",
     )
-    written = write_site(paths, release_of(demo), "pst")
+    written = write_site(paths, release_of(demo), READERS["pst"])
     for page in written.pages:
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text and "<img" not in text, page
