@@ -213,7 +213,7 @@ def _refresh_locked(
     from cs360_pipeline.definitions import defs, deployment, registry
     from cs360_pipeline.defs.selection import refresh_selection
     from cs360_pipeline.instance import fail_interrupted_run
-    from cs360_pipeline.publish.publication import reconcile
+    from cs360_pipeline.release.publication import reconcile
     from cs360_pipeline.run_times import run_times, summary
 
     job_name = f"refresh_{args.provider}" if args.provider else "refresh_all"
@@ -265,8 +265,8 @@ def _stays_published(args: argparse.Namespace, paths: Paths) -> str | None:
     """The live release when this refresh would publish it again unchanged (checked before
     Dagster is loaded); None when there is work, or a provider file to report."""
     from cs360_pipeline.privacy.policy import load_policy
-    from cs360_pipeline.publish.unchanged import unchanged_release
     from cs360_pipeline.registry import load_registry
+    from cs360_pipeline.release.unchanged import unchanged_release
 
     registry = load_registry(paths.sources_dir)
     if registry.problems:
@@ -732,7 +732,7 @@ class _Version(argparse.Action):
         problem = _use_deployment(namespace) if namespace.deployment else None
         if problem:
             parser.exit(USAGE, f"cs360: {problem}\n")
-        from cs360_pipeline.catalog.release import code_version
+        from cs360_pipeline.release.identity import code_version
 
         print(f"cs360 {version('cs360-pipeline')} (code {code_version(current_paths())})")
         parser.exit(OK)

@@ -11,6 +11,7 @@ import os
 from contextlib import closing
 from pathlib import Path
 
+from cs360_pipeline.privacy.zones import restricted_to_shared
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
 
@@ -32,3 +33,27 @@ def write_snapshot(paths: Paths) -> Path:
         )
     os.replace(scratch, target)
     return target
+
+
+def write_deliveries(paths: Paths) -> int:
+    """Copy the ingest ledger (delivery metadata, not row level) to the shared zone.
+
+    A loaded file's ``_loaded_at`` is the stamp its rows carry in the restricted tables: the
+    loader inserts the rows and records the file in one transaction, so the ledger's
+    ``processed_at`` is that same instant. It is kept as a UTC timestamp for dbt's source
+    freshness, which reads it as the time of each dataset's latest delivery. Where the bytes lie
+    on the restricted server (``stored_as``, ``snapshot``) and the inbox file's identity stay
+    in the restricted ledger.
+    """
+    with restricted_to_shared(paths) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS shared")
+        con.execute(
+            """
+            CREATE OR REPLACE TABLE shared.deliveries AS
+            SELECT * EXCLUDE (stored_as, snapshot, inbox_identity),
+                   CASE WHEN status = 'loaded'
+                        THEN CAST(timezone('UTC', processed_at) AS TIMESTAMP) END AS _loaded_at
+            FROM raw._ingest_ledger ORDER BY processed_at, file_name
+            """
+        )
+        return con.execute("SELECT count(*) FROM shared.deliveries").fetchall()[0][0]

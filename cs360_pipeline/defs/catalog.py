@@ -5,7 +5,7 @@ from contextlib import closing
 import dagster as dg
 
 from cs360_pipeline.catalog.datasets import write_datasets
-from cs360_pipeline.catalog.deliveries_snapshot import write_snapshot
+from cs360_pipeline.catalog.deliveries_snapshot import write_deliveries, write_snapshot
 from cs360_pipeline.catalog.metrics import (
     check_against_policy,
     uncovered_goals,
@@ -13,13 +13,15 @@ from cs360_pipeline.catalog.metrics import (
     write_notes,
     write_privacy_rules,
 )
-from cs360_pipeline.catalog.release import write_deliveries, write_release
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.privacy import shared_key
 from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release.identity import write_release
 
 GROUP = "catalog"
+# The release itself: its id (here), its publication and its log (defs/publish.py).
+RELEASE_GROUP = "release"
 
 
 def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
@@ -93,7 +95,7 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     @dg.asset(
         key=shared_key("release"),
         deps=every_dataset,
-        group_name=GROUP,
+        group_name=RELEASE_GROUP,
         kinds={"duckdb"},
         description=(
             "The release being built: an id hashed from the delivered files, the privacy policy "

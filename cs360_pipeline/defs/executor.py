@@ -19,8 +19,8 @@ from dagster._core.executor.in_process import InProcessExecutor
 
 from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.instance import fail_interrupted_run
-from cs360_pipeline.publish.publication import reconcile
 from cs360_pipeline.refresh_lock import Holder, held_by_this_process, refresh_lock
+from cs360_pipeline.release.publication import reconcile
 
 # A queued run waits this long for a refresh started outside the queue (the CLI, cron).
 WAIT_SECONDS = 6 * 3600

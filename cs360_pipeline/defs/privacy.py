@@ -6,7 +6,6 @@ from typing import Any
 import dagster as dg
 
 from cs360_pipeline.catalog.metrics import POPULATION, POPULATION_DATASET, measures_by_metric
-from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.defs import contracts
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.resources import DeploymentResource
@@ -24,6 +23,7 @@ from cs360_pipeline.privacy.reference import (
 from cs360_pipeline.privacy.shared_cells import write_union
 from cs360_pipeline.privacy.zones import raw_tables, restricted_to_shared
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release.identity import code_version
 
 REFERENCE = "city"
 

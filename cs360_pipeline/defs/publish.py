@@ -11,17 +11,19 @@ from typing import Any
 import dagster as dg
 
 from cs360_pipeline.defs import contracts
+from cs360_pipeline.defs.catalog import RELEASE_GROUP
 from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.defs.run_options import full_refresh
 from cs360_pipeline.privacy import audit_memo, vault
 from cs360_pipeline.privacy.release_audit import audit_release
-from cs360_pipeline.publish import expectations, outputs, release_log
+from cs360_pipeline.publish import expectations, outputs
 from cs360_pipeline.publish.audiences import readers
 from cs360_pipeline.publish.exports import export_audience
 from cs360_pipeline.publish.gate import check, completeness
-from cs360_pipeline.publish.publication import publish_release
 from cs360_pipeline.publish.warehouse import MARTS_SCHEMA, PUBLISHED_TABLES, live_release
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release import log as release_log
+from cs360_pipeline.release.publication import publish_release
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.report.site import SITE_DIR, write_site
 from cs360_pipeline.settings import EXPECTATIONS_ENV, Paths, expectations_enabled
@@ -168,12 +170,12 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     @dg.asset(
         key=WAREHOUSE_KEY,
         deps=MART_KEYS,
-        group_name=GROUP,
+        group_name=RELEASE_GROUP,
         kinds={"duckdb"},
         description=(
             "data/warehouse.duckdb: the marts copied into a new file with the release's manifest "
             "and swapped in atomically, in step with the privacy vault and the release log "
-            "(publish/publication.py). Analysts open it read-only."
+            "(release/publication.py). Analysts open it read-only."
         ),
     )
     def warehouse(
@@ -205,7 +207,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=RELEASE_LOG_KEY,
         deps=[WAREHOUSE_KEY],
-        group_name=GROUP,
+        group_name=RELEASE_GROUP,
         kinds={"duckdb"},
         description=(
             "data/releases.duckdb, table release_log: every release published (id, time, input "

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.privacy import cells_datasets, shared_key
 from cs360_pipeline.ingest.dropfolder import DropFolder
@@ -24,6 +23,7 @@ from cs360_pipeline.privacy import cells_inputs
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.publish import warehouse
 from cs360_pipeline.registry import Registry
+from cs360_pipeline.release.identity import code_version
 from cs360_pipeline.settings import Paths
 from cs360_pipeline.sql import connect, literal
 

@@ -13,7 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from cs360_pipeline.catalog.dbt_workdir import prepare, project_files
 from cs360_pipeline.defs.resources import DeploymentResource
-from cs360_pipeline.publish.unchanged import scorecard_date
+from cs360_pipeline.release.unchanged import scorecard_date
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("cs360-dbt"))
 # A run tagged with this ("log") keeps dbt's messages out of its standard output: `cs360

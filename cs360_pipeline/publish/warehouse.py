@@ -3,7 +3,7 @@
 DuckDB lets no process read a file while another writes it, so the release is written to a new
 file beside the warehouse, checkpointed, closed and renamed over the old one. Readers that had the
 old file open keep their snapshot; new readers get the new release; nobody sees a mix. The order
-around the swap (vault, release log) lives in :mod:`cs360_pipeline.publish.publication`.
+around the swap (vault, release log) lives in :mod:`cs360_pipeline.release.publication`.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ from typing import Any
 
 import duckdb
 
-from cs360_pipeline.publish import release_log
 from cs360_pipeline.publish.audiences import Reader
 from cs360_pipeline.publish.expectations import SUMMARY_FILE, Validation
 from cs360_pipeline.publish.outputs import audience_dir
 from cs360_pipeline.publish.warehouse import release_of
+from cs360_pipeline.release import log as release_log
 from cs360_pipeline.report.charts import ChartNote, Point, period_end, period_label
 from cs360_pipeline.report.maps import MapValue, Place
 from cs360_pipeline.settings import Paths

@@ -23,9 +23,9 @@ import dagster as dg
 import pytest
 
 from cs360_pipeline import cli
-from cs360_pipeline.catalog.release import code_version
 from cs360_pipeline.demo import generate
 from cs360_pipeline.progress import CLEAR_LINE, Progress
+from cs360_pipeline.release.identity import code_version
 from cs360_pipeline.settings import PROJECT_DIR, current_paths
 from tests.conftest import Deployment, check_result, copy_provider_configs, new_deployment
 

@@ -22,7 +22,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance
 
 from cs360_pipeline.demo import generate
 from cs360_pipeline.faults import FAULT_ENV
-from cs360_pipeline.publish.release_log import read as read_log
+from cs360_pipeline.release.log import read as read_log
 from cs360_pipeline.settings import Paths
 from tests.conftest import BIN, Deployment, new_deployment
 

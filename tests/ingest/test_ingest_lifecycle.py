@@ -22,10 +22,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from cs360_pipeline.catalog.release import describe_release
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import NAME_MAX, DropFolder, printable_name
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release.identity import describe_release
 from cs360_pipeline.settings import PROJECT_DIR, settle_seconds
 from cs360_pipeline.sql import connect
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from cs360_pipeline.catalog.release import describe_release
 from cs360_pipeline.faults import FAULT_ENV
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.ingest.loader import contract_digest
 from cs360_pipeline.ingest.reingest import SCRATCH_NAME, ReingestError, reingest
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release.identity import describe_release
 from cs360_pipeline.sql import connect
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER
 

@@ -17,10 +17,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from cs360_pipeline.catalog.release import describe_release
 from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release.identity import describe_release
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER
 
 CONFIG: dict[str, Any] = {

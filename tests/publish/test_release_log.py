@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cs360_pipeline.publish import outputs, release_log
+from cs360_pipeline.publish import outputs
+from cs360_pipeline.release import log as release_log
 from cs360_pipeline.settings import RELEASES_KEPT_ENV, Paths
 
 T0 = dt.datetime(2026, 1, 1, 2, 0)

@@ -482,7 +482,7 @@ def test_notes_reach_the_charts_pages_exports_and_release_log(demo: Deployment) 
     metric's chart and listed under it, on its page of the site, in the exports and in the log."""
     import yaml
 
-    from cs360_pipeline.publish.release_log import read as read_log
+    from cs360_pipeline.release.log import read as read_log
     from cs360_pipeline.settings import PROJECT_DIR
 
     notes = yaml.safe_load((PROJECT_DIR / "metrics" / "notes.yml").read_text())["notes"]

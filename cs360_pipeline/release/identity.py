@@ -97,27 +97,3 @@ def write_release(paths: Paths, policy_sha256: str) -> Release:
             ],
         )
     return release
-
-
-def write_deliveries(paths: Paths) -> int:
-    """Copy the ingest ledger (delivery metadata, not row level) to the shared zone.
-
-    A loaded file's ``_loaded_at`` is the stamp its rows carry in the restricted tables: the
-    loader inserts the rows and records the file in one transaction, so the ledger's
-    ``processed_at`` is that same instant. It is kept as a UTC timestamp for dbt's source
-    freshness, which reads it as the time of each dataset's latest delivery. Where the bytes lie
-    on the restricted server (``stored_as``, ``snapshot``) and the inbox file's identity stay
-    in the restricted ledger.
-    """
-    with restricted_to_shared(paths) as con:
-        con.execute("CREATE SCHEMA IF NOT EXISTS shared")
-        con.execute(
-            """
-            CREATE OR REPLACE TABLE shared.deliveries AS
-            SELECT * EXCLUDE (stored_as, snapshot, inbox_identity),
-                   CASE WHEN status = 'loaded'
-                        THEN CAST(timezone('UTC', processed_at) AS TIMESTAMP) END AS _loaded_at
-            FROM raw._ingest_ledger ORDER BY processed_at, file_name
-            """
-        )
-        return con.execute("SELECT count(*) FROM shared.deliveries").fetchall()[0][0]

@@ -15,13 +15,14 @@ import datetime as dt
 from collections.abc import Iterable
 from contextlib import closing
 
-from cs360_pipeline.catalog.release import code_version, describe_release
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.ingest.ledger import LEDGER_TABLE
 from cs360_pipeline.privacy.policy import Policy
-from cs360_pipeline.publish import expectations, release_log, warehouse
+from cs360_pipeline.publish import expectations, warehouse
 from cs360_pipeline.publish.outputs import audience_dir
 from cs360_pipeline.registry import Provider
+from cs360_pipeline.release import log as release_log
+from cs360_pipeline.release.identity import code_version, describe_release
 from cs360_pipeline.settings import Paths, expectations_enabled, frozen_as_of
 from cs360_pipeline.sql import connect
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from cs360_pipeline.faults import fault_point
 from cs360_pipeline.privacy import vault
-from cs360_pipeline.publish import release_log, warehouse
+from cs360_pipeline.publish import warehouse
+from cs360_pipeline.release import log as release_log
 from cs360_pipeline.settings import Paths
 
 
