@@ -25,8 +25,8 @@ from cs360_pipeline.registry import Provider
 from cs360_pipeline.release import log as release_log
 from cs360_pipeline.release.publication import publish_release
 from cs360_pipeline.report.brief import write_brief
-from cs360_pipeline.report.site import SITE_DIR, write_site
-from cs360_pipeline.settings import EXPECTATIONS_ENV, Paths, expectations_enabled
+from cs360_pipeline.report.site import write_site
+from cs360_pipeline.settings import EXPECTATIONS_ENV, expectations_enabled
 from cs360_pipeline.sql import connect
 
 MART_KEYS = [dg.AssetKey([MARTS_SCHEMA, t]) for t in PUBLISHED_TABLES]
@@ -37,7 +37,6 @@ EXPORTS_KEY = dg.AssetKey(["published", "exports"])
 EXPECTATIONS_KEY = dg.AssetKey(["published", "expectations"])
 BRIEF_KEY = dg.AssetKey(["published", "brief"])
 DBT_LAYERS = {"staging", "intermediate", "marts"}
-DOWNLOADS = {".csv", ".parquet", ".xlsx", ".txt"}  # what the brief links to
 RELEASE_CHECKS = {"privacy_gate", "privacy_audit", "release_complete"}  # ours, not dbt's
 
 
@@ -253,27 +252,15 @@ def after_publication() -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         paths = deployment.paths
         release_id = live_release(paths)
-        written, skipped = [], []
+        written = []
         for reader in readers(deployment.policy()):
-            audience = reader.name
-            step = f"exports/{audience}"
-            fingerprint = _fingerprint(paths, audience)
-            if not full_refresh(context) and outputs.up_to_date(
-                paths, release_id, step, fingerprint
-            ):
-                skipped.append(audience)
-                continue
             done = export_audience(paths, release_id, reader)
-            outputs.mark_done(paths, release_id, step, fingerprint)
-            written.extend(f"{audience}/{f.name}" for f in done.files)
-        if skipped:
-            context.log.info(f"exports of {release_id} for {', '.join(skipped)} are up to date")
+            written.extend(f"{reader.name}/{f.name}" for f in done.files)
         return dg.MaterializeResult(
             metadata={
                 "release_id": release_id,
                 "path": str(outputs.release_dir(paths, release_id)),
                 "files_written": len(written),
-                "up_to_date": ", ".join(skipped) or "none",
             }
         )
 
@@ -314,20 +301,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
             return
         results = []
         for audience in deployment.policy().audiences:
-            step = f"expectations/{audience}"
-            fingerprint = _fingerprint(paths, audience)
-            summary = expectations.summary_path(paths, release_id, audience)
-            previous = expectations.Validation.load(summary)
-            if (
-                previous is not None
-                and not full_refresh(context)
-                and outputs.up_to_date(paths, release_id, step, fingerprint)
-            ):
-                results.append(previous)
-                continue
-            result = expectations.validate(paths, release_id, audience)
-            outputs.mark_done(paths, release_id, step, fingerprint)
-            results.append(result)
+            results.append(expectations.validate(paths, release_id, audience))
         failures = [
             f"{r.audience}: {o.table}: {o.description}" for r in results for o in r.failures
         ]
@@ -384,31 +358,11 @@ def after_publication() -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         paths = deployment.paths
         release_id = live_release(paths)
-        log = release_log.read(paths)
-        history = "|".join(f"{e.release_id}@{e.first_published_at}" for e in log)
-        checks = next((e.checks_summary for e in log if e.release_id == release_id), "")
         written = {}
         for reader in readers(deployment.policy()):
-            audience = reader.name
-            folder = outputs.audience_dir(paths, release_id, audience)
-            summary = expectations.summary_path(paths, release_id, audience)
-            listing = ",".join(sorted(p.name for p in folder.glob("*") if p.suffix in DOWNLOADS))
-            validation = summary.read_text(encoding="utf-8") if summary.exists() else ""
-            fingerprint = _fingerprint(paths, audience, history, checks, listing, validation)
-            step = f"brief/{audience}"
-            target = folder / "brief.html"
-            if (
-                target.exists()
-                and (folder / SITE_DIR / "index.html").exists()
-                and not full_refresh(context)
-                and outputs.up_to_date(paths, release_id, step, fingerprint)
-            ):
-                written[audience] = f"{target} (up to date)"
-                continue
-            written[audience] = str(write_brief(paths, release_id, reader))
+            written[reader.name] = str(write_brief(paths, release_id, reader))
             site = write_site(paths, release_id, reader)
-            context.log.info(f"{audience} site: {len(site.pages)} pages in {site.folder}")
-            outputs.mark_done(paths, release_id, step, fingerprint)
+            context.log.info(f"{reader.name} site: {len(site.pages)} pages in {site.folder}")
         for audience, path in written.items():
             context.log.info(f"{audience} brief: {path}")
         return dg.MaterializeResult(
@@ -420,16 +374,3 @@ def after_publication() -> list[dg.AssetsDefinition]:
 
     return [release_log_asset, exports, expectations_asset, brief]
 
-
-def _fingerprint(paths: Paths, audience: str, *extra: str) -> str:
-    with closing(connect(paths.warehouse_db, read_only=True)) as con:
-        return outputs.table_fingerprint(
-            con,
-            {
-                "metric_values": audience,
-                "metric_catalog": audience,
-                "geography": None,
-                "provider_status": None,
-            },
-            *extra,
-        )

@@ -1,8 +1,8 @@
 """The per-release output folder: ``<data>/exports/<release>/<audience>/``.
 
-Each step that writes there (exports, expectations, brief) records a fingerprint of what it was
-made from. A refresh that publishes the same release with the same tables finds its fingerprint
-and skips the step; ``cs360 refresh --full`` rewrites everything regardless.
+The steps that write there (exports, expectations, brief and site) rewrite their files at every
+refresh that reaches them: they are small, and a file rewritten from the live release is never
+stale. A refresh with nothing new does not reach them (``release/unchanged.py``).
 
 Files are written to a temporary name and renamed into place, so a reader never opens half a
 file. Only the current release and the releases the privacy policy treats as still public are
@@ -11,8 +11,6 @@ kept: older exports could be set against the current release, which the audit do
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -20,16 +18,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
 from cs360_pipeline.privacy.policy import AUDIENCE_NAME
 from cs360_pipeline.settings import Paths
-from cs360_pipeline.sql import ident
 
 FULL_TAG = "cs360/full"
-# Bump when the layout or content of the outputs changes, so the next refresh rewrites them.
-OUTPUT_FORMAT = "2"
-FINGERPRINTS = ".fingerprints.json"
 RELEASE_DIR = re.compile(r"^r-[0-9a-f]{12}$")
 
 
@@ -43,49 +35,6 @@ def audience_dir(paths: Paths, release_id: str, audience: str) -> Path:
     if not AUDIENCE_NAME.fullmatch(audience):
         raise ValueError(f"not an audience name: {audience[:40]!r}")
     return release_dir(paths, release_id) / audience
-
-
-def table_fingerprint(
-    con: duckdb.DuckDBPyConnection, tables: dict[str, str | None], *extra: str
-) -> str:
-    """A digest of the published tables' content (``table -> audience filter``) plus ``extra``.
-
-    The release id alone is not enough: the delivery scorecard is computed for the day of the
-    refresh, so the same release can carry a newer ``provider_status``.
-    """
-    digest = hashlib.sha256(OUTPUT_FORMAT.encode())
-    for table, audience in sorted(tables.items(), key=lambda kv: kv[0]):
-        where = "WHERE audience = ?" if audience else ""
-        params = [audience] if audience else []
-        row = con.execute(
-            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {ident(table)} AS t {where}",
-            params,
-        ).fetchall()[0]
-        digest.update(f"{table}\0{audience}\0{row[0]}\0{row[1]}\n".encode())
-    for item in extra:
-        digest.update(item.encode() + b"\n")
-    return digest.hexdigest()
-
-
-def _fingerprints(paths: Paths, release_id: str) -> dict[str, str]:
-    path = release_dir(paths, release_id) / FINGERPRINTS
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-
-
-def up_to_date(paths: Paths, release_id: str, step: str, fingerprint: str) -> bool:
-    return _fingerprints(paths, release_id).get(step) == fingerprint
-
-
-def mark_done(paths: Paths, release_id: str, step: str, fingerprint: str) -> None:
-    recorded = _fingerprints(paths, release_id)
-    recorded[step] = fingerprint
-    target = release_dir(paths, release_id) / FINGERPRINTS
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(target) as tmp:
-        tmp.write_text(json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8")
 
 
 @contextmanager
