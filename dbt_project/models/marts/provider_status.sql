@@ -156,8 +156,14 @@ statused as (
             when 'quarterly' then cast(last_delivered_on + interval 3 month as date)
             when 'annual' then cast(last_delivered_on + interval 1 year as date)
         end as next_expected_by,
-        greatest(cast(as_of - last_delivered_on as integer), 0) as days_since_delivery,
-        greatest(cast(as_of - data_through as integer), 0) as days_since_data,
+        -- NULL when nothing was delivered (greatest() skips a NULL: it would say 0 days)
+        case
+            when last_delivered_on is not null
+                then greatest(cast(as_of - last_delivered_on as integer), 0)
+        end as days_since_delivery,
+        case
+            when data_through is not null then greatest(cast(as_of - data_through as integer), 0)
+        end as days_since_data,
         case
             when files_loaded = 0 then 'never_delivered'
             when warn_after_days is null then 'not_scheduled'
