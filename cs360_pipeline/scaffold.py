@@ -13,10 +13,10 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
-from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.settings import PROJECT_DIR, SHIPPED_METRICS, SHIPPED_POLICY
 
-DEMO_POLICY = PROJECT_DIR / "privacy" / "policy.yml"
-DEMO_METRICS = PROJECT_DIR / "metrics"
+DEMO_POLICY = SHIPPED_POLICY
+DEMO_METRICS = SHIPPED_METRICS
 DEMO_SOURCES = PROJECT_DIR / "sources"
 CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,15}$")
 CITY_LINE = re.compile(r"^  city: \{.*\}$", re.MULTILINE)

@@ -24,7 +24,7 @@ from cs360_pipeline.ingest import ingest_dataset
 from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import PRIVACY_DIR, SHIPPED_POLICY
+from cs360_pipeline.settings import SHIPPED_POLICY
 from cs360_pipeline.sql import literal
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER, Deployment, new_deployment
 
@@ -47,7 +47,7 @@ def test_the_demo_city_keeps_chicago_time() -> None:
 
 
 def test_an_unknown_time_zone_names_the_file_and_key(tmp_path: Path) -> None:
-    text = (PRIVACY_DIR / "policy.yml").read_text(encoding="utf-8")
+    text = SHIPPED_POLICY.read_text(encoding="utf-8")
     bad = tmp_path / "policy.yml"
     bad.write_text(text.replace(f"time_zone: {CHICAGO}", "time_zone: Mars/Olympus"), "utf-8")
     with pytest.raises(PolicyError) as error:

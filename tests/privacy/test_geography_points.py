@@ -32,7 +32,7 @@ from cs360_pipeline.ingest.dropfolder import DropFolder
 from cs360_pipeline.privacy.boundaries import derive_beat_tree, place, tree_differences
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.registry.models import Dataset, Points
-from cs360_pipeline.settings import PROJECT_DIR
+from cs360_pipeline.settings import SHIPPED_POLICY
 from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER, Deployment, edit_provider, new_deployment
 
@@ -492,7 +492,7 @@ def points_city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, A
     to_points(deployment, beats)
     for folder in deployment.sources.glob("*/inbox"):
         shutil.copytree(folder, deployment.delivered / folder.parent.name)
-    policy = yaml.safe_load((PROJECT_DIR / "privacy" / "policy.yml").read_text())
+    policy = yaml.safe_load(SHIPPED_POLICY.read_text())
     # Small cells visible, and no level left out for being mostly small: every level compared.
     policy["providers"]["police"] = {"min_cell_size": 2, "max_small_share": 1.0}
     policy["tables"]["zones"] = {"HARBOUR": HARBOUR}

@@ -13,9 +13,9 @@ import yaml
 from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS
 from cs360_pipeline.privacy.levels import level_of, levels_left_out, sparse_levels
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
-from cs360_pipeline.settings import PRIVACY_DIR, SHIPPED_POLICY
+from cs360_pipeline.settings import SHIPPED_POLICY
 
-SHIPPED = PRIVACY_DIR / "policy.yml"
+SHIPPED = SHIPPED_POLICY
 
 
 def write_policy(tmp_path: Path, **changes: object) -> Path:
