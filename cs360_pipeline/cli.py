@@ -154,15 +154,17 @@ def _run_with_progress(
     stage lines still name every warning, failure and where dbt's output is.
     """
     from cs360_pipeline.contracts import validate as contract_rules
+    from cs360_pipeline.defs.run_options import RunOptions
     from cs360_pipeline.defs.transform import DBT_OUTPUT_TAG
     from cs360_pipeline.progress import Progress, is_terminal, own_streams
     from cs360_pipeline.publish import expectations
-    from cs360_pipeline.publish.outputs import FULL_TAG
 
     level = args.log_level if args.verbose else "CRITICAL"
-    run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
-    # --full: rewrite exports, expectations and briefs even when the release is unchanged.
-    tags = {FULL_TAG: "true"} if args.full else {}
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": level}}},
+        **RunOptions.config(full=args.full),  # --full: rebuild kept cells, attack everything
+    }
+    tags = {}
     if not args.verbose:
         tags[DBT_OUTPUT_TAG] = "log"
     with own_streams() as (out, err):

@@ -23,6 +23,7 @@ from cs360_pipeline.defs import (
 )
 from cs360_pipeline.defs.executor import locked_in_process_executor
 from cs360_pipeline.defs.resources import DeploymentResource
+from cs360_pipeline.defs.run_options import RESOURCE_KEY, RunOptions
 from cs360_pipeline.registry import Registry, load_registry
 
 
@@ -53,7 +54,8 @@ def build_definitions(registry: Registry, deployment: DeploymentResource) -> dg.
         # One process, one step at a time, under the deployment's writer lock; every step is
         # given the deployment, built once from settings.
         dg.Definitions(
-            executor=locked_in_process_executor, resources={"deployment": deployment}
+            executor=locked_in_process_executor,
+            resources={"deployment": deployment, RESOURCE_KEY: RunOptions()},
         ),
     )
 

@@ -9,7 +9,7 @@ from cs360_pipeline.catalog.metrics import POPULATION, POPULATION_DATASET, measu
 from cs360_pipeline.defs import contracts
 from cs360_pipeline.defs.ingest import raw_key
 from cs360_pipeline.defs.resources import DeploymentResource
-from cs360_pipeline.defs.run_options import full_refresh
+from cs360_pipeline.defs.run_options import RunOptions
 from cs360_pipeline.faults import fault_point
 from cs360_pipeline.privacy import cells_inputs, fallbacks, placement, vault
 from cs360_pipeline.privacy.boundaries import BOUNDARIES, BOUNDARIES_TABLE, tree_differences
@@ -152,9 +152,9 @@ def _cells_asset(provider: Provider, providers: dict[str, Provider]) -> dg.Asset
         ],
     )
     def _cells(
-        context: dg.AssetExecutionContext, deployment: DeploymentResource
+        context: dg.AssetExecutionContext, deployment: DeploymentResource, run_options: RunOptions
     ) -> dg.MaterializeResult:
-        metadata = _keep_or_build(context, deployment, provider, providers)
+        metadata = _keep_or_build(context, deployment, provider, providers, run_options.full)
         contract = _cells_contract(deployment, key, provider.provider)
         if not contract.passed:
             context.log.error(f"contract broken: {contract.description}")
@@ -168,9 +168,10 @@ def _keep_or_build(
     deployment: DeploymentResource,
     provider: Provider,
     providers: dict[str, Provider],
+    full: bool,
 ) -> dict[str, Any]:
-    """Keep the provider's cells when their inputs are unchanged, else build them; what was done,
-    for the asset's metadata."""
+    """Keep the provider's cells when their inputs are unchanged (unless ``full``), else build
+    them; what was done, for the asset's metadata."""
     paths = deployment.paths.ensure()
     policy = deployment.policy()
     catalog = deployment.catalog(providers)
@@ -181,7 +182,7 @@ def _keep_or_build(
         )
         vault.attach(con, paths)
         kept = cells_inputs.built_from(con, provider.provider, inputs)
-        if kept and not full_refresh(context):
+        if kept and not full:
             context.log.info(
                 f"{provider.provider}: cells kept from the last build (the same files, "
                 "policy and code)"

@@ -13,7 +13,7 @@ import dagster as dg
 from cs360_pipeline.defs import contracts
 from cs360_pipeline.defs.catalog import RELEASE_GROUP
 from cs360_pipeline.defs.resources import DeploymentResource
-from cs360_pipeline.defs.run_options import full_refresh
+from cs360_pipeline.defs.run_options import RunOptions
 from cs360_pipeline.privacy import audit_memo, vault
 from cs360_pipeline.privacy.release_audit import audit_release
 from cs360_pipeline.publish import expectations, outputs
@@ -110,13 +110,15 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
         ),
     )
     def privacy_audit(
-        context: dg.AssetCheckExecutionContext, deployment: DeploymentResource
+        context: dg.AssetCheckExecutionContext,
+        deployment: DeploymentResource,
+        run_options: RunOptions,
     ) -> dg.AssetCheckResult:
         paths = deployment.paths
         policy = deployment.policy()
         with closing(connect(paths.build_db, read_only=True)) as con:
             vault.attach(con, paths, read_only=True)
-            memory = {} if full_refresh(context) else audit_memo.passed_before(con)
+            memory = {} if run_options.full else audit_memo.passed_before(con)
             result = audit_release(
                 con, policy.history.releases_public, list(policy.audiences), policy=policy,
                 memory=memory,

@@ -1,11 +1,20 @@
-"""What a run was asked to do beyond its selection, read from its tags."""
+"""What a run is asked to do beyond its selection: a resource configured per run.
+
+``cs360 refresh --full`` sets it; in the Dagster UI, the Launchpad's ``resources.run_options``
+section does. Sensors and the nightly schedule run with the defaults.
+"""
 
 import dagster as dg
 
-from cs360_pipeline.publish.outputs import FULL_TAG
+RESOURCE_KEY = "run_options"
 
 
-def full_refresh(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> bool:
-    """``cs360 refresh --full`` (or the run tag cs360/full=true in the UI): redo every step,
-    even where its inputs are unchanged."""
-    return context.run.tags.get(FULL_TAG, "").lower() == "true"
+class RunOptions(dg.ConfigurableResource):
+    """Options of one run."""
+
+    full: bool = False  # redo every step, even where its inputs are unchanged
+
+    @staticmethod
+    def config(*, full: bool) -> dict[str, object]:
+        """The run configuration that sets these options."""
+        return {"resources": {RESOURCE_KEY: {"config": {"full": full}}}}

@@ -21,7 +21,6 @@ from pathlib import Path
 from cs360_pipeline.privacy.policy import AUDIENCE_NAME
 from cs360_pipeline.settings import Paths
 
-FULL_TAG = "cs360/full"
 RELEASE_DIR = re.compile(r"^r-[0-9a-f]{12}$")
 
 
