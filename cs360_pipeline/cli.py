@@ -164,9 +164,7 @@ def _run_with_progress(
         "loggers": {"console": {"config": {"log_level": level}}},
         **RunOptions.config(full=args.full),  # --full: rebuild kept cells, attack everything
     }
-    tags = {}
-    if not args.verbose:
-        tags[DBT_OUTPUT_TAG] = "log"
+    tags = {} if args.verbose else {DBT_OUTPUT_TAG: "log"}
     with own_streams() as (out, err):
         progress = Progress(
             out,
@@ -409,7 +407,7 @@ def _report_publication(result: ExecuteInProcessResult, audiences: list[str]) ->
 
 def _releases(args: argparse.Namespace) -> int:
     """List the release log, newest first; with a release id, that release in detail."""
-    from cs360_pipeline.publish import release_log
+    from cs360_pipeline.release import log as release_log
 
     paths = current_paths()
     entries = release_log.read(paths)

@@ -27,7 +27,6 @@ from cs360_pipeline.release.publication import publish_release
 from cs360_pipeline.report.brief import write_brief
 from cs360_pipeline.report.site import write_site
 from cs360_pipeline.settings import EXPECTATIONS_ENV, expectations_enabled
-from cs360_pipeline.sql import connect
 
 MART_KEYS = [dg.AssetKey([MARTS_SCHEMA, t]) for t in PUBLISHED_TABLES]
 GROUP = "publish"
@@ -116,7 +115,7 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     ) -> dg.AssetCheckResult:
         paths = deployment.paths
         policy = deployment.policy()
-        with closing(connect(paths.build_db, read_only=True)) as con:
+        with closing(deployment.connect("shared", read_only=True)) as con:
             vault.attach(con, paths, read_only=True)
             memory = {} if run_options.full else audit_memo.passed_before(con)
             result = audit_release(
@@ -151,9 +150,8 @@ def build_defs(providers: dict[str, Provider]) -> dg.Definitions:
     def release_complete(
         context: dg.AssetCheckExecutionContext, deployment: DeploymentResource
     ) -> dg.AssetCheckResult:
-        paths = deployment.paths
-        with closing(connect(paths.build_db, read_only=True)) as con:
-            result = completeness(con, paths.warehouse_db)
+        with closing(deployment.connect("shared", read_only=True)) as con:
+            result = completeness(con, deployment.paths.warehouse_db)
         for problem in result.problems():  # the run's log says why nothing was published
             context.log.error(f"release_complete: {problem}")
         return dg.AssetCheckResult(
@@ -249,9 +247,7 @@ def after_publication() -> list[dg.AssetsDefinition]:
             "'suppressed' or 'missing', never blank), and the PST's Excel workbook."
         ),
     )
-    def exports(
-        context: dg.AssetExecutionContext, deployment: DeploymentResource
-    ) -> dg.MaterializeResult:
+    def exports(deployment: DeploymentResource) -> dg.MaterializeResult:
         paths = deployment.paths
         release_id = live_release(paths)
         written = []

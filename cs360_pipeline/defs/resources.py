@@ -21,9 +21,6 @@ from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import Paths, current_paths
 from cs360_pipeline.sql import connect
 
-# The zones a step may open, by the name DESIGN.md gives them.
-ZONES = ("restricted", "shared", "published")
-
 
 def _stamp(path: Path) -> tuple[int, int]:
     """What changes when a file is edited: its modification time and size."""
@@ -86,7 +83,7 @@ class DeploymentResource(dg.ConfigurableResource):
             "published": paths.warehouse_db,
         }
         if zone not in databases:
-            raise ValueError(f"unknown zone {zone!r}; the zones are {', '.join(ZONES)}")
+            raise ValueError(f"unknown zone {zone!r}; the zones are {', '.join(databases)}")
         if not read_only:
             paths.ensure()
         return connect(databases[zone], read_only=read_only)

@@ -71,7 +71,9 @@ def test_offset_timestamps_count_in_the_citys_month(
     body = "".join(f"{n},A,{t}\n" for n, t in rows)
     (folder.inbox / "calls_2025_08.csv").write_text("call_number,kind,received_at\n" + body)
 
-    outcomes = ingest_dataset(con, calls_provider(), "calls", folder, log=lambda _: None)
+    outcomes = ingest_dataset(
+        con, calls_provider(), "calls", folder, log=lambda _: None, time_zone=CHICAGO
+    )
 
     assert [o.status for o in outcomes] == ["loaded"]
     got = dict(con.execute("SELECT call_number, received_at FROM police__calls").fetchall())

@@ -23,6 +23,7 @@ from cs360_pipeline.defs.automation import (
     provider_job,
     stable_files,
 )
+from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.registry import Provider, load_providers
 from cs360_pipeline.settings import current_paths
 from tests.conftest import copy_provider_configs
@@ -77,9 +78,12 @@ class Ticker:
     def __init__(self, sensor: dg.SensorDefinition, cursor: str | None = None) -> None:
         self.sensor = sensor
         self.cursor = cursor
+        # The deployment the environment names (the test's folders), as the daemon gives it.
+        self.resources = {"deployment": DeploymentResource.from_settings()}
 
     def tick(self) -> tuple[str | None, list[dg.RunRequest]]:
-        data = self.sensor.evaluate_tick(dg.build_sensor_context(cursor=self.cursor))
+        context = dg.build_sensor_context(cursor=self.cursor, resources=self.resources)
+        data = self.sensor.evaluate_tick(context)
         self.cursor = data.cursor
         return data.skip_message, list(data.run_requests or [])
 
