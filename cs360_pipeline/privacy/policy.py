@@ -79,6 +79,12 @@ ZONE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# A policy written before audiences had a title and under_agreement keeps what its two
+# audiences were given then: the PST under the agreement, the public not.
+EARLIER_AUDIENCES = {
+    "pst": {"title": "Problem-Solving Team", "under_agreement": True},
+    "public": {"title": "Public", "under_agreement": False},
+}
 
 
 class Audience(_Strict):
@@ -271,12 +277,19 @@ class Policy(_Strict):
     def _audiences(self) -> Policy:
         if not self.audiences:
             raise ValueError("audiences: name at least one audience (pst, public)")
-        for name in self.audiences:  # a folder name under data/exports/<release>/ and a value
-            if not AUDIENCE_NAME.fullmatch(name):
+        for name, audience in self.audiences.items():
+            if not AUDIENCE_NAME.fullmatch(name):  # a folder name under exports/ and a value
                 raise ValueError(
                     f"audiences.{name[:40]!r}: an audience's name is lower-case letters, digits "
                     "and _ (at most 32, a letter first)"
                 )
+            earlier = {
+                key: value
+                for key, value in EARLIER_AUDIENCES.get(name, {}).items()
+                if key not in audience.model_fields_set
+            }
+            if earlier:
+                self.audiences[name] = audience.model_copy(update=earlier)
         return self
 
     def rule(self, provider: str, audience: str, metrics: tuple[str, ...] = ()) -> Rule:

@@ -13,6 +13,7 @@ import yaml
 from cs360_pipeline.privacy.lattice import GEO_LEVELS, PERIOD_LEVELS
 from cs360_pipeline.privacy.levels import level_of, levels_left_out, sparse_levels
 from cs360_pipeline.privacy.policy import PolicyError, load_policy
+from cs360_pipeline.publish.audiences import readers
 from cs360_pipeline.settings import SHIPPED_POLICY
 
 SHIPPED = SHIPPED_POLICY
@@ -71,6 +72,19 @@ def test_unknown_names_and_bad_values_fail_with_the_file_and_key(tmp_path: Path)
     (tmp_path / "week.yml").write_text(yaml.safe_dump(raw))
     with pytest.raises(PolicyError, match=r"beat_min_period_level"):
         load_policy(tmp_path / "week.yml")
+
+
+def test_an_earlier_policy_keeps_what_its_audiences_were_given(tmp_path: Path) -> None:
+    """Written before audiences had a title and under_agreement: the PST is still under the
+    agreement and titled as before, the public not; a key the file gives wins."""
+    raw = yaml.safe_load(SHIPPED.read_text())
+    for audience in raw["audiences"].values():
+        audience.pop("title"), audience.pop("under_agreement", None)
+    raw["audiences"]["public"]["title"] = "Residents"
+    (tmp_path / "earlier.yml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "earlier.yml")
+    shown = {r.name: (r.title, r.under_agreement) for r in readers(policy)}
+    assert shown == {"pst": ("Problem-Solving Team", True), "public": ("Residents", False)}
 
 
 def test_audience_tests_agree_in_python_and_sql() -> None:
