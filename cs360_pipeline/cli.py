@@ -60,7 +60,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cs360_pipeline.demo import MONTHLY_DATASETS, generate
+    from cs360_pipeline.demo import MONTHLY_DATASETS, generate, leave_out_delivered
     from cs360_pipeline.scaffold import ScaffoldError, copy_demo_configuration
 
     monthly = sorted({provider for provider, _, _ in MONTHLY_DATASETS})
@@ -88,6 +88,14 @@ def _demo(args: argparse.Namespace) -> int:
     )
     total = sum(summary.files.values())
     print(f"Done: {total} files for {summary.first_month} to {summary.last_month}.")
+    delivered = leave_out_delivered(paths.sources_dir)
+    if delivered == total:
+        print("They were all delivered before, with the same bytes: none was left in the "
+              "inboxes, so a refresh finds nothing new.")  # fmt: skip
+        return 0
+    if delivered:
+        print(f"{delivered} of them were delivered before with the same bytes: left out of the "
+              "inboxes.")  # fmt: skip
     print("Next: `cs360 refresh` ingests them and publishes the warehouse.")
     return 0
 

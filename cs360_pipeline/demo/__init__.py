@@ -134,3 +134,22 @@ def generate(
 
 
 __all__ = ["CITY_CODE", "CITY_NAME", "HOLD_BACK_MONTHS", "DemoSummary", "generate"]
+
+
+def leave_out_delivered(sources_dir: Path) -> int:
+    """Take back every inbox file whose bytes are already kept in its provider's archive (a
+    second `cs360 demo` writes the same files again); how many. A refresh would only record
+    them as duplicates; this way it finds nothing new and says so."""
+    from hashlib import sha256
+
+    from cs360_pipeline.ingest.dropfolder import DropFolder
+
+    taken_back = 0
+    for inbox in sorted(sources_dir.glob("*/inbox")):
+        folder = DropFolder(inbox.parent)
+        for path in sorted(p for p in inbox.iterdir() if p.is_file()):
+            digest = sha256(path.read_bytes()).hexdigest()
+            if folder.archive_path(path.name, digest).is_file():
+                path.unlink()
+                taken_back += 1
+    return taken_back

@@ -7,6 +7,7 @@ csv module or DuckDB, the way ingest will.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -15,7 +16,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from cs360_pipeline.demo import DemoSummary, generate
+from cs360_pipeline.demo import DemoSummary, generate, leave_out_delivered
+from cs360_pipeline.ingest.dropfolder import DropFolder
 
 SEED, SCALE, END_MONTH = 7, 0.05, "2025-06"
 MONTHS = [str(m) for m in np.datetime64(END_MONTH, "M") - np.arange(35, -1, -1)]
@@ -605,3 +607,20 @@ def test_hold_back_stops_a_provider_early_and_leaves_the_rest_unchanged(root: Pa
     assert summary.files["hospital/ed_visits"] == 33
     with pytest.raises(ValueError, match="non-negative"):
         generate(tmp_path / "x", scale=SCALE, end_month=END_MONTH, hold_back={"police": -1})
+
+
+def test_a_second_demo_leaves_out_what_was_delivered(tmp_path: Path) -> None:
+    """Files whose bytes the archive holds are taken back out of the inbox; others stay."""
+    folder = DropFolder(tmp_path / "police")
+    folder.inbox.mkdir(parents=True)
+    folder.archive.mkdir()
+    same = folder.inbox / "calls_2025-01.csv"
+    same.write_bytes(b"call_number\nC1\n")
+    kept = folder.archive_path(same.name, hashlib.sha256(same.read_bytes()).hexdigest())
+    kept.write_bytes(same.read_bytes())
+    revised = folder.inbox / "calls_2025-02.csv"
+    revised.write_bytes(b"call_number\nC2\n")
+    folder.archive_path(revised.name, "0" * 64).write_bytes(b"call_number\nC0\n")
+
+    assert leave_out_delivered(tmp_path) == 1
+    assert not same.exists() and revised.exists() and kept.exists()
