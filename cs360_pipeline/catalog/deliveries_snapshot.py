@@ -1,4 +1,5 @@
-"""The delivery ledger as a file readers open while a refresh runs: ``data/deliveries.parquet``.
+"""The delivery ledger outside the restricted zone: ``shared.deliveries`` (``write_deliveries``)
+and a file readers open while a refresh runs, ``data/deliveries.parquet`` (``write_snapshot``).
 
 The build database is written throughout a refresh, and DuckDB lets nobody open a file another
 process writes, so ``cs360 status --files`` reads this copy instead. It is written beside and

@@ -2,8 +2,9 @@
 
 Built once from settings when the definitions load (``DeploymentResource.from_settings``) and
 injected into every asset, check and sensor that reads or writes the deployment, so no step
-looks up the environment or a default path itself. The policy and the catalog are read and
-validated once per version of their files, however many steps ask for them.
+looks up the environment or a default path itself. The policy is read and validated once per
+version of its file, however many steps ask for it; the catalog is read by each step that asks
+(it is checked against the providers that step is given).
 """
 
 from __future__ import annotations
