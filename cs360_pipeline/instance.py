@@ -30,21 +30,29 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 300
   poll_interval_seconds: 60
+# Dagster's SQLite files under this folder, written through connections kept open while a
+# process runs (cs360_pipeline/instance_storage.py): a refresh writes ~1,000 events.
+storage:
+  custom:
+    module: cs360_pipeline.instance_storage
+    class: LocalStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
 """
-CONFIG_VERSION = "nux:\n  enabled: false"  # a file of ours without it is rewritten
 
 
 def ensure_dagster_home() -> Path:
     """Use ``$DAGSTER_HOME`` if set, else ``<data>/dagster_home``: telemetry and pop-up off.
 
-    A ``dagster.yaml`` this project wrote earlier is brought up to date; one an operator wrote
-    is left alone.
+    A ``dagster.yaml`` this project wrote earlier (its first line says so) is brought up to
+    date; one an operator wrote is left alone.
     """
     home = dagster_home(current_paths())
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     text = config.read_text(encoding="utf-8") if config.exists() else None
-    if text is None or (text.startswith(HEADER) and CONFIG_VERSION not in text):
+    if text is None or (text.startswith(HEADER) and text != DAGSTER_YAML):
         config.write_text(DAGSTER_YAML, encoding="utf-8")
     use_dagster_home(home)
     return home
