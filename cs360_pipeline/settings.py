@@ -187,6 +187,13 @@ def plain_terminal() -> bool:
     return os.environ.get("TERM") == "dumb"
 
 
+def cache_dir() -> Path:
+    """Where this user's deployments keep what any of them can reuse (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``cs360-pipeline``): nothing there is a deployment's data."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cs360-pipeline"
+
+
 def dagster_home(paths: Paths) -> Path:
     """``$DAGSTER_HOME`` if set, else the deployment's ``data/dagster_home``."""
     return Path(os.environ.get(DAGSTER_HOME_ENV) or paths.dagster_home)

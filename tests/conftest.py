@@ -237,6 +237,22 @@ def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[
         instance.dispose()
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The temporary folder every pytest-xdist worker of this run shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Path]:
+    """One cache for this run's deployments (dbt's parses, shared by content), in the run's
+    temporary folder, not the user's: every deployment a test makes uses it."""
+    cache = run_folder(tmp_path_factory, worker_id) / "cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Deployment:
     """The demo city generated, delivered and refreshed once for the whole test run.
@@ -248,9 +264,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Deployment
 
     from cs360_pipeline.demo import generate
 
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        shared = shared.parent  # the folder every worker's own temporary folder is in
+    shared = run_folder(tmp_path_factory, worker_id)
     deployment = new_deployment_at(shared / "demo")
     ready = shared / "demo.ready"
     with FileLock(str(shared / "demo.lock")):
