@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from typing import TYPE_CHECKING, NoReturn
 
+from cs360_pipeline.deployment import Deployment
 from cs360_pipeline.settings import (
     MIN_FREE_ENV,
     Paths,
-    current_paths,
     deployment_dir,
     min_free_bytes,
     use_deployment,
@@ -37,7 +37,7 @@ BUSY = 3
 WIDTH = 100
 
 
-def _init(args: argparse.Namespace) -> int:
+def _init(args: argparse.Namespace, deployment: Deployment) -> int:
     from pathlib import Path
 
     from cs360_pipeline.scaffold import City, ScaffoldError, init_deployment
@@ -59,7 +59,7 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, deployment: Deployment) -> int:
     from cs360_pipeline.demo import MONTHLY_DATASETS, generate, leave_out_delivered
     from cs360_pipeline.scaffold import ScaffoldError, copy_demo_configuration
 
@@ -75,7 +75,7 @@ def _demo(args: argparse.Namespace) -> int:
     except ScaffoldError as exc:
         print(f"cs360 demo: {exc}", file=sys.stderr)
         return USAGE
-    paths = current_paths()
+    paths = deployment.paths
     print(f"Writing demo deliveries into {paths.sources_dir}/<provider>/inbox ...")
     summary = generate(
         paths.sources_dir,
@@ -100,14 +100,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refresh(args: argparse.Namespace) -> int:
+def _refresh(args: argparse.Namespace, deployment: Deployment) -> int:
     from cs360_pipeline.registry import load_registry
 
     if args.full and args.provider:
         print("cs360 refresh: --full refreshes every provider; leave out --provider.",
               file=sys.stderr)  # fmt: skip
         return USAGE
-    paths = current_paths()
+    paths = deployment.paths
     if _no_such_provider("refresh", args.provider, load_registry(paths.sources_dir)):
         return USAGE
     # Loading Dagster, dbt and the definitions takes a while: say what is starting first.
@@ -116,7 +116,7 @@ def _refresh(args: argparse.Namespace) -> int:
     from cs360_pipeline.instance import ensure_dagster_home
     from cs360_pipeline.refresh_lock import RefreshRunning, refresh_lock
 
-    ensure_dagster_home()
+    ensure_dagster_home(paths)
     paths = paths.ensure()
     shortfall = _disk_shortfall(paths)
     if shortfall:
@@ -133,7 +133,7 @@ def _refresh(args: argparse.Namespace) -> int:
             wait_seconds=args.wait,
             on_wait=_say_waiting,
         ) as died:
-            return _refresh_locked(args, paths, run_id, died)
+            return _refresh_locked(args, deployment, run_id, died)
     except RefreshRunning as exc:
         print(f"Refresh not started: {exc}. {_live_words(paths)}", file=sys.stderr)
         return BUSY
@@ -208,17 +208,18 @@ def _say_waiting(holder: Holder | None) -> None:
 
 
 def _refresh_locked(
-    args: argparse.Namespace, paths: Paths, run_id: str, died: Holder | None
+    args: argparse.Namespace, deployment: Deployment, run_id: str, died: Holder | None
 ) -> int:
     """The refresh itself, with the deployment's writer lock held."""
-    stays = None if args.full else _stays_published(args, paths)
+    paths = deployment.paths
+    stays = None if args.full else _stays_published(args, deployment)
     if stays is not None:
         print(f"No new files; release {stays} stays published (the same files, policy and code, "
               "and the scorecard already computed for today). Nothing was run.")  # fmt: skip
         return 0
     from dagster import DagsterInstance
 
-    from cs360_pipeline.definitions import defs, deployment, registry
+    from cs360_pipeline.definitions import defs, registry
     from cs360_pipeline.defs.selection import refresh_selection
     from cs360_pipeline.instance import fail_interrupted_run
     from cs360_pipeline.release.publication import reconcile
@@ -256,7 +257,7 @@ def _refresh_locked(
         code = 1
     else:
         print(f"Published release {after} to {paths.warehouse_db}")
-        code = _report_publication(result, list(policy.audiences))
+        code = _report_publication(result, paths, list(policy.audiences))
     print(summary(times), flush=True)
     from cs360_pipeline.privacy import fallbacks, placement
 
@@ -269,30 +270,28 @@ def _refresh_locked(
     return 1 if registry.problems else code
 
 
-def _stays_published(args: argparse.Namespace, paths: Paths) -> str | None:
+def _stays_published(args: argparse.Namespace, deployment: Deployment) -> str | None:
     """The live release when this refresh would publish it again unchanged (checked before
     Dagster is loaded); None when there is work, or a provider file to report."""
-    from cs360_pipeline.privacy.policy import load_policy
     from cs360_pipeline.registry import load_registry
     from cs360_pipeline.release.unchanged import unchanged_release
 
-    registry = load_registry(paths.sources_dir)
+    registry = load_registry(deployment.paths.sources_dir)
     if registry.problems:
         return None
     names = [args.provider] if args.provider else list(registry.providers)
     providers = [registry.providers[n] for n in names if n in registry.providers]
-    return unchanged_release(paths, providers, load_policy(paths.policy_file))
+    return unchanged_release(deployment.paths, providers, deployment.policy())
 
 
-def _reingest(args: argparse.Namespace) -> int:
+def _reingest(args: argparse.Namespace, deployment: Deployment) -> int:
     """Replay archived files through the current contracts, under the writer lock."""
     from cs360_pipeline.ingest.dropfolder import DropFolder
     from cs360_pipeline.ingest.reingest import ReingestError, reingest
-    from cs360_pipeline.privacy.policy import load_policy
     from cs360_pipeline.refresh_lock import RefreshRunning, refresh_lock
     from cs360_pipeline.registry import load_registry
 
-    paths = current_paths()
+    paths = deployment.paths
     registry = load_registry(paths.sources_dir)
     if _no_such_provider("reingest", args.provider, registry):
         return USAGE
@@ -315,7 +314,7 @@ def _reingest(args: argparse.Namespace) -> int:
                 paths.raw_db,
                 providers,
                 lambda name: DropFolder(paths.provider_dir(name)),
-                load_policy(paths.policy_file).tables.city.time_zone,
+                deployment.policy().tables.city.time_zone,
                 log=lambda line: print(f"  {line}", flush=True),
             )
     except RefreshRunning as exc:
@@ -389,11 +388,10 @@ def _disk_shortfall(paths: Paths) -> str | None:
     )
 
 
-def _report_publication(result: ExecuteInProcessResult, audiences: list[str]) -> int:
+def _report_publication(result: ExecuteInProcessResult, paths: Paths, audiences: list[str]) -> int:
     """Where the brief went, and a non-zero exit when the published tables failed expectations."""
     from cs360_pipeline.publish.outputs import audience_dir
 
-    paths = current_paths()
     release_id = _live_release(paths)
     for audience in audiences:
         brief = audience_dir(paths, release_id, audience) / "brief.html"
@@ -413,11 +411,11 @@ def _report_publication(result: ExecuteInProcessResult, audiences: list[str]) ->
     return 1 if failed else 0
 
 
-def _releases(args: argparse.Namespace) -> int:
+def _releases(args: argparse.Namespace, deployment: Deployment) -> int:
     """List the release log, newest first; with a release id, that release in detail."""
     from cs360_pipeline.release import log as release_log
 
-    paths = current_paths()
+    paths = deployment.paths
     entries = release_log.read(paths)
     if not entries:
         print(f"No release recorded yet ({release_log.log_path(paths)} does not exist).")
@@ -496,7 +494,7 @@ def _file_name(name: str, args: argparse.Namespace) -> str:
     return safe_text(name, limit=1000 if args.wide else 40)
 
 
-def _files(args: argparse.Namespace) -> int:
+def _files(args: argparse.Namespace, deployment: Deployment) -> int:
     """The ingest ledger of the last refresh: every delivered file and what became of it.
 
     Read from the ledger's snapshot file, so it works while a refresh is writing the build.
@@ -504,7 +502,7 @@ def _files(args: argparse.Namespace) -> int:
     from cs360_pipeline.catalog.deliveries_snapshot import snapshot_path
     from cs360_pipeline.sql import connect, literal
 
-    snapshot = snapshot_path(current_paths())
+    snapshot = snapshot_path(deployment.paths)
     if not snapshot.exists():
         print(f"No delivery recorded yet ({snapshot} is written by each refresh).")
         return OK
@@ -559,17 +557,17 @@ NARROW = ("provider", "dataset", "loaded", "quarantine", "delivery", "data to", 
           "severity")  # fmt: skip
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status(args: argparse.Namespace, deployment: Deployment) -> int:
     """Print the delivery scorecard of the published release; the exit code says how it went."""
     from cs360_pipeline.registry import load_registry
     from cs360_pipeline.sql import connect
 
-    paths = current_paths()
+    paths = deployment.paths
     registry = load_registry(paths.sources_dir)
     if _no_such_provider("status", args.provider, registry):
         return USAGE
     if args.files:
-        return _files(args)
+        return _files(args, deployment)
     if not paths.warehouse_db.exists():
         print(f"ERROR: no release published yet ({paths.warehouse_db} does not exist).",
               file=sys.stderr)  # fmt: skip
@@ -742,7 +740,8 @@ class _Version(argparse.Action):
             parser.exit(USAGE, f"cs360: {problem}\n")
         from cs360_pipeline.release.identity import code_version
 
-        print(f"cs360 {version('cs360-pipeline')} (code {code_version(current_paths())})")
+        code = code_version(Deployment.from_settings().paths)
+        print(f"cs360 {version('cs360-pipeline')} (code {code})")
         parser.exit(OK)
 
 
@@ -982,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     from cs360_pipeline.privacy.policy import PolicyError
 
     try:
-        return args.func(args)
+        return args.func(args, Deployment.from_settings())
     except (PolicyError, CatalogError) as exc:  # the message names the file and key
         print(f"cs360 {args.command}: {exc}", file=sys.stderr)
         return USAGE

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cs360_pipeline.settings import current_paths, dagster_home, use_dagster_home
+from cs360_pipeline.settings import Paths, dagster_home, use_dagster_home
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -30,30 +31,40 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 300
   poll_interval_seconds: 60
-# Dagster's SQLite files under this folder, written through connections kept open while a
+# Dagster's SQLite files in this folder, written through connections kept open while a
 # process runs (cs360_pipeline/instance_storage.py): a refresh writes ~1,000 events.
 storage:
   custom:
     module: cs360_pipeline.instance_storage
     class: LocalStorage
     config:
-      base_dir:
-        env: DAGSTER_HOME
+      base_dir: {{home}}
 """
 
 
-def ensure_dagster_home() -> Path:
-    """Use ``$DAGSTER_HOME`` if set, else ``<data>/dagster_home``: telemetry and pop-up off.
+def dagster_yaml(home: Path) -> str:
+    """The ``dagster.yaml`` this project writes into the Dagster home ``home``."""
+    return DAGSTER_YAML.replace("{home}", json.dumps(str(home)))  # a JSON string is YAML
+
+
+def ensure_dagster_home(paths: Paths | None = None) -> Path:
+    """Use ``$DAGSTER_HOME`` if set, else the deployment's ``<data>/dagster_home`` (``paths``,
+    else the deployment settings name): telemetry and pop-up off.
 
     A ``dagster.yaml`` this project wrote earlier (its first line says so) is brought up to
     date; one an operator wrote is left alone.
     """
-    home = dagster_home(current_paths())
+    if paths is None:
+        from cs360_pipeline.deployment import Deployment
+
+        paths = Deployment.from_settings().paths
+    home = dagster_home(paths)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     text = config.read_text(encoding="utf-8") if config.exists() else None
-    if text is None or (text.startswith(HEADER) and text != DAGSTER_YAML):
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    wanted = dagster_yaml(home)  # names the folder: a moved one is rewritten
+    if text is None or (text.startswith(HEADER) and text != wanted):
+        config.write_text(wanted, encoding="utf-8")
     use_dagster_home(home)
     return home
 

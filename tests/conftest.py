@@ -237,24 +237,25 @@ def check_result(deployment: Deployment, asset: list[str], check: str) -> tuple[
         instance.dispose()
 
 
-def run_folder(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """The temporary folder every pytest-xdist worker of this run shares."""
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder every pytest-xdist worker of this run shares (each worker's own
+    temporary folder is inside it), or this run's when it has no workers."""
     base = tmp_path_factory.getbasetemp()
-    return base if worker_id == "master" else base.parent
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session", autouse=True)
-def shared_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Path]:
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One cache for this run's deployments (dbt's parses, shared by content), in the run's
     temporary folder, not the user's: every deployment a test makes uses it."""
-    cache = run_folder(tmp_path_factory, worker_id) / "cache"
+    cache = run_folder(tmp_path_factory) / "cache"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(cache))
         yield cache
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Deployment:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     """The demo city generated, delivered and refreshed once for the whole test run.
 
     Under pytest-xdist the workers share one: the first to need it builds it under a file lock
@@ -264,7 +265,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Deployment
 
     from cs360_pipeline.demo import generate
 
-    shared = run_folder(tmp_path_factory, worker_id)
+    shared = run_folder(tmp_path_factory)
     deployment = new_deployment_at(shared / "demo")
     ready = shared / "demo.ready"
     with FileLock(str(shared / "demo.lock")):

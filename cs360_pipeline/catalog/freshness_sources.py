@@ -18,7 +18,6 @@ from pathlib import Path
 import yaml
 
 from cs360_pipeline.registry import Provider
-from cs360_pipeline.settings import current_paths
 
 RELATIVE_PATH = Path("models/staging/_freshness__sources.yml")  # within a dbt project folder
 SOURCE_NAME = "deliveries_by_dataset"
@@ -87,8 +86,9 @@ def sync(providers: dict[str, Provider], project_dir: Path) -> bool:
 
 def main() -> int:
     from cs360_pipeline.catalog.dbt_workdir import prepare
+    from cs360_pipeline.deployment import Deployment
 
-    print(f"wrote {prepare(current_paths()) / RELATIVE_PATH}")
+    print(f"wrote {prepare(Deployment.from_settings().paths) / RELATIVE_PATH}")
     return 0
 
 

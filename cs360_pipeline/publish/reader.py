@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from cs360_pipeline.settings import current_paths
+from cs360_pipeline.deployment import Deployment
 from cs360_pipeline.sql import connect, literal
 
 CATALOG = "warehouse"
@@ -32,7 +32,7 @@ def open_warehouse(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:
     an analysis; the release itself cannot be changed. Close the connection when done: it keeps
     the file it opened (and so its release) until then.
     """
-    target = Path(path) if path is not None else current_paths().warehouse_db
+    target = Path(path) if path is not None else Deployment.from_settings().paths.warehouse_db
     if not target.is_file():
         raise FileNotFoundError(f"no published warehouse at {target}")
     con = connect(None)  # a new in-memory database of its own, never a cached one

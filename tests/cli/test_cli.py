@@ -121,16 +121,16 @@ def test_the_ui_opens_without_the_community_pop_up(
 ) -> None:
     """The instance's dagster.yaml turns the pop-up off; one this project wrote before is
     brought up to date."""
-    from cs360_pipeline.instance import DAGSTER_YAML, HEADER, ensure_dagster_home
+    from cs360_pipeline.instance import HEADER, dagster_yaml, ensure_dagster_home
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    older = re.sub(r"# No \"Join.*?enabled: false\n", "", DAGSTER_YAML, flags=re.S)
+    older = re.sub(r"# No \"Join.*?enabled: false\n", "", dagster_yaml(home), flags=re.S)
     assert older.startswith(HEADER) and "nux" not in older
     (home / "dagster.yaml").write_text(older, encoding="utf-8")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     ensure_dagster_home()
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == DAGSTER_YAML
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == dagster_yaml(home)
     with dg.DagsterInstance.get() as instance:
         assert instance.nux_enabled is False
         assert instance.telemetry_enabled is False

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from cs360_pipeline.instance import DAGSTER_YAML, ensure_dagster_home
+from cs360_pipeline.instance import dagster_yaml, ensure_dagster_home
 from cs360_pipeline.instance_storage import ENGINES_KEPT, ReusedConnectionEventLogStorage
 
 
@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert ensure_dagster_home() == home
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == DAGSTER_YAML
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == dagster_yaml(home)
     return home
 
 
@@ -49,6 +49,16 @@ def test_runs_read_back_here_and_through_plain_dagster(home: Path) -> None:
         history = storage.get_asset_check_execution_history(key, limit=runs + 1)
         assert len(history) == runs
 
+    # The folder is named in the file: opened by path alone, without $DAGSTER_HOME.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME")
+        by_path = dg.DagsterInstance.from_config(str(home))
+        try:
+            assert isinstance(by_path.event_log_storage, ReusedConnectionEventLogStorage)
+            assert len(by_path.get_runs()) == runs
+        finally:
+            by_path.dispose()
+
     # The same home opened with Dagster's own storage: the same runs and events.
     (home / "plain.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     plain = dg.DagsterInstance.from_config(str(home), config_filename="plain.yaml")
@@ -59,6 +69,17 @@ def test_runs_read_back_here_and_through_plain_dagster(home: Path) -> None:
         assert len(records) == runs
     finally:
         plain.dispose()
+
+
+def test_a_moved_home_is_written_for_its_new_folder(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moved = tmp_path / "moved"
+    home.rename(moved)
+    monkeypatch.setenv("DAGSTER_HOME", str(moved))
+    ensure_dagster_home()
+    assert (moved / "dagster.yaml").read_text(encoding="utf-8") == dagster_yaml(moved)
+    assert str(home) not in dagster_yaml(moved)
 
 
 def test_wiping_the_history_closes_every_engine_first(home: Path) -> None:

@@ -285,7 +285,7 @@ def test_the_instance_queues_runs_one_at_a_time(
     this project wrote before the queue existed is brought up to date, an operator's is not."""
     from dagster import DagsterInstance
 
-    from cs360_pipeline.instance import DAGSTER_YAML, ensure_dagster_home
+    from cs360_pipeline.instance import dagster_yaml, ensure_dagster_home
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -295,7 +295,7 @@ def test_the_instance_queues_runs_one_at_a_time(
     )
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     ensure_dagster_home()
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == DAGSTER_YAML
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == dagster_yaml(home)
     with DagsterInstance.get() as instance:
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
         assert instance.run_monitoring_enabled
