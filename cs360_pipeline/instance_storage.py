@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from dagster._config import StringSource
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -108,11 +106,7 @@ class LocalStorage(DagsterSqliteStorage):
         super(DagsterSqliteStorage, self).__init__()
 
     @classmethod
-    def config_type(cls) -> dict[str, Any]:
-        return {"base_dir": StringSource}
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(  # type: ignore[override]  # the base builds its own class by name
         cls, inst_data: ConfigurableClassData, config_value: dict[str, str]
     ) -> LocalStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
