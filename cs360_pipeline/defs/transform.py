@@ -3,18 +3,17 @@
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
-from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
-from packaging import version
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
+from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
-from cs360_pipeline.catalog import dbt_parses
+from cs360_pipeline.catalog import dbt_in_process, dbt_parses
 from cs360_pipeline.catalog.dbt_workdir import prepare, project_files
 from cs360_pipeline.defs.resources import DeploymentResource
 from cs360_pipeline.release.unchanged import scorecard_date
@@ -62,25 +61,6 @@ def ensure_manifest(dbt_project: DbtProject, deployment: DeploymentResource) -> 
     return manifest
 
 
-class DbtCli(DbtCliResource):
-    """dagster-dbt's dbt command line, without the dbt adapter it opens in this process and
-    without asking the executable its version (two private methods of dagster-dbt 0.29.27).
-
-    dagster-dbt opens an adapter before every build for row counts and column metadata on
-    request; the pipeline asks for neither, and opening it costs about 2 s of every refresh.
-    Without it, dbt's events also stream as they come instead of after the build.
-    """
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
-        return None
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        """The installed dbt-core's version: the executable is its command line. dagster-dbt
-        starts ``dbt --version`` before every build to learn it (~0.5 s)."""
-        return version.parse(metadata.version("dbt-core"))
-
-
 class Translator(DagsterDbtTranslator):
     """Group models by layer (staging, intermediate, marts) so the graph reads left to right."""
 
@@ -92,7 +72,7 @@ class Translator(DagsterDbtTranslator):
 
 
 class _Tee:
-    """A file, and another stream too if given: all dagster-dbt needs (write and flush)."""
+    """A file, and another stream too if given: all dbt's logger needs (write and flush)."""
 
     def __init__(self, file: TextIO, echo: TextIO | None) -> None:
         self.streams = [file] if echo is None else [file, echo]
@@ -109,8 +89,8 @@ class _Tee:
 
 @contextmanager
 def dbt_output(log: Path, echo: bool) -> Iterator[Path]:
-    """dagster-dbt prints dbt's messages on standard output: send them to ``log`` as well, or
-    only there. A person reads that file after a quiet refresh; the UI keeps its own copy."""
+    """dbt prints its messages on standard output: send them to ``log`` as well, or only there.
+    A person reads that file after a quiet refresh; the UI keeps its own copy."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w", encoding="utf-8") as file, redirect_stdout(
         _Tee(file, sys.stdout if echo else None)  # type: ignore[arg-type]
@@ -124,28 +104,50 @@ def build_defs(deployment: DeploymentResource) -> dg.Definitions:
     dbt_dir = prepare(deployment.paths)
     dbt_project = DbtProject(project_dir=dbt_dir, profiles_dir=dbt_dir)
 
+    translator = Translator()
+
     @dbt_assets(
         manifest=ensure_manifest(dbt_project, deployment),
         project=dbt_project,
-        dagster_dbt_translator=Translator(),
+        dagster_dbt_translator=translator,
     )
     def cs360_dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, deployment: DeploymentResource
+        context: dg.AssetExecutionContext, deployment: DeploymentResource
     ) -> Iterator[Any]:
         paths = deployment.paths.ensure()
         # The profile's database is ../build.duckdb from the project's copy: the deployment's
         # build database. dbt's run artefacts go beside it (one folder, overwritten by each run).
         target = paths.build_dir / "dbt_target"
+        # The run's selection of models and tests as dbt arguments, the way dagster-dbt's
+        # command line resource makes them (it reads the manifest from the asset definition).
+        params = get_updated_cli_invocation_params_for_context(
+            context=context, manifest={}, dagster_dbt_translator=translator
+        )
         # Unit tests check the SQL on rows written by hand, not the data: the suite runs them.
-        args = ["build", "--exclude-resource-type", "unit_test", *dbt_vars(deployment)]
+        argv = [*NO_COLOURS, "build", "--exclude-resource-type", "unit_test",
+                *dbt_vars(deployment), *params.selection_args]  # fmt: skip
+        if params.indirect_selection:
+            argv += ["--indirect-selection", params.indirect_selection]
         echo = context.run.tags.get(DBT_OUTPUT_TAG) != "log"
         with dbt_output(paths.dbt_log, echo):
-            yield from dbt.cli(args, context=context, target_path=target).stream()
+            outcome = dbt_in_process.run(dbt_dir, argv, target)
+        for raw in outcome.results:
+            event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+            yield from event.to_default_asset_events(
+                manifest=params.manifest,
+                dagster_dbt_translator=params.dagster_dbt_translator,
+                context=context,
+                target_path=target,
+                project=dbt_project,
+            )
+        if outcome.exception is not None and not isinstance(outcome.exception, Exception):
+            raise outcome.exception  # interrupted: Dagster ends the run as it asked
+        if not outcome.success:
+            errors = outcome.errors or [f"dbt stopped: {outcome.exception!r}"]
+            raise dg.Failure(
+                description="dbt build failed (dbt's output: {}):\n{}".format(
+                    paths.dbt_log, "\n".join(errors)
+                )
+            )
 
-    dbt_resource = DbtCli(
-        project_dir=dbt_project,
-        profiles_dir=str(dbt_dir),
-        dbt_executable=DBT_EXECUTABLE,
-        global_config_flags=NO_COLOURS,
-    )
-    return dg.Definitions(assets=[cs360_dbt_models], resources={"dbt": dbt_resource})
+    return dg.Definitions(assets=[cs360_dbt_models])

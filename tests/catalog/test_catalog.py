@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cs360_pipeline.catalog import dbt_in_process
 from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH, render, sync
 from cs360_pipeline.catalog.metrics import (
     METRICS_DIR,
@@ -32,6 +33,7 @@ from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.publish.warehouse import PUBLISHED_TABLES
 from cs360_pipeline.registry import load_providers
 from cs360_pipeline.settings import PROJECT_DIR, SHIPPED_POLICY
+from cs360_pipeline.sql import connect
 from tests.conftest import BIN, Deployment, new_deployment
 
 PROVIDERS = load_providers(PROJECT_DIR / "sources")
@@ -256,14 +258,54 @@ def dbt_copy(demo: Deployment, folder: Path) -> Path:
     return shutil.copytree(demo.dbt_dir, folder / "dbt_project")
 
 
+AS_OF = ["--vars", '{"as_of": "2026-01-15"}']
+
+
+def test_dbt_in_process_builds_and_leaves_the_build_database_to_the_next_step(
+    demo: Deployment, tmp_path: Path
+) -> None:
+    """The refresh runs dbt in its own process: the results come back node by node, the working
+    directory is restored, and the build database opens afterwards with the pipeline's own
+    settings (dbt-duckdb would keep it open with others, which DuckDB refuses)."""
+    project, before = dbt_copy(demo, tmp_path), Path.cwd()
+    outcome = dbt_in_process.run(
+        project, ["build", "--select", "stg_catalog__datasets", *AS_OF], tmp_path / "target"
+    )
+    assert outcome.success and outcome.exception is None and not outcome.errors
+    infos = [result["data"]["node_info"] for result in outcome.results]
+    assert {info["unique_id"].split(".")[0] for info in infos} == {"model", "test"}
+    assert {info["node_status"] for info in infos} <= {"success", "pass"}
+    assert Path.cwd() == before
+    assert "Completed successfully" in (tmp_path / "target" / "dbt.log").read_text()
+    con = connect(tmp_path / "build.duckdb")
+    try:
+        assert con.execute("SELECT count(*) FROM staging.stg_catalog__datasets").fetchone()[0] > 0
+    finally:
+        con.close()
+
+
+def test_dbt_in_process_reports_a_failing_model_by_name(demo: Deployment, tmp_path: Path) -> None:
+    project = dbt_copy(demo, tmp_path)
+    (project / "models" / "staging" / "stg_broken__things.sql").write_text(
+        "select * from no_such_table\n", encoding="utf-8"
+    )
+    outcome = dbt_in_process.run(
+        project, ["build", "--select", "stg_broken__things", *AS_OF], tmp_path / "target"
+    )
+    assert not outcome.success
+    assert any("stg_broken__things" in error for error in outcome.errors), outcome.errors
+    assert [r["data"]["node_info"]["node_status"] for r in outcome.results] == ["error"]
+    connect(tmp_path / "build.duckdb").close()  # closed after a failure too
+
+
 def test_dbt_unit_tests_of_the_scorecard_and_the_catalog_pass(
     demo: Deployment, tmp_path: Path
 ) -> None:
     """The marts' unit tests (rows worked out by hand, in _marts__models.yml), which refreshes
     leave out: they check the SQL, not a city's data."""
     result = subprocess.run(
-        [str(BIN / "cs360-dbt"), "test", "--select", "test_type:unit",
-         "--vars", '{"as_of": "2026-01-15"}', "--target-path", str(tmp_path / "target")],
+        [str(BIN / "cs360-dbt"), "test", "--select", "test_type:unit", *AS_OF,
+         "--target-path", str(tmp_path / "target")],
         cwd=dbt_copy(demo, tmp_path), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -282,8 +324,7 @@ def test_dbt_docs_generate_offline_with_contracts_on_every_mart(
     target = tmp_path / "docs"
     result = subprocess.run(
         [
-            str(BIN / "cs360-dbt"), "docs", "generate", "--vars", '{"as_of": "2026-01-15"}',
-            "--target-path", str(target),
+            str(BIN / "cs360-dbt"), "docs", "generate", *AS_OF, "--target-path", str(target),
         ],
         cwd=project, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
