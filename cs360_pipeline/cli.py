@@ -11,6 +11,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from cs360_pipeline.deployment import Deployment
@@ -38,8 +39,6 @@ WIDTH = 100
 
 
 def _init(args: argparse.Namespace, deployment: Deployment) -> int:
-    from pathlib import Path
-
     from cs360_pipeline.scaffold import City, ScaffoldError, init_deployment
 
     folder = Path(args.folder).resolve()
@@ -735,7 +734,7 @@ class _Version(argparse.Action):
                  values: object, option_string: str | None = None) -> NoReturn:  # fmt: skip
         from importlib.metadata import version
 
-        problem = _use_deployment(namespace) if namespace.deployment else None
+        problem = _choose_deployment(namespace)
         if problem:
             parser.exit(USAGE, f"cs360: {problem}\n")
         from cs360_pipeline.release.identity import code_version
@@ -972,17 +971,17 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a mistake argparse already reported
         return exc.code if isinstance(exc.code, int) else USAGE
-    if args.deployment:
-        problem = _use_deployment(args)
-        if problem:
-            print(f"cs360: {problem}", file=sys.stderr)
-            return USAGE
+    problem = _choose_deployment(args)
+    if problem:
+        print(f"cs360: {problem}", file=sys.stderr)
+        return USAGE
     from cs360_pipeline.catalog.metrics import CatalogError
     from cs360_pipeline.privacy.policy import PolicyError
+    from cs360_pipeline.registry.loader import RegistryError
 
     try:
         return args.func(args, Deployment.from_settings())
-    except (PolicyError, CatalogError) as exc:  # the message names the file and key
+    except (PolicyError, CatalogError, RegistryError) as exc:  # it names the file and key
         print(f"cs360 {args.command}: {exc}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:
@@ -990,15 +989,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _use_deployment(args: argparse.Namespace) -> str | None:
-    """Point every part of the run at ``--deployment``; why not, if it is no deployment."""
-    from pathlib import Path
-
-    folder = Path(args.deployment).resolve()
+def _choose_deployment(args: argparse.Namespace) -> str | None:
+    """Point every part of the run at ``--deployment``, if given; why not, when the folder chosen
+    (by it or by ``CS360_DEPLOYMENT_DIR``) is no deployment. Every command but ``init`` and
+    ``demo``, which make one, needs its policy."""
+    folder = Path(args.deployment).resolve() if args.deployment else deployment_dir()
     policy = folder / "privacy" / "policy.yml"
-    if getattr(args, "command", None) != "demo" and not policy.is_file():
+    if getattr(args, "command", None) not in ("init", "demo") and not policy.is_file():
         return f"{folder} is not a deployment (no privacy/policy.yml): see `cs360 init --help`"
-    use_deployment(folder)
+    if args.deployment:
+        use_deployment(folder)
     return None
 
 

@@ -20,6 +20,7 @@ from cs360_pipeline.privacy.policy import load_policy
 from cs360_pipeline.publish.audiences import readers
 from cs360_pipeline.settings import PROJECT_DIR, SHIPPED_POLICY, Paths
 from cs360_pipeline.sql import connect
+from tests import launcher
 
 BIN = Path(sys.executable).parent
 DEMO_END_MONTH = "2025-12"
@@ -82,11 +83,9 @@ class Deployment:
     def cs360(
         self, *args: str, check: bool = True, as_of: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+        result = launcher.run(
             [str(BIN / "cs360"), *args],
             env={**self.env, **({"CS360_AS_OF": as_of} if as_of else {})},
-            capture_output=True,
-            text=True,
             timeout=900,
         )
         if check and result.returncode != 0:

@@ -83,13 +83,21 @@ def test_a_mistake_is_one_line_on_stderr_and_exit_code_2(
     assert not (empty / "data").exists()  # nothing ran
 
 
-def test_not_a_deployment_is_a_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_deployment_is_a_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named by ``--deployment`` or by ``CS360_DEPLOYMENT_DIR``, a folder without a policy is
+    one line and exit code 2, not a traceback from whatever reads it first."""
+    expected = f"cs360: {tmp_path} is not a deployment (no privacy/policy.yml): see " \
+               "`cs360 init --help`\n"  # fmt: skip
     for argv in (["--deployment", str(tmp_path), "status"], ["--deployment", str(tmp_path),
                                                             "--version"]):  # fmt: skip
         assert cli.main(argv) == 2
-        err = capsys.readouterr().err
-        assert err == f"cs360: {tmp_path} is not a deployment (no privacy/policy.yml): see " \
-                      "`cs360 init --help`\n"  # fmt: skip
+        assert capsys.readouterr().err == expected
+    monkeypatch.setenv("CS360_DEPLOYMENT_DIR", str(tmp_path))
+    for argv in (["status"], ["refresh"], ["--version"]):
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err == expected
 
 
 def test_version_names_the_package_and_the_code_version(

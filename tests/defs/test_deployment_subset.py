@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
+
+from tests import launcher
 
 pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
 
@@ -35,8 +36,8 @@ def test_a_city_without_hospital_and_survey_refreshes_and_publishes(tmp_path: Pa
     }
 
     def cs360(*args: str, ok: tuple[int, ...] = (0,)) -> str:
-        result = subprocess.run([str(BIN / "cs360"), "--deployment", str(folder), *args],
-                                env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+        result = launcher.run([str(BIN / "cs360"), "--deployment", str(folder), *args],
+                              env=env, timeout=900)  # fmt: skip
         assert result.returncode in ok, f"cs360 {args}: {result.stdout}\n{result.stderr}"
         return result.stdout
 

@@ -38,6 +38,7 @@ import yaml
 
 from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH
 from cs360_pipeline.settings import PROJECT_DIR, Paths
+from tests import launcher
 
 pytestmark = pytest.mark.refreshes(minutes=2)  # of real refreshes: scheduled first
 
@@ -280,8 +281,7 @@ class City:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``cs360`` with these arguments, whatever its exit code."""
-        return subprocess.run([str(BIN / "cs360"), *args], env=self.env, capture_output=True,
-                              text=True, timeout=900)  # fmt: skip
+        return launcher.run([str(BIN / "cs360"), *args], env=self.env, timeout=900)
 
     def cs360(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = self.run(*args)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from cs360_pipeline.demo import generate
 from cs360_pipeline.faults import FAULT_ENV
 from cs360_pipeline.release.log import read as read_log
 from cs360_pipeline.settings import Paths
+from tests import launcher
 from tests.conftest import BIN, Deployment, new_deployment
 
 pytestmark = pytest.mark.refreshes(minutes=4.5)  # of real refreshes: scheduled first
@@ -120,8 +120,8 @@ def test_a_new_scorecard_day_runs_again(refreshed: Deployment) -> None:
     assert str(refreshed.query("SELECT max(as_of) FROM provider_status")[0][0]) == "2026-02-20"
 
 
-def test_a_dropped_file_or_full_runs_again(refreshed: Deployment) -> None:
-    """A file in an inbox is work even when it turns out a duplicate; ``--full`` always runs."""
+def test_a_dropped_file_runs_again(refreshed: Deployment) -> None:
+    """A file in an inbox is work even when it turns out a duplicate."""
     archived = sorted((refreshed.sources / "police" / "archive").glob("*calls_2025-12.csv"))[0]
     shutil.copy(archived, refreshed.sources / "police" / "inbox" / "calls_2025-12.csv")
     runs_before = runs(refreshed)
@@ -132,8 +132,6 @@ def test_a_dropped_file_or_full_runs_again(refreshed: Deployment) -> None:
     assert materialized(refreshed) == {"raw/police/calls", "shared/cells_police"}
     assert "cells kept (inputs unchanged)" in result.stdout, result.stdout
     assert not list((refreshed.sources / "police" / "inbox").iterdir())  # archived as a duplicate
-    result = refreshed.cs360("refresh", "--full")
-    assert "stays published" not in result.stdout and runs(refreshed) == runs_before + 2
 
 
 def test_an_unfinished_output_is_work(refreshed: Deployment, tmp_path: Path) -> None:
@@ -164,9 +162,10 @@ def test_one_new_month_runs_its_provider_only(refreshed: Deployment, tmp_path: P
     assert "police__shots_fired_calls" in attacked
     assert attacked <= {f"police__{m}" for m in CALLS_MEASURES}
     assert EARLIER in lines["police__violent_crimes [pst]"]  # police's incidents: unchanged
-    kept = published(refreshed)
-    result = refreshed.cs360("refresh", "--full")
+    kept, runs_before = published(refreshed), runs(refreshed)
+    result = refreshed.cs360("refresh", "--full")  # nothing new: --full runs all the same
     assert "Files waiting" not in result.stdout  # --full: every step
+    assert "stays published" not in result.stdout and runs(refreshed) == runs_before + 1
     assert {k for k in materialized(refreshed) if k.startswith("shared/")} == {
         f"shared/cells_{p}" for p in ("hospital", "police", "probation", "school", "survey")
     }
@@ -183,13 +182,8 @@ def test_a_kill_before_the_cells_record_their_inputs_rebuilds_them(
     generate(later, seed=3, scale=0.05, end_month="2026-01", months=14)
     shutil.copy(later / "police" / "inbox" / "incidents_2026-01.csv",
                 refreshed.sources / "police" / "inbox" / "incidents_2026-01.csv")  # fmt: skip
-    killed = subprocess.run(
-        [str(BIN / "cs360"), "refresh"],
-        env={**refreshed.env, FAULT_ENV: "cells:built"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    env = {**refreshed.env, FAULT_ENV: "cells:built"}
+    killed = launcher.run([str(BIN / "cs360"), "refresh"], env=env, timeout=900)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert not list((refreshed.sources / "police" / "inbox").iterdir())  # the file was taken
     result = refreshed.cs360("refresh")

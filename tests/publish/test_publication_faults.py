@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import signal
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from cs360_pipeline.demo import generate
 from cs360_pipeline.privacy import vault
 from cs360_pipeline.privacy.audit import audit
 from cs360_pipeline.settings import Paths
+from tests import launcher
 from tests.conftest import BIN, Deployment, new_deployment
 
 pytestmark = pytest.mark.refreshes(minutes=5)  # of real refreshes: scheduled first
@@ -56,15 +56,13 @@ def refresh(deployment: Deployment, fault: str | None = None) -> Run:
 class Run:
     """A subprocess whose output goes to a file, so it never blocks on a full pipe."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, process: launcher.Child, log: Path) -> None:
         self.process, self.log = process, log
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str], root: Path) -> Run:
         log = root / f"run-{time.monotonic_ns()}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        return cls(process, log)
+        return cls(launcher.shared().start(argv, env, log, log), log)
 
     @property
     def pid(self) -> int:
@@ -268,9 +266,7 @@ def test_triggers_at_once_wait_their_turn_or_name_the_running_refresh(
 def test_a_full_disk_stops_before_anything_is_touched(deployment: Deployment) -> None:
     before = live(deployment)
     env = {**deployment.env, "CS360_MIN_FREE_BYTES": str(1 << 60)}
-    result = subprocess.run(
-        [str(BIN / "cs360"), "refresh"], env=env, capture_output=True, text=True, timeout=120
-    )
+    result = launcher.run([str(BIN / "cs360"), "refresh"], env=env, timeout=120)
     assert result.returncode == 1
     assert "Refresh not started: only" in result.stderr
     assert str(deployment.data) in result.stderr

@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from cs360_pipeline.demo import generate
+from tests import launcher
 from tests.conftest import BIN, Deployment, new_deployment
 
 pytestmark = pytest.mark.refreshes(minutes=2.5)  # of real refreshes: scheduled first
@@ -107,12 +108,9 @@ def test_killed_refreshes_leave_the_previous_release_and_the_next_run_recovers(
     before = release_of(published.warehouse)
     deliver_next_month(published, "2025-08")
     for kill_after in (3.0, 8.0, 13.0):
-        refresh = subprocess.Popen(
-            [str(BIN / "cs360"), "refresh"],
-            env=published.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        refresh = launcher.shared().start(
+            [str(BIN / "cs360"), "refresh"], published.env, Path(os.devnull), Path(os.devnull),
+            new_session=True,
         )
         time.sleep(kill_after)
         if refresh.poll() is None:
