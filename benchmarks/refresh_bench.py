@@ -187,7 +187,8 @@ def print_pairs(pairs: list[Pair]) -> tuple[float, float]:
           f"{mb(int(statistics.median(r.peak_rss for _, r, _ in pairs))):>10} "
           f"{memory_ratio:5.2f}x")  # fmt: skip
     print("(peak RSS: ru_maxrss from os.wait4, the largest single process of the child's tree, "
-          "dbt's subprocess included; load 1m: plain/refresh at their start)")  # fmt: skip
+          "dbt included, which runs in the refresh's process; load 1m: plain/refresh at their "
+          "start)")  # fmt: skip
     return time_ratio, memory_ratio
 
 
