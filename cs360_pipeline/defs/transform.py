@@ -1,4 +1,10 @@
-"""dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks."""
+"""dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests become checks.
+
+dbt runs in this process (``catalog/dbt_in_process.py``). Two helpers of dagster-dbt 0.29.27,
+outside its public API, do what its command-line resource does around a dbt process: the run's
+selection as dbt arguments (``get_updated_cli_invocation_params_for_context``) and a node's
+result as Dagster events (``DbtCoreCliEventMessage``), so assets and checks stay as they were.
+"""
 
 import json
 import subprocess
