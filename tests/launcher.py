@@ -132,12 +132,12 @@ def launcher_main() -> None:
 class Child:
     """A command the launcher started: what the tests use of ``subprocess.Popen``."""
 
-    def __init__(self, launcher: Launcher, pid: int) -> None:
-        self.launcher, self.pid = launcher, pid
+    def __init__(self, launcher: Launcher, request_id: int, pid: int) -> None:
+        self.launcher, self.request_id, self.pid = launcher, request_id, pid
 
     @property
     def returncode(self) -> int | None:
-        return self.launcher.exits.get(self.pid)
+        return self.launcher.exits.get(self.request_id)
 
     def poll(self) -> int | None:
         return self.returncode
@@ -145,10 +145,10 @@ class Child:
     def wait(self, timeout: float | None = None) -> int:
         with self.launcher.changed:
             if not self.launcher.changed.wait_for(
-                lambda: self.pid in self.launcher.exits, timeout=timeout
+                lambda: self.request_id in self.launcher.exits, timeout=timeout
             ):
                 raise subprocess.TimeoutExpired(f"cs360 (pid {self.pid})", timeout or 0)
-        return self.launcher.exits[self.pid]
+        return self.launcher.exits[self.request_id]
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
@@ -169,7 +169,10 @@ class Launcher:
             stdout=subprocess.PIPE,
         )
         self.changed = threading.Condition()
+        # By request: process ids come round again (pid_max is often 32768), so a pid names a
+        # command only while it runs. The launcher reports an exit before it forks again.
         self.pids: dict[int, int] = {}
+        self.running: dict[int, int] = {}  # pid -> request, while it runs
         self.exits: dict[int, int] = {}
         self.next_id = 0
         self.output = Path(tempfile.mkdtemp(prefix="cs360-commands-"))
@@ -179,13 +182,17 @@ class Launcher:
     def _listen(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            message = json.loads(line)
-            with self.changed:
-                if "id" in message:
-                    self.pids[message["id"]] = message["pid"]
-                else:
-                    self.exits[message["pid"]] = message["exit"]
-                self.changed.notify_all()
+            self.record(json.loads(line))
+
+    def record(self, message: dict[str, int]) -> None:
+        """Take in one line of the launcher's: a command forked, or a command ended."""
+        with self.changed:
+            if "id" in message:
+                self.pids[message["id"]] = message["pid"]
+                self.running[message["pid"]] = message["id"]
+            else:
+                self.exits[self.running.pop(message["pid"])] = message["exit"]
+            self.changed.notify_all()
 
     def start(
         self, argv: list[str], env: dict[str, str], out: Path, err: Path, new_session: bool = False
@@ -202,7 +209,7 @@ class Launcher:
             self.process.stdin.flush()
             if not self.changed.wait_for(lambda: request_id in self.pids, timeout=60):
                 raise RuntimeError("the cs360 launcher did not start the command")
-            return Child(self, self.pids[request_id])
+            return Child(self, request_id, self.pids[request_id])
 
     def close(self) -> None:
         if self.process.stdin is not None:

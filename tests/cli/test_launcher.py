@@ -36,3 +36,19 @@ def test_each_launched_command_has_its_own_environment(tmp_path: Path) -> None:
         result = launcher.run([str(BIN / "cs360"), "status"], env=env, timeout=120)
         assert result.returncode == 2
         assert result.stderr.startswith(f"cs360: {folder} is not a deployment"), result.stderr
+
+
+def test_a_process_id_used_again_names_the_new_command() -> None:
+    """Process ids come round again: the exit of an earlier command with the same pid is not
+    the new command's (the launcher reports an exit before it forks again)."""
+    shared = launcher.shared()
+    pid = 10**9  # no real process has it
+    ids = [shared.next_id + 1, shared.next_id + 2]
+    shared.next_id += 2
+    shared.record({"id": ids[0], "pid": pid})
+    shared.record({"pid": pid, "exit": 1})
+    shared.record({"id": ids[1], "pid": pid})
+    earlier, later = (launcher.Child(shared, i, pid) for i in ids)
+    assert (earlier.returncode, later.returncode) == (1, None)
+    shared.record({"pid": pid, "exit": 0})
+    assert later.wait(timeout=1) == 0
