@@ -50,17 +50,13 @@ def _working_directory(folder: Path) -> Iterator[None]:
 
 
 def _close_database() -> None:
-    """Close the DuckDB database dbt-duckdb keeps open for the process (see the docstring), and
-    drop dbt's adapter with the connections and cursors it holds, which would otherwise live
-    until the process ends."""
+    """Close the DuckDB database dbt-duckdb keeps open for the process (see the docstring)."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    from dbt.adapters.factory import reset_adapters
 
     environment = DuckDBConnectionManager._ENV
     if environment is not None:
         environment.close()
     DuckDBConnectionManager.close_all_connections()
-    reset_adapters()
 
 
 def run(project_dir: Path, argv: Sequence[str], target_path: Path) -> Outcome:

@@ -16,7 +16,6 @@ measure already aggregates, and its condition is walked by the same rules.
 
 from __future__ import annotations
 
-import atexit
 import json
 import threading
 from dataclasses import dataclass
@@ -152,20 +151,9 @@ def _parse(sql: str) -> dict[str, Any]:
     with _parser_lock:
         if _parser is None:
             _parser = duckdb.connect(":memory:")
-            atexit.register(_close_parser)
         row = _parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
     assert row is not None
     return json.loads(row[0])
-
-
-def _close_parser() -> None:
-    """Free the parsing connection before the interpreter tears DuckDB's module down: one still
-    alive then is reported by DuckDB's bindings as a leak on standard error."""
-    global _parser
-    with _parser_lock:
-        if _parser is not None:
-            _parser.close()
-            _parser = None
 
 
 def excerpt(text: str, limit: int = 40) -> str:
