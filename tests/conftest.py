@@ -174,13 +174,18 @@ def new_deployment(root: Path) -> Deployment:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules marked ``refreshes`` first, the longest first (``minutes``, their rough length on
-    two cores; 1 when not given), then the rest, each in file order. The two workers take whole
-    modules in this order, so no long module starts last and runs alone at the end."""
+    """The first module that reads the shared demo, then the modules marked ``refreshes``, the
+    longest first (``minutes``, their rough length on two cores; 1 when not given), then the
+    rest, each in file order. The two workers take whole modules in this order: one builds the
+    demo while the other starts the longest module, so no worker waits for the demo, and no long
+    module starts last and runs alone at the end."""
+    demo_first = next((item.path for item in items if "demo" in item.fixturenames), None)
 
     def order(item: pytest.Item) -> tuple[int, float]:
+        if item.path == demo_first:
+            return (0, 0.0)
         marker = item.get_closest_marker("refreshes")
-        return (1, 0.0) if marker is None else (0, -float(marker.kwargs.get("minutes", 1)))
+        return (2, 0.0) if marker is None else (1, -float(marker.kwargs.get("minutes", 1)))
 
     items.sort(key=order)
 

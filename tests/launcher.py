@@ -1,13 +1,16 @@
 """``cs360`` commands for the tests, started from one Python that has the libraries loaded.
 
-Every ``cs360 refresh`` spends about 3 s importing Dagster, dbt, DuckDB, pandera and pyarrow
-before it does any work, and the suite starts some seventy of them. A launcher process (one per
-test worker) imports those libraries once and forks a child for each command. The child is the
-command: it takes the command's environment, working directory and arguments, calls the entry
-point of the installed script it names (``cs360_pipeline.cli:main`` for ``cs360``) and exits the
-way the script does, with its own process id, exit code and signals. A test waits for it, kills
-it and reads its output as it would the script's. Nothing of the pipeline is loaded before the
-fork (its definitions depend on the deployment), and tests/cli/ compares the two.
+Every ``cs360 refresh`` spends some 7 s before and during its steps on work that is the same
+in every process: importing Dagster, dbt, DuckDB, pandera, SciPy and the pipeline's own modules,
+and dbt building its serializers and schemas on first use. The suite starts some seventy of
+them. A launcher process (one per test worker) does that work once, and forks a child for each
+command: it imports the libraries and the pipeline's modules, and parses a scratch copy of the
+dbt project twice. The child is the command: it takes the command's environment, working
+directory and arguments, calls the entry point of the installed script it names
+(``cs360_pipeline.cli:run`` for ``cs360``) and exits the way the script does, with its own
+process id, exit code and signals. A test waits for it, kills it and reads its output as it
+would the script's. The pipeline's definitions are not loaded before the fork (they depend on
+the deployment), and tests/cli/ compares the launcher with the script.
 
 Run as ``python -m tests.launcher`` it is the launcher: one JSON request per line on standard
 input, one JSON line per fork (``id``, ``pid``) and per exit (``pid``, ``exit``) on its output.
@@ -16,6 +19,7 @@ input, one JSON line per fork (``id``, ``pid``) and per exit (``pid``, ``exit``)
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -43,8 +47,12 @@ PRELOAD = (
     "pyarrow",
     "jinja2",
     "openpyxl",
-    "cs360_pipeline.cli",
+    "dagster._core.storage.sqlite_storage",
+    "dbt.adapters.duckdb",
+    "dbt.task.build",
 )
+# cs360_pipeline.definitions builds the deployment's definitions from settings when imported.
+READS_THE_DEPLOYMENT = {"cs360_pipeline.definitions"}
 
 
 # -- the launcher process ---------------------------------------------------------------------
@@ -118,9 +126,50 @@ def become(request: dict[str, Any]) -> None:
     sys.exit(script.load()())
 
 
-def launcher_main() -> None:
+def preload() -> None:
+    """The libraries, then every module of the pipeline but those that read the deployment."""
+    import pkgutil
+
+    import cs360_pipeline
+
     for module in PRELOAD:
         __import__(module)
+    for info in pkgutil.walk_packages(cs360_pipeline.__path__, "cs360_pipeline."):
+        if info.name not in READS_THE_DEPLOYMENT:
+            __import__(info.name)
+
+
+def warm_dbt() -> None:
+    """Parse a scratch copy of the dbt project twice (the second reads the first's parse), so
+    the commands start with dbt's serializers and schemas built. Nothing of it is kept.
+
+    Without dbt's static parser: it is a Rust library whose worker threads do not survive a
+    fork (a child's parse then waits for them forever). The children load it themselves."""
+    from cs360_pipeline.catalog import dbt_in_process
+
+    with tempfile.TemporaryDirectory(prefix="cs360-launcher-") as scratch:
+        project = Path(scratch) / "build" / "dbt_project"
+        leave_out = shutil.ignore_patterns("target", "logs", "dbt_packages")
+        shutil.copytree(PROJECT_DIR / "dbt_project", project, ignore=leave_out)
+        argv = ["parse", "--no-static-parser", "--vars", json.dumps({"as_of": "2025-01-31"})]
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            for _ in range(2):
+                outcome = dbt_in_process.run(project, argv, Path(scratch) / "target")
+                if not outcome.success:
+                    raise RuntimeError(f"dbt parse of the scratch project failed: {outcome.errors}")
+
+
+def _threads() -> int:
+    """The process's threads, native ones included (a library's pool is not in ``threading``)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def launcher_main() -> None:
+    preload()  # BLAS and DuckDB's allocator start threads of their own, made to survive a fork
+    imported = _threads()
+    warm_dbt()
+    if threading.active_count() != 1 or _threads() != imported:
+        raise RuntimeError("warming dbt left threads running: the launcher cannot fork safely")
     request = serve()
     if request is not None:
         become(request)

@@ -28,6 +28,7 @@ from pydantic import (
 from cs360_pipeline.privacy.policy import Policy
 from cs360_pipeline.registry import Provider
 from cs360_pipeline.settings import SHIPPED_METRICS
+from cs360_pipeline.yaml_text import parse_yaml
 
 METRICS_DIR = SHIPPED_METRICS  # the demo city's catalog
 SCALE = {"count": 1, "minutes": 1, "percent": 100, "rate_per_1000": 1000}
@@ -237,7 +238,7 @@ def load_catalog(providers: dict[str, Provider], directory: Path) -> Catalog:
     parts: list[tuple[Path, Catalog]] = []
     for path in files:
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = parse_yaml(path.read_text(encoding="utf-8"))
             part = Catalog.model_validate(raw if raw is not None else {})
         except (OSError, yaml.YAMLError) as exc:
             raise CatalogError(f"{path}: cannot read: {exc}") from exc

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from cs360_pipeline.yaml_text import parse_yaml
+
 BAND = re.compile(r"^(\d+)(?:-(\d+)|\+)$")
 
 
@@ -325,7 +327,7 @@ def load_policy(path: Path) -> Policy:
     """The policy file, validated (a message naming the file and key when it is not valid)."""
     try:
         text = path.read_bytes()
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text)
         return Policy.model_validate({**raw, "sha256": hashlib.sha256(text).hexdigest()})
     except (OSError, yaml.YAMLError, TypeError) as exc:
         raise PolicyError(f"{path}: cannot read the privacy policy: {exc}") from exc

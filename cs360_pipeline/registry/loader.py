@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from cs360_pipeline.registry import last_valid
 from cs360_pipeline.registry.expressions import ExpressionRefused
 from cs360_pipeline.registry.models import Provider
+from cs360_pipeline.yaml_text import parse_yaml
 
 PROVIDER_FILES = "*/provider.yml"
 
@@ -83,7 +84,7 @@ def _read(path: Path) -> tuple[Provider, str]:
     """The provider of one file and the file's text."""
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise _Broken(f"cannot read provider file: {exc}") from exc
     if not isinstance(raw, dict):

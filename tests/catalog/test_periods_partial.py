@@ -28,7 +28,7 @@ from cs360_pipeline.settings import SHIPPED_POLICY
 from cs360_pipeline.sql import literal
 from tests.conftest import CALLS_DATASET, TEST_PROVIDER_HEADER, Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=0.5)  # of real refreshes: scheduled first
 
 CHICAGO = "America/Chicago"
 

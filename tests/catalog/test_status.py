@@ -33,7 +33,7 @@ import yaml
 from cs360_pipeline.demo import generate
 from tests.conftest import BIN, Deployment, check_result, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=1)  # of real refreshes: scheduled first
 
 AS_OF = "2026-01-15"
 LATER_DAYS = 72

@@ -29,7 +29,7 @@ from cs360_pipeline.release.identity import code_version
 from cs360_pipeline.settings import PROJECT_DIR, current_paths
 from tests.conftest import Deployment, check_result, copy_provider_configs, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=1.2)  # of real refreshes: scheduled first
 
 NIGHTLY = PROJECT_DIR / "deploy" / "cs360-nightly.sh"
 BAD_TIME = "31/02/2025 25:00"  # a value no export may ever show in a message

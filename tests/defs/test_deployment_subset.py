@@ -19,7 +19,7 @@ import yaml
 
 from tests import launcher
 
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=0.5)  # of real refreshes: scheduled first
 
 BIN = Path(sys.executable).parent
 GONE = ("hospital", "survey")

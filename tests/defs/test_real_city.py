@@ -40,7 +40,7 @@ from cs360_pipeline.catalog.freshness_sources import RELATIVE_PATH
 from cs360_pipeline.settings import PROJECT_DIR, Paths
 from tests import launcher
 
-pytestmark = pytest.mark.refreshes(minutes=2)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=1.1)  # of real refreshes: scheduled first
 
 BIN = Path(sys.executable).parent
 BEATS = {"Z1": "NORTH", "Z2": "NORTH", "Z3": "SOUTH", "Z4": "SOUTH"}

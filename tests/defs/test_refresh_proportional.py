@@ -26,7 +26,7 @@ from cs360_pipeline.settings import Paths
 from tests import launcher
 from tests.conftest import BIN, Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=4.5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=2.3)  # of real refreshes: scheduled first
 
 STAYS = "No new files; release {} stays published"
 EARLIER = "passed an earlier audit"

@@ -36,7 +36,7 @@ from cs360_pipeline.settings import SHIPPED_POLICY
 from cs360_pipeline.sql import connect
 from tests.conftest import TEST_PROVIDER_HEADER, Deployment, edit_provider, new_deployment
 
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=0.6)  # of real refreshes: scheduled first
 
 S = 0.0625  # one grid step in degrees: a binary fraction, so edges are exact in floating point
 LON0, LAT0 = -90.0, 40.0

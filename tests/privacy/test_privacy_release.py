@@ -21,7 +21,7 @@ from cs360_pipeline.registry import load_providers
 from cs360_pipeline.settings import SHIPPED_POLICY, Paths
 from tests.conftest import Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=0.7)  # of real refreshes: scheduled first
 
 SCALE, END, MONTHS = 0.3, "2025-06", 6
 

@@ -18,7 +18,7 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import DELIVERED_FILES, Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes  # minutes of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=0.5)  # of real refreshes: scheduled first
 
 SEED = 23
 K = 10  # the policy's smallest publishable count for the police counts checked here

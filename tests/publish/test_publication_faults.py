@@ -27,7 +27,7 @@ from cs360_pipeline.settings import Paths
 from tests import launcher
 from tests.conftest import BIN, Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=2.5)  # of real refreshes: scheduled first
 
 # Each step boundary, and what the refresh after a kill there must say it recovered.
 RECOVERED = {

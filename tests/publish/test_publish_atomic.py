@@ -21,7 +21,7 @@ from cs360_pipeline.demo import generate
 from tests import launcher
 from tests.conftest import BIN, Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=2.5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
 
 READER = """
 import json, sys, time, duckdb

@@ -18,7 +18,7 @@ import pytest
 from cs360_pipeline.demo import generate
 from tests.conftest import Deployment, new_deployment
 
-pytestmark = pytest.mark.refreshes(minutes=2)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=1.1)  # of real refreshes: scheduled first
 
 
 def current_release(deployment: Deployment) -> str:

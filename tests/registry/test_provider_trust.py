@@ -39,7 +39,7 @@ EXFILTRATE = (
     f"TO '{STOLEN}'; SELECT (1"
 )
 
-pytestmark = pytest.mark.refreshes(minutes=1.5)  # of real refreshes: scheduled first
+pytestmark = pytest.mark.refreshes(minutes=1)  # of real refreshes: scheduled first
 
 
 # -- what the project itself writes is accepted ------------------------------------------------
