@@ -169,7 +169,8 @@ def launcher_main() -> None:
     imported = _threads()
     warm_dbt()
     if threading.active_count() != 1 or _threads() != imported:
-        raise RuntimeError("warming dbt left threads running: the launcher cannot fork safely")
+        started = "a Python thread" if threading.active_count() != 1 else "warming dbt"
+        raise RuntimeError(f"{started} left threads running: the launcher cannot fork safely")
     request = serve()
     if request is not None:
         become(request)
